@@ -1,0 +1,154 @@
+/**
+ * A small command framework over node:util parseArgs: groups of commands,
+ * generated --help, and meaningful exit codes.
+ *
+ * Exit codes: 0 success; 1 the operation failed (message on stderr);
+ * 2 usage error (unknown command, bad flag, missing argument).
+ */
+import { parseArgs } from "node:util";
+
+export const EXIT_OK = 0;
+export const EXIT_FAILURE = 1;
+export const EXIT_USAGE = 2;
+
+/** A mistake in how the command was invoked: exit code 2. */
+export class UsageError extends Error {
+  override name = "UsageError";
+}
+
+/** The operation could not be done; `message` says what and what to do. Exit code 1 unless given. */
+export class CliError extends Error {
+  override name = "CliError";
+  constructor(message: string, readonly exitCode = EXIT_FAILURE) {
+    super(message);
+  }
+}
+
+export interface OptionSpec {
+  type: "string" | "boolean";
+  short?: string;
+  multiple?: boolean;
+  /** Shown in --help. */
+  help: string;
+  /** Placeholder for the value in --help, e.g. "DIR". */
+  value?: string;
+  default?: string | boolean;
+}
+
+export type Values = Record<string, string | boolean | string[] | undefined>;
+
+export interface Command {
+  name: string;
+  summary: string;
+  /** Usage line after `shoal <group> <name>`, e.g. "--dir DIR [--json]". */
+  usage: string;
+  /** Longer description for --help. */
+  description?: string;
+  options: Record<string, OptionSpec>;
+  /** Names of positional arguments: "NAME" required, "[NAME]" optional, "NAME..." many. */
+  positionals?: string[];
+  run(ctx: CommandContext): Promise<number | void>;
+}
+
+export interface CommandContext {
+  values: Values;
+  positionals: string[];
+  /** Write a line to stdout. */
+  out(line: string): void;
+  /** Write a line to stderr (progress, notes). */
+  err(line: string): void;
+  /** Whether stderr is a terminal (for progress displays). */
+  isTty: boolean;
+}
+
+export interface Group {
+  name: string;
+  summary: string;
+  commands: Command[];
+}
+
+/** The common `--dir DIR` / `-d DIR` option. */
+export const DIR_OPTION: OptionSpec = {
+  type: "string",
+  short: "d",
+  value: "DIR",
+  help: "node directory to act on",
+};
+
+export const JSON_OPTION: OptionSpec = { type: "boolean", help: "print machine-readable JSON" };
+
+export function requireString(values: Values, name: string): string {
+  const v = values[name];
+  if (typeof v !== "string" || v === "") throw new UsageError(`missing required option --${name}`);
+  return v;
+}
+
+export function optionalString(values: Values, name: string): string | undefined {
+  const v = values[name];
+  return typeof v === "string" ? v : undefined;
+}
+
+export function stringList(values: Values, name: string): string[] {
+  const v = values[name];
+  if (v === undefined) return [];
+  return Array.isArray(v) ? v : [String(v)];
+}
+
+export function commandHelp(prefix: string, cmd: Command): string {
+  const lines = [`Usage: ${prefix} ${cmd.name} ${cmd.usage}`.trimEnd(), "", cmd.summary];
+  if (cmd.description) lines.push("", cmd.description.trim());
+  const opts = Object.entries(cmd.options);
+  if (opts.length) {
+    lines.push("", "Options:");
+    const rows = opts.map(([name, o]) => {
+      const flag = `${o.short ? `-${o.short}, ` : "    "}--${name}${o.type === "string" ? ` ${o.value ?? "VALUE"}` : ""}`;
+      return [flag, o.help + (o.multiple ? " (repeatable)" : "")];
+    });
+    rows.push(["    --help", "show this help"]);
+    const w = Math.max(...rows.map((r) => r[0].length));
+    for (const [f, h] of rows) lines.push(`  ${f.padEnd(w)}  ${h}`);
+  }
+  return lines.join("\n");
+}
+
+export function groupHelp(prefix: string, group: Group): string {
+  const w = Math.max(...group.commands.map((c) => c.name.length));
+  return [
+    `Usage: ${prefix} <command> [options]`,
+    "",
+    group.summary,
+    "",
+    "Commands:",
+    ...group.commands.map((c) => `  ${c.name.padEnd(w)}  ${c.summary}`),
+    "",
+    `Run '${prefix} <command> --help' for a command's options.`,
+  ].join("\n");
+}
+
+/** Parse argv for one command; throws UsageError on bad flags or arguments. */
+export function parseCommandArgs(cmd: Command, argv: string[]): { values: Values; positionals: string[]; help: boolean } {
+  const options: Record<string, { type: "string" | "boolean"; short?: string; multiple?: boolean; default?: string | boolean }> = {
+    help: { type: "boolean", short: "h" },
+  };
+  for (const [name, o] of Object.entries(cmd.options)) {
+    options[name] = { type: o.type, short: o.short, multiple: o.multiple, default: o.default };
+  }
+  let parsed;
+  try {
+    parsed = parseArgs({ args: argv, options, allowPositionals: true, strict: true });
+  } catch (e) {
+    throw new UsageError((e as Error).message.replace(/\. To specify a positional.*$/s, ""));
+  }
+  const values = parsed.values as Values;
+  if (values.help) return { values, positionals: parsed.positionals, help: true };
+  const specs = cmd.positionals ?? [];
+  const required = specs.filter((p) => !p.startsWith("[") && !p.endsWith("...")).length;
+  const variadic = specs.some((p) => p.endsWith("..."));
+  if (parsed.positionals.length < required) {
+    throw new UsageError(`missing argument ${specs[parsed.positionals.length]}`);
+  }
+  if (!variadic && parsed.positionals.length > specs.length) {
+    throw new UsageError(`too many arguments: expected at most ${specs.length}`);
+  }
+  return { values, positionals: parsed.positionals, help: false };
+}

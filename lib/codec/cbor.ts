@@ -1,0 +1,37 @@
+/**
+ * CBOR (RFC 8949) through the `cborg` library, in a strict profile: definite
+ * lengths, no `undefined`, no duplicate map keys, no tags, and a size limit on
+ * input. Byte strings come back as `Uint8Array`; maps with string keys come
+ * back as plain objects.
+ */
+import { decode, encode } from "cborg";
+
+/** Raised for input that is not well-formed CBOR in Shoal's profile. */
+export class CborError extends SyntaxError {
+  override name = "CborError";
+}
+
+export function encodeCbor(value: unknown): Uint8Array {
+  return encode(value);
+}
+
+const DECODE_OPTIONS = {
+  strict: true,
+  allowUndefined: false,
+  allowIndefinite: false,
+  allowNaN: false,
+  allowInfinity: false,
+  rejectDuplicateMapKeys: true,
+  useMaps: false,
+};
+
+/** Decode exactly one CBOR item filling `bytes` entirely. */
+export function decodeCbor(bytes: Uint8Array, maxBytes = 64 * 1024 * 1024): unknown {
+  if (bytes.length > maxBytes) throw new CborError(`CBOR input of ${bytes.length} bytes exceeds ${maxBytes}`);
+  if (bytes.length === 0) throw new CborError("empty CBOR input");
+  try {
+    return decode(bytes, DECODE_OPTIONS);
+  } catch (e) {
+    throw new CborError(`malformed CBOR: ${(e as Error).message}`);
+  }
+}

@@ -1,0 +1,7 @@
+#!/usr/bin/env -S deno run -A
+/** The `shoal` program: one binary, subcommands per role. */
+import { runCli } from "./lib/cli/mod.ts";
+
+if (import.meta.main) {
+  Deno.exit(await runCli(Deno.args));
+}
