@@ -1,4 +1,5 @@
-/** Pure codecs: bytes helpers, base32, CBOR. No I/O. */
+/** Pure codecs: bytes helpers, base32, CBOR, erasure coding. No I/O. */
 export * from "./bytes.ts";
 export * from "./base32.ts";
 export * from "./cbor.ts";
+export * from "./erasure.ts";

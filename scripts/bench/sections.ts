@@ -1,8 +1,10 @@
 /** Benchmark sections, in the order `deno task bench` runs them. */
+import { section as erasure } from "./erasure.ts";
+
 export interface BenchSection {
   name: string;
   title: string;
   run(): Promise<void>;
 }
 
-export const sections: BenchSection[] = [];
+export const sections: BenchSection[] = [erasure];
