@@ -12,7 +12,8 @@ import {
 } from "./command.ts";
 import { GROUPS, TOP_COMMANDS } from "./registry.ts";
 
-export const VERSION = "0.1.0";
+import { VERSION } from "../version.ts";
+export { VERSION };
 
 function topHelp(): string {
   const rows: [string, string][] = [

@@ -1,3 +1,199 @@
-import type { Command } from "./command.ts";
+import { base32Encode } from "../codec/mod.ts";
+import {
+  addAnnouncement,
+  createOperator,
+  introductionText,
+  loadOperator,
+  maintain,
+  type OperatorNode,
+  readGsd,
+  removeAnnouncement,
+} from "../roles/operator/mod.ts";
+import {
+  type Command,
+  DIR_OPTION,
+  JSON_OPTION,
+  optionalString,
+  requireString,
+  stringList,
+  UsageError,
+} from "./command.ts";
 
-export const operatorCommands: Command[] = [];
+async function withOperator<T>(dir: string, fn: (op: OperatorNode) => Promise<T>): Promise<T> {
+  const op = await loadOperator(dir);
+  try {
+    return await fn(op);
+  } finally {
+    op.node.close();
+  }
+}
+
+function iso(t: number): string {
+  return new Date(t * 1000).toISOString();
+}
+
+export const operatorCommands: Command[] = [
+  {
+    name: "create",
+    summary: "create an empty grid service directory (GSD) replicated on the given servers",
+    usage: "--dir DIR --storage URL [--storage URL]...",
+    description: "The GSD writecap is kept in DIR/private/gsd-writecap (mode 0600): it is the grid's master " +
+      "secret. Refuses to overwrite an existing node.",
+    options: {
+      dir: DIR_OPTION,
+      storage: { type: "string", multiple: true, value: "URL", help: "storage URL of a server to hold the GSD" },
+      "validity-days": { type: "string", value: "DAYS", help: "how long each signed GSD version stays valid (default 7)" },
+    },
+    async run({ values, err }) {
+      const dir = requireString(values, "dir");
+      const urls = stringList(values, "storage");
+      if (!urls.length) throw new UsageError("give at least one --storage URL");
+      const v = optionalString(values, "validity-days");
+      const validityDays = v === undefined ? undefined : Number(v);
+      if (validityDays !== undefined && !(validityDays > 0 && validityDays <= 3650)) {
+        throw new UsageError("--validity-days must be a number of days (0 < d <= 3650)");
+      }
+      const op = await createOperator(dir, urls, { validityDays });
+      op.node.close();
+      err(`created the grid service directory on ${urls.length} server(s); its writecap is in ${dir}/private/`);
+      err(`next: 'shoal operator get-introduction-text --dir ${dir}'`);
+    },
+  },
+  {
+    name: "get-introduction-text",
+    summary: "print the introduction text: <GSD readcap>,<storage URL>[,...]",
+    usage: "--dir DIR",
+    options: { dir: DIR_OPTION },
+    async run({ values, out }) {
+      await withOperator(requireString(values, "dir"), async (op) => out(await introductionText(op)));
+    },
+  },
+  {
+    name: "add-announcement",
+    summary: "check a storage server's announcement (GSA) and link it into the GSD",
+    usage: "--dir DIR READCAP [--name PETNAME]",
+    positionals: ["READCAP"],
+    options: {
+      dir: DIR_OPTION,
+      name: { type: "string", value: "PETNAME", help: "entry name v1.PETNAME (default: the announced nickname)" },
+    },
+    async run({ values, positionals, err }) {
+      await withOperator(requireString(values, "dir"), async (op) => {
+        const r = await addAnnouncement(op, positionals[0], optionalString(values, "name"));
+        err(`linked '${r.petname}' (server ${r.server.serverId.slice(0, 8)}, nickname ${r.server.nickname}); GSD version ${r.seqnum}`);
+      });
+    },
+  },
+  {
+    name: "remove-announcement",
+    summary: "unlink an announcement from the GSD (by petname or readcap)",
+    usage: "--dir DIR READCAP|PETNAME",
+    positionals: ["READCAP|PETNAME"],
+    options: { dir: DIR_OPTION },
+    async run({ values, positionals, err }) {
+      await withOperator(requireString(values, "dir"), async (op) => {
+        const r = await removeAnnouncement(op, positionals[0]);
+        err(`removed '${r.petname}'; GSD version ${r.seqnum}. Clients drop the server at their next refresh.`);
+      });
+    },
+  },
+  {
+    name: "list",
+    summary: "list the servers announced in the GSD",
+    usage: "--dir DIR [--json]",
+    options: { dir: DIR_OPTION, json: JSON_OPTION },
+    async run({ values, out, err }) {
+      await withOperator(requireString(values, "dir"), async (op) => {
+        const r = await readGsd(op);
+        const st = op.node.state;
+        const rows = st.servers.map((s) => ({
+          petname: s.petname,
+          nickname: s.nickname,
+          serverId: s.serverId,
+          locations: s.storageUrls.map((u) => u.slice(u.indexOf("@") + 1)),
+          gsaSeqnum: s.gsaSeqnum,
+        }));
+        if (values.json) {
+          out(JSON.stringify({ gsd: st.gsd && { seqnum: st.gsd.seqnum, issued: st.gsd.issued, expires: st.gsd.expires }, servers: rows }, null, 2));
+          return;
+        }
+        if (st.gsd) out(`GSD version ${st.gsd.seqnum}, issued ${iso(st.gsd.issued)}, expires ${iso(st.gsd.expires)}`);
+        if (!rows.length) out("no servers announced yet");
+        for (const s of rows) {
+          out(`${s.petname}\t${s.nickname}\t${s.serverId.slice(0, 16)}\t${s.locations.join(";")}\tGSA v${s.gsaSeqnum}`);
+        }
+        for (const p of r.problems) err(`problem: ${p}`);
+      });
+    },
+  },
+  {
+    name: "maintain",
+    summary: "one pass: re-sign the GSD before it expires, repair servers lacking it, renew leases",
+    usage: "--dir DIR [--json]",
+    options: { dir: DIR_OPTION, json: JSON_OPTION },
+    async run({ values, out }) {
+      await withOperator(requireString(values, "dir"), async (op) => {
+        const r = await maintain(op);
+        if (values.json) {
+          out(JSON.stringify({
+            resigned: r.resigned,
+            repaired: r.repaired,
+            seqnum: r.seqnum,
+            expires: r.expires,
+            healthy: r.check.healthy,
+            leasesRenewed: r.leasesRenewed,
+            leaseFailures: r.leaseFailures,
+          }, null, 2));
+          return;
+        }
+        out(`GSD version ${r.seqnum}, expires ${iso(r.expires)}${r.resigned ? " (re-signed)" : ""}${r.repaired ? " (repaired)" : ""}`);
+        out(`healthy: ${r.check.healthy ? "yes, every server holds the newest version" : "no"}`);
+        for (const s of r.check.servers) {
+          if (!s.shares.some((sh) => sh.newest)) out(`  lacking newest: ${base32Encode(s.serverId).slice(0, 16)}${s.error ? ` (${s.error})` : ""}`);
+        }
+        out(`leases renewed on ${r.leasesRenewed} server(s)`);
+        for (const f of r.leaseFailures) out(`  lease renewal failed: ${f}`);
+      });
+    },
+  },
+  {
+    name: "run",
+    summary: "run maintenance every interval until interrupted",
+    usage: "--dir DIR [--interval SECONDS]",
+    options: {
+      dir: DIR_OPTION,
+      interval: { type: "string", value: "SECONDS", help: "seconds between maintenance passes (default 3600)" },
+    },
+    async run({ values, err }) {
+      const dir = requireString(values, "dir");
+      const interval = Number(optionalString(values, "interval") ?? "3600");
+      if (!(interval >= 1)) throw new UsageError("--interval must be at least 1 second");
+      await loadOperator(dir).then((op) => op.node.close());
+      const ac = new AbortController();
+      const stop = () => ac.abort();
+      Deno.addSignalListener("SIGINT", stop);
+      Deno.addSignalListener("SIGTERM", stop);
+      err(`operator maintenance every ${interval}s`);
+      try {
+        while (!ac.signal.aborted) {
+          try {
+            const r = await withOperator(dir, maintain);
+            err(`GSD version ${r.seqnum}: ${r.check.healthy ? "healthy" : "not healthy"}${r.resigned ? ", re-signed" : ""}${r.repaired ? ", repaired" : ""}`);
+          } catch (e) {
+            err(`maintenance failed: ${(e as Error).message}`);
+          }
+          await new Promise<void>((res) => {
+            const t = setTimeout(res, interval * 1000);
+            ac.signal.addEventListener("abort", () => {
+              clearTimeout(t);
+              res();
+            }, { once: true });
+          });
+        }
+      } finally {
+        Deno.removeSignalListener("SIGINT", stop);
+        Deno.removeSignalListener("SIGTERM", stop);
+      }
+    },
+  },
+];

@@ -1,0 +1,360 @@
+/**
+ * Joining and refreshing: from an introduction text (and the servers recorded
+ * last time) to the current server list. docs/discovery.md §5.
+ *
+ *  1. connect to storage servers from the text or the recorded list;
+ *  2. read the GSD (from up to `fanout` servers, newest valid version wins,
+ *     never older than the version accepted before);
+ *  3. read every linked GSA in one batch request per asked server;
+ *  4. return the new server list, with what was added, removed and changed.
+ *
+ * An unchanged grid costs one request: the checkstrings of the GSD and every
+ * recorded GSA, read from one server (rotating between refreshes).
+ */
+import { base32Encode, bytesEqual, fromHex, toHex } from "../codec/mod.ts";
+import { storageIndexFromReadkey } from "../crypto/mod.ts";
+import {
+  CHECKSTRING_SIZE,
+  decodeDirectoryDoc,
+  type GridServer,
+  mapUpdateMany,
+  type MutableVerifyKeys,
+  retrieve,
+  RollbackError,
+  type Servermap,
+} from "../grid/mod.ts";
+import { formatStorageUrl, parseStorageUrl, type StorageUrl } from "../storage/mod.ts";
+import { type Announcement, decodeAnnouncement } from "./gsa.ts";
+import { type Freshness, gsdFreshness, gsdLinks, type GsdMeta, parseGsdMeta } from "./gsd.ts";
+import type { IntroductionText } from "./introduction.ts";
+import type { ClientPool } from "./pool.ts";
+
+export interface RecordedServer {
+  petname: string;
+  nickname: string;
+  /** base32 of the server's pin. */
+  serverId: string;
+  storageUrls: string[];
+  software: string;
+  announced: number;
+  gsaReadcap: string;
+  gsaSeqnum: number;
+  /** hex of the GSA version's checkstring. */
+  gsaCheckstring: string;
+}
+
+export interface DiscoveryState {
+  version: 1;
+  gsd: (GsdMeta & { seqnum: number; checkstring: string }) | null;
+  servers: RecordedServer[];
+  /** Seconds since the epoch of the last successful refresh. */
+  refreshedAt: number | null;
+  /** Rotates the server asked on quick refreshes. */
+  cursor: number;
+}
+
+export function emptyState(): DiscoveryState {
+  return { version: 1, gsd: null, servers: [], refreshedAt: null, cursor: 0 };
+}
+
+export interface RefreshResult {
+  state: DiscoveryState;
+  /** Whether a full read was needed (something changed, or nothing was known). */
+  full: boolean;
+  added: string[];
+  removed: string[];
+  updated: string[];
+  problems: string[];
+  freshness: Freshness | null;
+}
+
+export class DiscoveryError extends Error {
+  override name = "DiscoveryError";
+}
+
+export interface RefreshOptions {
+  now?: number;
+  /** How many servers to read the GSD and GSAs from (default 2). */
+  fanout?: number;
+  /** Try the one-request unchanged check first (default true). */
+  quick?: boolean;
+  /** Seconds past expiry during which an expired GSD is still used. */
+  expiryGrace?: number;
+}
+
+interface Candidate {
+  url: StorageUrl;
+  nickname?: string;
+}
+
+function candidates(intro: IntroductionText, state: DiscoveryState): Candidate[] {
+  const seen = new Set<string>();
+  const out: Candidate[] = [];
+  const push = (url: StorageUrl, nickname?: string) => {
+    const key = base32Encode(url.pin);
+    if (seen.has(key)) return;
+    seen.add(key);
+    out.push({ url, nickname });
+  };
+  for (const s of state.servers) {
+    for (const u of s.storageUrls) {
+      try {
+        push(parseStorageUrl(u), s.nickname);
+        break;
+      } catch { /* a recorded URL we can no longer parse: skip */ }
+    }
+  }
+  for (const u of intro.storageUrls) push(u);
+  return out;
+}
+
+function rotate<T>(items: T[], by: number): T[] {
+  if (items.length === 0) return items;
+  const k = ((by % items.length) + items.length) % items.length;
+  return [...items.slice(k), ...items.slice(0, k)];
+}
+
+function gsaKeys(readcapText: string): MutableVerifyKeys & { readkey: Uint8Array } {
+  const { readkey, fingerprint } = parseReadcap(readcapText);
+  return { readkey, fingerprint, storageIndex: storageIndexFromReadkey(readkey) };
+}
+
+function parseReadcap(text: string): { readkey: Uint8Array; fingerprint: Uint8Array } {
+  // Recorded readcaps were validated when recorded; gsdLinks validates new ones.
+  const { links } = gsdLinks([{ name: "v1.x", readcap: text, metadata: {} }]);
+  if (!links.length) throw new DiscoveryError("a recorded GSA readcap is malformed");
+  return links[0].gsaReadcap;
+}
+
+/** The one-request check: do the GSD and every recorded GSA still have the recorded checkstrings? */
+async function quickCheck(
+  server: GridServer,
+  gsdKeys: MutableVerifyKeys,
+  state: DiscoveryState,
+): Promise<boolean> {
+  const slots = [
+    { si: gsdKeys.storageIndex, want: state.gsd!.checkstring },
+    ...state.servers.map((s) => ({ si: gsaKeys(s.gsaReadcap).storageIndex, want: s.gsaCheckstring })),
+  ];
+  const res = await server.storage.batchRead({
+    slots: slots.map((s) => ({ storageIndex: s.si, shares: null, ranges: [{ offset: 0, size: CHECKSTRING_SIZE }] })),
+  });
+  return slots.every((s) => {
+    const got = res.slots.find((r) => bytesEqual(r.storageIndex, s.si));
+    return !!got && got.shares.length > 0 && got.shares.every((sh) => sh.data[0] && toHex(sh.data[0]) === s.want);
+  });
+}
+
+/** Read the GSD from up to `fanout` responsive servers; returns the servermap and who answered. */
+async function readGsdMaps(
+  pool: ClientPool,
+  cands: Candidate[],
+  gsdKeys: MutableVerifyKeys,
+  fanout: number,
+): Promise<{ map: Servermap; sources: GridServer[]; errors: string[] }> {
+  const sources: GridServer[] = [];
+  const maps: Servermap[] = [];
+  const errors: string[] = [];
+  let i = 0;
+  while (sources.length < fanout && i < cands.length) {
+    const batch = cands.slice(i, i + (fanout - sources.length));
+    i += batch.length;
+    const servers = batch.map((c) => pool.server(c.url, c.nickname));
+    const [map] = await mapUpdateMany({ servers, leaseSecret: new Uint8Array(32) }, [gsdKeys], { initialReadSize: null });
+    for (const s of map.servers) {
+      if (s.error) errors.push(`${base32Encode(s.server.serverId).slice(0, 8)}: ${s.error}`);
+      else sources.push(s.server);
+    }
+    maps.push(map);
+  }
+  const merged: Servermap = {
+    storageIndex: gsdKeys.storageIndex,
+    servers: maps.flatMap((m) => m.servers),
+    versions: [],
+  };
+  // Merge versions by key (holders from every map).
+  const byKey = new Map<string, Servermap["versions"][number]>();
+  for (const m of maps) {
+    for (const v of m.versions) {
+      const have = byKey.get(v.key);
+      if (have) have.holders.push(...v.holders);
+      else byKey.set(v.key, { ...v, holders: [...v.holders] });
+    }
+  }
+  merged.versions = [...byKey.values()].sort((a, b) => b.prefix.seqnum - a.prefix.seqnum || (a.key < b.key ? 1 : -1));
+  return { map: merged, sources, errors };
+}
+
+/** Join or refresh. Throws DiscoveryError when no GSD could be read at all. */
+export async function refreshDiscovery(
+  intro: IntroductionText,
+  state: DiscoveryState,
+  pool: ClientPool,
+  opts: RefreshOptions = {},
+): Promise<RefreshResult> {
+  const now = opts.now ?? Math.floor(Date.now() / 1000);
+  const fanout = Math.max(1, opts.fanout ?? 2);
+  const gsdReadkey = intro.gsdReadcap.readkey;
+  const gsdKeys = {
+    storageIndex: storageIndexFromReadkey(gsdReadkey),
+    fingerprint: intro.gsdReadcap.fingerprint,
+    readkey: gsdReadkey,
+  };
+  const cands = rotate(candidates(intro, state), state.cursor);
+  if (cands.length === 0) throw new DiscoveryError("no storage servers to ask: the introduction text lists none");
+  const problems: string[] = [];
+
+  if ((opts.quick ?? true) && state.gsd) {
+    try {
+      if (await quickCheck(pool.server(cands[0].url, cands[0].nickname), gsdKeys, state)) {
+        const next = { ...state, refreshedAt: now, cursor: state.cursor + 1 };
+        return {
+          state: next,
+          full: false,
+          added: [],
+          removed: [],
+          updated: [],
+          problems,
+          freshness: gsdFreshness(state.gsd, now, opts.expiryGrace),
+        };
+      }
+    } catch (e) {
+      problems.push(`quick check failed: ${(e as Error).message}`);
+    }
+  }
+
+  // (2) the GSD
+  const { map, sources, errors } = await readGsdMaps(pool, cands, gsdKeys, fanout);
+  if (sources.length === 0) {
+    throw new DiscoveryError(
+      `could not reach any of the ${cands.length} known storage servers (${errors.slice(0, 3).join("; ")})`,
+    );
+  }
+  let gsd;
+  try {
+    gsd = await retrieve({ servers: sources, leaseSecret: new Uint8Array(32) }, gsdKeys, {
+      servermap: map,
+      minSeqnum: state.gsd?.seqnum,
+    });
+  } catch (e) {
+    if (e instanceof RollbackError) {
+      throw new DiscoveryError(`refused a stale grid service directory: ${e.message}`);
+    }
+    throw new DiscoveryError(`could not read the grid service directory: ${(e as Error).message}`);
+  }
+  for (const p of gsd.problems) {
+    problems.push(`server ${base32Encode(p.serverId).slice(0, 8)} share ${p.shareNumber}: ${p.problem}`);
+  }
+  const doc = await decodeDirectoryDoc(gsd.contents, null);
+  const meta = parseGsdMeta(doc.meta);
+  const freshness = gsdFreshness(meta, now, opts.expiryGrace);
+  const gsdCheckstring = toHex(gsd.version.prefixBytes.subarray(0, CHECKSTRING_SIZE));
+  if (freshness === "expired-past-grace") {
+    problems.push(
+      `the grid service directory expired at ${new Date(meta.expires * 1000).toISOString()}; ` +
+        "keeping the last good server list until the operator re-signs it",
+    );
+    return { state: { ...state, cursor: state.cursor + 1 }, full: true, added: [], removed: [], updated: [], problems, freshness };
+  }
+  const { links, problems: linkProblems } = gsdLinks(doc.entries);
+  problems.push(...linkProblems);
+
+  // (3) every GSA, one batch request per source
+  const keys = links.map((l) => ({ ...gsaKeys(l.gsaReadcapText) }));
+  const maps = await mapUpdateMany({ servers: sources, leaseSecret: new Uint8Array(32) }, keys, { initialReadSize: null });
+  const recordedByCap = new Map(state.servers.map((s) => [s.gsaReadcap, s]));
+  const servers: RecordedServer[] = [];
+  const seenIds = new Set<string>();
+  for (let i = 0; i < links.length; i++) {
+    const link = links[i];
+    const old = recordedByCap.get(link.gsaReadcapText);
+    let rec: RecordedServer | null = null;
+    try {
+      const r = await retrieve({ servers: sources, leaseSecret: new Uint8Array(32) }, keys[i], {
+        servermap: maps[i],
+        minSeqnum: old?.gsaSeqnum,
+      });
+      const a: Announcement = decodeAnnouncement(r.contents);
+      if (!a.storage) throw new DiscoveryError("announces no storage service");
+      rec = {
+        petname: link.petname,
+        nickname: a.nickname,
+        serverId: base32Encode(a.serverId),
+        storageUrls: a.storage.storageUrls.map(formatStorageUrl),
+        software: a.software,
+        announced: a.announced,
+        gsaReadcap: link.gsaReadcapText,
+        gsaSeqnum: r.seqnum,
+        gsaCheckstring: toHex(r.version.prefixBytes.subarray(0, CHECKSTRING_SIZE)),
+      };
+    } catch (e) {
+      problems.push(`announcement '${link.petname}': ${(e as Error).message}`);
+      if (old) rec = { ...old, petname: link.petname };
+    }
+    if (!rec) continue;
+    if (seenIds.has(rec.serverId)) {
+      problems.push(`announcement '${link.petname}' repeats server ${rec.serverId.slice(0, 8)}; ignored`);
+      continue;
+    }
+    seenIds.add(rec.serverId);
+    servers.push(rec);
+  }
+
+  // (4) what changed
+  const oldById = new Map(state.servers.map((s) => [s.serverId, s]));
+  const newIds = new Set(servers.map((s) => s.serverId));
+  const added = servers.filter((s) => !oldById.has(s.serverId)).map((s) => s.nickname);
+  const removed = state.servers.filter((s) => !newIds.has(s.serverId)).map((s) => s.nickname);
+  const updated = servers.filter((s) => {
+    const o = oldById.get(s.serverId);
+    return o && (o.storageUrls.join(";") !== s.storageUrls.join(";") || o.nickname !== s.nickname ||
+      o.petname !== s.petname);
+  }).map((s) => s.nickname);
+  return {
+    state: {
+      version: 1,
+      gsd: { ...meta, seqnum: gsd.seqnum, checkstring: gsdCheckstring },
+      servers,
+      refreshedAt: now,
+      cursor: state.cursor + 1,
+    },
+    full: true,
+    added,
+    removed,
+    updated,
+    problems,
+    freshness,
+  };
+}
+
+/** Parse a persisted state (JSON); throws DiscoveryError on anything malformed. */
+export function parseDiscoveryState(json: string): DiscoveryState {
+  let doc: unknown;
+  try {
+    doc = JSON.parse(json);
+  } catch {
+    throw new DiscoveryError("recorded server list is not valid JSON");
+  }
+  const d = doc as DiscoveryState;
+  if (!d || d.version !== 1 || !Array.isArray(d.servers)) {
+    throw new DiscoveryError("recorded server list has an unknown format");
+  }
+  for (const s of d.servers) {
+    if (typeof s.serverId !== "string" || !Array.isArray(s.storageUrls) || typeof s.gsaReadcap !== "string") {
+      throw new DiscoveryError("recorded server list has a malformed entry");
+    }
+  }
+  if (d.gsd) fromHex(d.gsd.checkstring);
+  return { ...d, cursor: Number.isSafeInteger(d.cursor) ? d.cursor : 0 };
+}
+
+/** Storage URLs of the recorded servers, parsed. */
+export function recordedStorageUrls(state: DiscoveryState): { server: RecordedServer; url: StorageUrl }[] {
+  const out: { server: RecordedServer; url: StorageUrl }[] = [];
+  for (const s of state.servers) {
+    try {
+      out.push({ server: s, url: parseStorageUrl(s.storageUrls[0]) });
+    } catch { /* skip unparseable */ }
+  }
+  return out;
+}

@@ -1,0 +1,2 @@
+/** The client role. */
+export * from "./node.ts";

@@ -1,0 +1,2 @@
+/** The operator role. */
+export * from "./operator.ts";

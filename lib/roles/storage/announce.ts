@@ -1,0 +1,131 @@
+/**
+ * A storage server's part in discovery: joining a grid, writing its own
+ * announcement (GSA) with a share on every server it knows, and keeping it
+ * current. docs/discovery.md §4 and §7.
+ *
+ *   D/private/introduction-text   the grid's introduction text (0600)
+ *   D/private/gsa-writecap        this server's GSA writecap (0600); only this server can write its GSA
+ *   D/private/servers.json        servers in the GSD, as last read (0600)
+ */
+import { base32Encode } from "../../codec/mod.ts";
+import { formatCap, parseCap, randomBytes, readcapOf } from "../../crypto/mod.ts";
+import { type Announcement, decodeAnnouncement, encodeAnnouncement, type RefreshResult } from "../../discovery/mod.ts";
+import { VERSION } from "../../version.ts";
+import { GridNode } from "../gridnode.ts";
+import { readTextOrNull, writePrivate } from "../nodefs.ts";
+import { loadStorageNode, type StorageNode, storageUrlOf } from "./node.ts";
+
+export const GSA_WRITECAP_FILE = "private/gsa-writecap";
+
+export class AnnounceError extends Error {
+  override name = "AnnounceError";
+}
+
+export async function gsaWritecap(dir: string): Promise<string | null> {
+  const t = await readTextOrNull(`${dir}/${GSA_WRITECAP_FILE}`);
+  return t === null ? null : t.trim();
+}
+
+/** The GSA readcap of a joined server (what the operator links). */
+export async function announcementReadcap(dir: string): Promise<string> {
+  const w = await gsaWritecap(dir);
+  if (w === null) {
+    throw new AnnounceError(`${dir} has not joined a grid; run 'shoal storage join --dir ${dir} --introducer-v3 TEXT'`);
+  }
+  return formatCap(await readcapOf(parseCap(w)));
+}
+
+export function nicknameOf(node: StorageNode): string {
+  return node.config.nickname || `storage-${base32Encode(node.pin).slice(0, 8)}`;
+}
+
+/** What this server announces now. */
+export function currentAnnouncement(node: StorageNode, now: number): Announcement {
+  return {
+    nickname: nicknameOf(node),
+    serverId: node.pin,
+    software: `shoal/${VERSION}`,
+    announced: now,
+    storage: { type: "storage", storageUrls: [storageUrlOf(node)] },
+    otherServices: [],
+  };
+}
+
+function sameAnnouncement(a: Announcement, b: Announcement): boolean {
+  const strip = (x: Announcement) => encodeAnnouncement({ ...x, announced: 0 });
+  return base32Encode(strip(a)) === base32Encode(strip(b));
+}
+
+/** Record the introduction text and make (or keep) this server's GSA writecap. Returns the readcap. */
+export async function joinGrid(dir: string, text: string): Promise<string> {
+  await loadStorageNode(dir); // must be a storage node
+  await GridNode.recordIntroduction(dir, text);
+  if (await gsaWritecap(dir) === null) {
+    await writePrivate(`${dir}/${GSA_WRITECAP_FILE}`, formatCap({ kind: "mutable-write", seed: randomBytes(32) }) + "\n");
+  }
+  return await announcementReadcap(dir);
+}
+
+export interface PublishReport {
+  /** Whether a new version was written. */
+  published: boolean;
+  seqnum: number | null;
+  /** Why it was (re)published: "changed", "missing on N servers", "first". */
+  reason: string | null;
+  servers: number;
+  failures: string[];
+  refresh: RefreshResult | null;
+  refreshError: string | null;
+}
+
+/**
+ * Refresh the view of the grid, then republish the GSA when what it says
+ * changed or when any known server (GSD members, the introduction text's,
+ * this one) lacks its newest version.
+ */
+export async function publishAnnouncement(
+  node: StorageNode,
+  grid: GridNode,
+  opts: { now?: number } = {},
+): Promise<PublishReport> {
+  const now = opts.now ?? Math.floor(Date.now() / 1000);
+  const writecap = await gsaWritecap(node.dir);
+  if (writecap === null) throw new AnnounceError("this server has not joined a grid");
+  let refresh: RefreshResult | null = null;
+  let refreshError: string | null = null;
+  try {
+    refresh = await grid.refresh({ now });
+  } catch (e) {
+    refreshError = (e as Error).message;
+  }
+  const targets = grid.knownUrls([storageUrlOf(node)]);
+  const g = grid.grid(targets, "everywhere");
+  const want = currentAnnouncement(node, now);
+  const check = await g.checkMutable(writecap);
+  let reason: string | null = null;
+  if (!check.newest) reason = "first";
+  else {
+    let have: Announcement | null = null;
+    try {
+      have = decodeAnnouncement((await g.readMutable(writecap)).contents);
+    } catch { /* unreadable: republish */ }
+    if (!have || !sameAnnouncement(have, want)) reason = "changed";
+    else if (!check.healthy) {
+      const missing = check.servers.filter((s) => !s.shares.some((sh) => sh.newest)).length;
+      reason = `missing on ${missing} server(s)`;
+    }
+  }
+  if (reason === null) {
+    return { published: false, seqnum: check.newest!.seqnum, reason, servers: targets.length, failures: [], refresh, refreshError };
+  }
+  const res = await g.modifyMutable(writecap, () => encodeAnnouncement(want), { encoding: "everywhere" });
+  return {
+    published: true,
+    seqnum: res?.seqnum ?? null,
+    reason,
+    servers: targets.length,
+    failures: (res?.failures ?? []).map((f) => `${base32Encode(f.serverId).slice(0, 8)}: ${f.error}`),
+    refresh,
+    refreshError,
+  };
+}
