@@ -78,7 +78,9 @@ async function treeLevels(leaves: Uint8Array[]): Promise<Uint8Array[][]> {
   while (levels[levels.length - 1].length > 1) {
     const prev = levels[levels.length - 1];
     const up = [];
-    for (let i = 0; i < prev.length; i += 2) up.push(await th(TAGS.hashTreeNode, prev[i], prev[i + 1]));
+    for (let i = 0; i < prev.length; i += 2) {
+      up.push(await th(TAGS.hashTreeNode, prev[i], prev[i + 1]));
+    }
     levels.push(up);
   }
   return levels;
@@ -226,11 +228,19 @@ function nodeCtr(key: Uint8Array, iv: Uint8Array, data: Uint8Array): Uint8Array 
 }
 const aesKey = await sha(enc.encode("aes key"));
 const aesOffsets = [];
-for (const ivHex of ["000102030405060708090a0b0c0d0e0f", "ffffffffffffffffffffffffffffffff", "00000000000000000000000000fffffe"]) {
+for (
+  const ivHex of [
+    "000102030405060708090a0b0c0d0e0f",
+    "ffffffffffffffffffffffffffffffff",
+    "00000000000000000000000000fffffe",
+  ]
+) {
   const iv = unhex(ivHex);
   const stream = new Uint8Array(200).map((_, i) => (i * 7 + 3) & 0xff);
   const ct = nodeCtr(aesKey, iv, stream);
-  for (const [offset, length] of [[0, 200], [1, 15], [15, 2], [16, 16], [17, 100], [33, 0], [47, 153]]) {
+  for (
+    const [offset, length] of [[0, 200], [1, 15], [15, 2], [16, 16], [17, 100], [33, 0], [47, 153]]
+  ) {
     aesOffsets.push({
       key: hex(aesKey),
       iv: ivHex,
@@ -243,14 +253,16 @@ for (const ivHex of ["000102030405060708090a0b0c0d0e0f", "ffffffffffffffffffffff
 
 // ---- tagged hash examples ----
 const taggedExamples = [];
-for (const [tag, parts] of [
-  ["shoal:v1:test", []],
-  ["shoal:v1:test", [""]],
-  ["shoal:v1:test", ["a", "bc"]],
-  ["shoal:v1:test", ["ab", "c"]],
-  [TAGS.writekey, ["\u0000".repeat(32)]],
-  [TAGS.hashTreeNode, ["x".repeat(32), "y".repeat(32)]],
-] as [string, string[]][]) {
+for (
+  const [tag, parts] of [
+    ["shoal:v1:test", []],
+    ["shoal:v1:test", [""]],
+    ["shoal:v1:test", ["a", "bc"]],
+    ["shoal:v1:test", ["ab", "c"]],
+    [TAGS.writekey, ["\u0000".repeat(32)]],
+    [TAGS.hashTreeNode, ["x".repeat(32), "y".repeat(32)]],
+  ] as [string, string[]][]
+) {
   const bytes = parts.map((p) => enc.encode(p));
   taggedExamples.push({ tag, parts: bytes.map(hex), hash: hex(await th(tag, ...bytes)) });
 }
@@ -262,7 +274,10 @@ const crypto_ = {
   tags: TAGS,
   sha256: [
     { input: "", hash: "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855" },
-    { input: hex(enc.encode("abc")), hash: "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad" },
+    {
+      input: hex(enc.encode("abc")),
+      hash: "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad",
+    },
   ],
   taggedHash: taggedExamples,
   aesCtrNist: {

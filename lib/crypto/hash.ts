@@ -53,7 +53,9 @@ export class TaggedHasher {
     this.#remaining = length;
   }
   update(chunk: Uint8Array): this {
-    if (chunk.length > this.#remaining) throw new RangeError("TaggedHasher: more data than declared");
+    if (chunk.length > this.#remaining) {
+      throw new RangeError("TaggedHasher: more data than declared");
+    }
     this.#remaining -= chunk.length;
     this.#h.update(chunk);
     return this;
@@ -64,3 +66,41 @@ export class TaggedHasher {
     return new Uint8Array(this.#h.digest());
   }
 }
+
+/**
+ * Every tag Shoal's crypto core defines. Each hash use has exactly one tag, and
+ * no two tags are equal, so a value computed in one context can never be
+ * accepted in another. docs/crypto.md §3 says what each one hashes.
+ * Other layers keep their own tags in the same `shoal:v1:` namespace (for
+ * example lib/grid/tags.ts) and MUST NOT reuse any of these strings.
+ */
+export const TAGS = Object.freeze(
+  {
+    // mutable-object key derivation (docs/crypto.md §5)
+    writekey: "shoal:v1:writekey",
+    readkey: "shoal:v1:readkey",
+    storageIndex: "shoal:v1:storage-index",
+    fingerprint: "shoal:v1:fingerprint",
+    writeEnablerMaster: "shoal:v1:write-enabler-master",
+    writeEnabler: "shoal:v1:write-enabler",
+    mutableDataKey: "shoal:v1:mutable-data-key",
+    // immutable objects
+    immutableStorageIndex: "shoal:v1:immutable-storage-index",
+    convergence: "shoal:v1:convergence",
+    // leases
+    leaseRenew: "shoal:v1:lease-renew",
+    leaseCancel: "shoal:v1:lease-cancel",
+    // hash trees and the hashes that become their leaves
+    hashTreeNode: "shoal:v1:hash-tree-node",
+    hashTreeEmpty: "shoal:v1:hash-tree-empty",
+    blockHash: "shoal:v1:block-hash",
+    shareHash: "shoal:v1:share-hash",
+    segmentHash: "shoal:v1:segment-hash",
+    uebHash: "shoal:v1:ueb-hash",
+    // directories
+    dirEntryKey: "shoal:v1:dir-entry-key",
+    dirWritecapMac: "shoal:v1:dir-writecap-mac",
+  } as const,
+);
+
+export type TagName = keyof typeof TAGS;

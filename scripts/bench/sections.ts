@@ -1,4 +1,5 @@
 /** Benchmark sections, in the order `deno task bench` runs them. */
+import { section as crypto } from "./crypto.ts";
 import { section as erasure } from "./erasure.ts";
 
 export interface BenchSection {
@@ -7,4 +8,4 @@ export interface BenchSection {
   run(): Promise<void>;
 }
 
-export const sections: BenchSection[] = [erasure];
+export const sections: BenchSection[] = [crypto, erasure];

@@ -1,0 +1,79 @@
+import assert from "node:assert/strict";
+import fc from "fast-check";
+import { concatBytes, fromHex, toHex } from "../../lib/codec/mod.ts";
+import { aesCtr } from "../../lib/crypto/mod.ts";
+
+const V = JSON.parse(Deno.readTextFileSync(new URL("../vectors/crypto.json", import.meta.url)));
+
+Deno.test("aesCtr matches NIST SP 800-38A F.5.5 (CTR-AES256), both directions", async () => {
+  const n = V.aesCtrNist;
+  const ct = await aesCtr(fromHex(n.key), fromHex(n.iv), fromHex(n.plaintext));
+  assert.equal(toHex(ct), n.ciphertext);
+  assert.equal(toHex(await aesCtr(fromHex(n.key), fromHex(n.iv), ct)), n.plaintext);
+});
+
+Deno.test("aesCtr at byte offsets matches the reference (incl. 128-bit counter carry and wrap)", async () => {
+  assert.ok(V.aesCtrOffsets.length >= 20);
+  for (const v of V.aesCtrOffsets) {
+    const got = await aesCtr(fromHex(v.key), fromHex(v.iv), fromHex(v.plaintext), v.offset);
+    assert.equal(toHex(got), v.ciphertext, `iv ${v.iv} offset ${v.offset}`);
+  }
+});
+
+Deno.test("aesCtr piecewise at arbitrary cut points equals one call", async () => {
+  await fc.assert(
+    fc.asyncProperty(
+      fc.uint8Array({ minLength: 32, maxLength: 32 }),
+      fc.uint8Array({ minLength: 16, maxLength: 16 }),
+      fc.uint8Array({ maxLength: 500 }),
+      fc.array(fc.nat(500), { maxLength: 6 }),
+      fc.nat(1 << 30),
+      async (key, iv, data, cuts, base) => {
+        const whole = await aesCtr(key, iv, data, base);
+        const points = [...new Set([0, ...cuts.map((c) => Math.min(c, data.length)), data.length])]
+          .sort((a, b) => a - b);
+        const pieces = [];
+        for (let i = 0; i + 1 < points.length; i++) {
+          pieces.push(
+            await aesCtr(key, iv, data.subarray(points[i], points[i + 1]), base + points[i]),
+          );
+        }
+        assert.equal(toHex(concatBytes(...pieces)), toHex(whole));
+        assert.equal(toHex(await aesCtr(key, iv, whole, base)), toHex(data));
+      },
+    ),
+    { numRuns: 100 },
+  );
+});
+
+Deno.test("aesCtr: different IVs or keys give different keystreams; empty input is empty", async () => {
+  const key = new Uint8Array(32).fill(7);
+  const zeros = new Uint8Array(64);
+  const a = await aesCtr(key, new Uint8Array(16), zeros);
+  const b = await aesCtr(key, new Uint8Array(16).fill(1), zeros);
+  const c = await aesCtr(new Uint8Array(32).fill(8), new Uint8Array(16), zeros);
+  assert.notEqual(toHex(a), toHex(b));
+  assert.notEqual(toHex(a), toHex(c));
+  assert.equal((await aesCtr(key, new Uint8Array(16), new Uint8Array(0), 5)).length, 0);
+  // offset 16 is the keystream shifted by exactly one block
+  assert.equal(
+    toHex(await aesCtr(key, new Uint8Array(16), zeros.subarray(16), 16)),
+    toHex(a.subarray(16)),
+  );
+});
+
+Deno.test("aesCtr refuses wrong key/iv lengths and bad offsets", async () => {
+  const d = new Uint8Array(4);
+  await assert.rejects(aesCtr(new Uint8Array(16), new Uint8Array(16), d), RangeError);
+  await assert.rejects(aesCtr(new Uint8Array(32), new Uint8Array(12), d), RangeError);
+  await assert.rejects(aesCtr(new Uint8Array(32), new Uint8Array(16), d, -1), RangeError);
+  await assert.rejects(aesCtr(new Uint8Array(32), new Uint8Array(16), d, 0.5), RangeError);
+  await assert.rejects(aesCtr(new Uint8Array(32), new Uint8Array(16), d, 2 ** 53 - 2), RangeError);
+});
+
+Deno.test("aesCtr does not modify its input", async () => {
+  const data = new Uint8Array(100).fill(3);
+  await aesCtr(new Uint8Array(32), new Uint8Array(16), data, 5);
+  await aesCtr(new Uint8Array(32), new Uint8Array(16), data, 0);
+  assert.ok(data.every((x) => x === 3));
+});
