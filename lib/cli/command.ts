@@ -131,7 +131,11 @@ export function parseCommandArgs(cmd: Command, argv: string[]): { values: Values
     help: { type: "boolean", short: "h" },
   };
   for (const [name, o] of Object.entries(cmd.options)) {
-    options[name] = { type: o.type, short: o.short, multiple: o.multiple, default: o.default };
+    const opt: (typeof options)[string] = { type: o.type };
+    if (o.short !== undefined) opt.short = o.short;
+    if (o.multiple !== undefined) opt.multiple = o.multiple;
+    if (o.default !== undefined) opt.default = o.default;
+    options[name] = opt;
   }
   let parsed;
   try {

@@ -43,6 +43,8 @@ import { GRID_TAGS } from "./tags.ts";
 
 const ZERO_IV = new Uint8Array(16);
 const CONCURRENCY = 32;
+/** Largest mutable file contents accepted by publish. */
+export const MAX_MUTABLE_SIZE = 64 * 1024 * 1024;
 
 /** k-of-n, or "everywhere": k = 1 and one full share on every server in the list. */
 export type MutableEncoding = { k: number; n: number } | "everywhere";
@@ -348,6 +350,44 @@ export interface PublishResult {
   failures: { serverId: Uint8Array; error: string }[];
 }
 
+export interface EncodedVersion {
+  prefix: Uint8Array;
+  signature: Uint8Array;
+  tree: HashTree;
+  /** The block of share i. */
+  block(i: number): Uint8Array;
+  /** The whole share i. */
+  share(i: number): Uint8Array;
+}
+
+/** Encrypt, erasure-code, hash and sign one version (deterministic for a given salt). */
+export async function encodeVersion(
+  keys: MutableWriteKeys,
+  contents: Uint8Array,
+  seqnum: number,
+  salt: Uint8Array,
+  k: number,
+  n: number,
+): Promise<EncodedVersion> {
+  validateEncoding(k, n);
+  const ciphertext = await aesCtr(mutableDataKey(keys.readkey, salt), ZERO_IV, contents);
+  const blocks = k === 1 ? null : encodeSegment(ciphertext, k, n);
+  const block = (i: number) => blocks ? blocks[i] : ciphertext;
+  const sharedHash = blocks ? null : blockHash(ciphertext);
+  const leaves: Uint8Array[] = [];
+  for (let i = 0; i < n; i++) leaves.push(leafHash(i, sharedHash ?? blockHash(blocks![i])));
+  const tree = new HashTree(leaves);
+  const prefix = packPrefix({ seqnum, rootHash: tree.root, salt, k, n, dataLength: contents.length });
+  const signature = await sign(keys.seed, taggedHash(GRID_TAGS.mutableSignature, prefix));
+  return {
+    prefix,
+    signature,
+    tree,
+    block,
+    share: (i) => packShare(prefix, keys.publicKey, signature, i, tree.neededHashes(i), block(i)),
+  };
+}
+
 /** Encode, sign and write a new version with test-and-set against `map`. */
 export async function publish(
   ctx: MutableContext,
@@ -357,21 +397,15 @@ export async function publish(
   map: Servermap | null,
 ): Promise<PublishResult> {
   const servers = ctx.servers;
+  if (contents.length > MAX_MUTABLE_SIZE) {
+    throw new GridError(`mutable contents of ${contents.length} bytes exceed the ${MAX_MUTABLE_SIZE}-byte limit`);
+  }
   if (servers.length === 0) throw new NotEnoughServersError("no storage servers are known; cannot publish");
   const { k, n } = encoding === "everywhere" ? { k: 1, n: servers.length } : encoding;
   validateEncoding(k, n);
   const seqnum = (map?.versions.reduce((m, v) => Math.max(m, v.prefix.seqnum), 0) ?? 0) + 1;
-  const salt = randomBytes(16);
-  const ciphertext = await aesCtr(mutableDataKey(keys.readkey, salt), ZERO_IV, contents);
-  const blocks = k === 1 ? null : encodeSegment(ciphertext, k, n);
-  const blockOf = (i: number) => blocks ? blocks[i] : ciphertext;
-  const sharedHash = blocks ? null : blockHash(ciphertext);
-  const leaves: Uint8Array[] = [];
-  for (let i = 0; i < n; i++) leaves.push(leafHash(i, sharedHash ?? blockHash(blocks![i])));
-  const tree = new HashTree(leaves);
-  const prefix = packPrefix({ seqnum, rootHash: tree.root, salt, k, n, dataLength: contents.length });
-  const signature = await sign(keys.seed, taggedHash(GRID_TAGS.mutableSignature, prefix));
-
+  const version = await encodeVersion(keys, contents, seqnum, randomBytes(16), k, n);
+  const { tree } = version;
   // Share i goes to servers[i mod S].
   const assigned = new Map<string, number[]>();
   for (let i = 0; i < n; i++) {
@@ -395,7 +429,7 @@ export async function publish(
     const seenShares = new Map((seen?.shares ?? []).map((s) => [s.shareNumber, s.checkstring]));
     const vectors: ShareTestWrite[] = [];
     for (const shnum of mine) {
-      const data = packShare(prefix, keys.publicKey, signature, shnum, tree.neededHashes(shnum), blockOf(shnum));
+      const data = version.share(shnum);
       const specimen = seenShares.get(shnum) ?? new Uint8Array(0);
       vectors.push({
         share: shnum,

@@ -1,0 +1,238 @@
+/**
+ * The storage node's configuration file, D/shoal.toml (docs/storage-node.md):
+ * parsing with clear errors naming the key, defaults, and rendering a
+ * commented file a person can read and edit.
+ */
+import { parse as parseToml } from "smol-toml";
+import { formatLocationHint, MAX_LOCATION_HINTS, parseLocationHint } from "../../storage/mod.ts";
+
+/** A configuration problem; the message names the file and key. */
+export class ConfigError extends Error {
+  override name = "ConfigError";
+}
+
+export interface HostPort {
+  /** DNS name, IPv4 address, or IPv6 address without brackets. */
+  host: string;
+  port: number;
+}
+
+export interface StorageConfig {
+  nickname: string;
+  listen: HostPort;
+  /** Location hints published in the storage URL, "host:port" each. */
+  locations: string[];
+  reservedSpace: number;
+  maxShareSize: number;
+  maxBodySize: number;
+  maxBatchSlots: number;
+  /** Seconds. */
+  leaseDuration: number;
+  /** Seconds between garbage-collection passes. */
+  gcInterval: number;
+}
+
+export const CONFIG_DEFAULTS = {
+  reservedSpace: "1G",
+  maxShareSize: "128GiB",
+  maxBodySize: "64MiB",
+  maxBatchSlots: 4096,
+  leaseDuration: "31d",
+  gcInterval: "1h",
+} as const;
+
+const UNITS: Record<string, number> = {
+  "": 1,
+  k: 1e3,
+  m: 1e6,
+  g: 1e9,
+  t: 1e12,
+  p: 1e15,
+  ki: 1024,
+  mi: 1024 ** 2,
+  gi: 1024 ** 3,
+  ti: 1024 ** 4,
+  pi: 1024 ** 5,
+};
+
+/**
+ * Parse a byte size: a decimal number with an optional unit. K/M/G/T/P are
+ * powers of 1000, KiB/MiB/GiB/TiB/PiB powers of 1024; a trailing "B" is
+ * optional and case is ignored ("0", "500M", "10G", "1.5TB", "64MiB").
+ */
+export function parseSize(text: string): number {
+  const m = /^\s*([0-9]+(?:\.[0-9]+)?)\s*([kmgtp]i?)?b?\s*$/i.exec(text);
+  if (!m) {
+    throw new SyntaxError(
+      `'${text}' is not a size; use a number with an optional unit, e.g. 0, 500M, 10G, 1T, 64MiB`,
+    );
+  }
+  const n = Number(m[1]) * UNITS[(m[2] ?? "").toLowerCase()];
+  if (!Number.isFinite(n) || n > Number.MAX_SAFE_INTEGER) {
+    throw new SyntaxError(`size '${text}' is too large`);
+  }
+  return Math.floor(n);
+}
+
+/** Parse a duration: integer seconds, or a number with s/m/h/d ("2s", "30m", "1h", "31d"). */
+export function parseDuration(text: string | number): number {
+  if (typeof text === "number") {
+    if (!Number.isSafeInteger(text) || text <= 0) {
+      throw new SyntaxError(`duration ${text} must be a positive number of seconds`);
+    }
+    return text;
+  }
+  const m = /^\s*([0-9]+)\s*([smhd]?)\s*$/.exec(text);
+  if (!m || Number(m[1]) <= 0) {
+    throw new SyntaxError(`'${text}' is not a duration; use e.g. 30s, 10m, 1h, 31d`);
+  }
+  return Number(m[1]) * { "": 1, s: 1, m: 60, h: 3600, d: 86400 }[m[2]]!;
+}
+
+/** Parse "host:port" (IPv6 as "[::1]:port"); same rules as a storage URL's location hint. */
+export function parseHostPort(text: string): HostPort {
+  try {
+    const h = parseLocationHint(text.trim(), `'${text}'`);
+    return { host: h.host, port: h.port };
+  } catch (e) {
+    throw new SyntaxError(
+      `${(e as Error).message} (use HOST:PORT, e.g. 127.0.0.1:7001, [::1]:7001, example.org:7001)`,
+    );
+  }
+}
+
+/** "host:port", IPv6 hosts in brackets. */
+export function formatHostPort(hp: HostPort): string {
+  return formatLocationHint(hp);
+}
+
+function tomlString(s: string): string {
+  return JSON.stringify(s);
+}
+
+/** Render a fresh, commented shoal.toml. */
+export function renderConfig(c: {
+  nickname: string;
+  listen: string;
+  locations: string[];
+  reservedSpace: string;
+}): string {
+  return `# Shoal storage node configuration.
+# Edit while the node is stopped; see docs/storage-node.md for every key.
+
+[node]
+# What this node directory holds.
+role = "storage"
+# A name for people; announced to the grid (not secret, not unique).
+nickname = ${tomlString(c.nickname)}
+
+[storage]
+# Address and port the server listens on (HOST:PORT).
+listen = ${tomlString(c.listen)}
+# Where clients connect: location hints put in the storage URL (HOST:PORT each).
+locations = [${c.locations.map(tomlString).join(", ")}]
+# Free disk space to leave untouched; allocations are refused below it
+# (e.g. "0", "500M", "10G", "1T"; K/M/G/T are powers of 1000, KiB/MiB/GiB of 1024).
+reserved_space = ${tomlString(c.reservedSpace)}
+# Largest share accepted.
+max_share_size = ${tomlString(CONFIG_DEFAULTS.maxShareSize)}
+# Largest request body (CBOR request, upload chunk) and batch-read response.
+max_body_size = ${tomlString(CONFIG_DEFAULTS.maxBodySize)}
+# Most slots one batch read may name.
+max_batch_slots = ${CONFIG_DEFAULTS.maxBatchSlots}
+# How long a lease lasts after it is added or renewed (s, m, h, d).
+lease_duration = ${tomlString(CONFIG_DEFAULTS.leaseDuration)}
+# How often expired shares are garbage-collected.
+gc_interval = ${tomlString(CONFIG_DEFAULTS.gcInterval)}
+`;
+}
+
+/** Parse and validate shoal.toml text; `file` names it in errors. */
+export function parseConfig(text: string, file = "shoal.toml"): StorageConfig {
+  let doc: Record<string, unknown>;
+  try {
+    doc = parseToml(text) as Record<string, unknown>;
+  } catch (e) {
+    throw new ConfigError(`${file}: not valid TOML: ${(e as Error).message.split("\n")[0]}`);
+  }
+  const table = (name: string): Record<string, unknown> => {
+    const t = doc[name];
+    if (t === undefined) return {};
+    if (typeof t !== "object" || t === null || Array.isArray(t)) {
+      throw new ConfigError(`${file}: [${name}] must be a table`);
+    }
+    return t as Record<string, unknown>;
+  };
+  const node = table("node");
+  const st = table("storage");
+  const fail = (key: string, why: string): never => {
+    throw new ConfigError(`${file}: ${key}: ${why}`);
+  };
+  if (node.role !== undefined && node.role !== "storage") {
+    fail("node.role", `this is a '${String(node.role)}' node, not a storage node`);
+  }
+  const str = (
+    t: Record<string, unknown>,
+    tn: string,
+    key: string,
+    dflt?: string | number,
+  ): string | number => {
+    const v = t[key] ?? dflt;
+    if (v === undefined) fail(`${tn}.${key}`, "missing (required)");
+    if (typeof v !== "string" && typeof v !== "number") fail(`${tn}.${key}`, "must be a string");
+    return v as string | number;
+  };
+  const conv = <T>(key: string, f: () => T): T => {
+    try {
+      return f();
+    } catch (e) {
+      if (e instanceof ConfigError) throw e;
+      return fail(key, (e as Error).message);
+    }
+  };
+  const nickname = str(node, "node", "nickname", "");
+  if (typeof nickname !== "string" || nickname.length > 200) {
+    fail("node.nickname", "must be a string of at most 200 characters");
+  }
+  const listen = conv("storage.listen", () => parseHostPort(String(str(st, "storage", "listen"))));
+  const locRaw = st.locations ?? [formatHostPort(listen)];
+  if (
+    !Array.isArray(locRaw) || locRaw.length === 0 || !locRaw.every((x) => typeof x === "string")
+  ) {
+    fail("storage.locations", 'must be a non-empty list of "HOST:PORT" strings');
+  }
+  const locations = conv(
+    "storage.locations",
+    () => (locRaw as string[]).map((l) => formatHostPort(parseHostPort(l))),
+  );
+  if (locations.length > MAX_LOCATION_HINTS) {
+    fail("storage.locations", `at most ${MAX_LOCATION_HINTS} entries fit in a storage URL`);
+  }
+  const size = (key: string, dflt: string) =>
+    conv(`storage.${key}`, () => {
+      const v = str(st, "storage", key, dflt);
+      return typeof v === "number" ? parseSize(String(v)) : parseSize(v);
+    });
+  const reservedSpace = size("reserved_space", CONFIG_DEFAULTS.reservedSpace);
+  const maxShareSize = size("max_share_size", CONFIG_DEFAULTS.maxShareSize);
+  if (maxShareSize < 1) fail("storage.max_share_size", "must be at least 1 byte");
+  const maxBodySize = size("max_body_size", CONFIG_DEFAULTS.maxBodySize);
+  if (maxBodySize < 64 * 1024) fail("storage.max_body_size", "must be at least 64KiB");
+  const mbs = st.max_batch_slots ?? CONFIG_DEFAULTS.maxBatchSlots;
+  if (typeof mbs !== "number" || !Number.isSafeInteger(mbs) || mbs < 1 || mbs > 1_000_000) {
+    fail("storage.max_batch_slots", "must be an integer 1..1000000");
+  }
+  const dur = (key: string, dflt: string) =>
+    conv(`storage.${key}`, () => parseDuration(str(st, "storage", key, dflt)));
+  return {
+    nickname: nickname as string,
+    listen,
+    locations,
+    reservedSpace,
+    maxShareSize,
+    maxBodySize,
+    maxBatchSlots: mbs as number,
+    leaseDuration: dur("lease_duration", CONFIG_DEFAULTS.leaseDuration),
+    gcInterval: dur("gc_interval", CONFIG_DEFAULTS.gcInterval),
+  };
+}

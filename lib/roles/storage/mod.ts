@@ -1,0 +1,30 @@
+/** The storage role: node directory, configuration, and running the server. */
+export {
+  CONFIG_DEFAULTS,
+  ConfigError,
+  formatHostPort,
+  type HostPort,
+  parseConfig,
+  parseDuration,
+  parseHostPort,
+  parseSize,
+  renderConfig,
+  type StorageConfig,
+} from "./config.ts";
+export {
+  CERT_FILE,
+  CONFIG_FILE,
+  createStorageNode,
+  type CreateStorageNodeOptions,
+  KEY_FILE,
+  loadStorageNode,
+  NodeDirError,
+  PRIVATE_DIR,
+  type RunOptions,
+  runStorageNode,
+  type StorageNode,
+  storageUrlOf,
+  storageUrlText,
+  STORE_DIR,
+  SWISSNUM_FILE,
+} from "./node.ts";

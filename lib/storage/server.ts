@@ -1,0 +1,670 @@
+/**
+ * The storage server: a pure Request -> Response handler over a ShareStore
+ * (createStorageHandler), and serveStorage() to run it on HTTPS with Deno.serve.
+ * docs/storage-protocol.md is the normative description of every route.
+ *
+ * Every request is authorized first (constant-time swissnum comparison);
+ * every path segment, header and CBOR field is parsed strictly; bodies are
+ * size-limited while they stream in. A bad request gets a 4xx with an
+ * ErrorBody and never affects other requests.
+ */
+import {
+  base32Decode,
+  base32Encode,
+  bytesEqual,
+  decodeCbor,
+  encodeCbor,
+  utf8,
+} from "../codec/mod.ts";
+import {
+  API_PREFIX,
+  AUTH_SCHEME,
+  type BatchReadRequest,
+  CBOR_TYPE,
+  type ErrorBody,
+  HEADERS,
+  MAX_SHARE_NUMBER,
+  OCTET_TYPE,
+  PROTOCOL_VERSION,
+  type ReadTestWriteRequest,
+  SECRET_BYTES,
+  type ServerVersion,
+  STORAGE_INDEX_BYTES,
+} from "./protocol.ts";
+import { type ShareKind, type ShareStore, StoreError } from "./store.ts";
+
+export const DEFAULT_MAX_BODY_SIZE = 64 * 1024 * 1024;
+export const DEFAULT_MAX_BATCH_SLOTS = 4096;
+/** Most entries in any one CBOR array of a request (share numbers, vectors, ranges). */
+export const MAX_VECTOR_ENTRIES = 4096;
+const READ_CHUNK = 1024 * 1024;
+
+export interface HandlerOptions {
+  /** The swissnum that authorizes use of this server. */
+  swissnum: Uint8Array;
+  /** Largest request body (CBOR or PATCH chunk) and batch-read response, in bytes. */
+  maxBodySize?: number;
+  maxBatchSlots?: number;
+  software?: string;
+  /** Where internal errors are reported (never with a secret). Default: console.error. */
+  log?: (line: string) => void;
+}
+
+/** A request the handler refuses: status, stable code, and a message without secrets. */
+class HttpError extends Error {
+  constructor(readonly status: number, readonly code: string, message: string) {
+    super(message);
+  }
+}
+
+function errorResponse(status: number, code: string, message: string): Response {
+  const body: ErrorBody = { error: code, message };
+  return new Response(encodeCbor(body) as Uint8Array<ArrayBuffer>, {
+    status,
+    headers: { "content-type": CBOR_TYPE },
+  });
+}
+
+function cborResponse(value: unknown, status = 200): Response {
+  return new Response(encodeCbor(value) as Uint8Array<ArrayBuffer>, {
+    status,
+    headers: { "content-type": CBOR_TYPE },
+  });
+}
+
+// ---- strict parsing ---------------------------------------------------------
+
+const SI_RE = /^[a-z2-7]{26}$/;
+const SHNUM_RE = /^(0|[1-9][0-9]{0,7})$/;
+const DECIMAL_RE = /^(0|[1-9][0-9]{0,15})$/;
+
+function parseSi(seg: string): Uint8Array {
+  if (!SI_RE.test(seg)) {
+    throw new HttpError(400, "bad-storage-index", "storage index must be 26 base32 characters");
+  }
+  try {
+    const si = base32Decode(seg);
+    if (si.length === STORAGE_INDEX_BYTES) return si;
+  } catch { /* fall through */ }
+  throw new HttpError(
+    400,
+    "bad-storage-index",
+    "storage index is not canonical base32 of 16 bytes",
+  );
+}
+
+function parseShnum(seg: string): number {
+  if (!SHNUM_RE.test(seg) || Number(seg) >= MAX_SHARE_NUMBER) {
+    throw new HttpError(
+      400,
+      "bad-share-number",
+      `share number must be canonical decimal below ${MAX_SHARE_NUMBER}`,
+    );
+  }
+  return Number(seg);
+}
+
+function parseDecimal(s: string, what: string): number {
+  if (!DECIMAL_RE.test(s) || !Number.isSafeInteger(Number(s))) {
+    throw new HttpError(400, "bad-range", `${what} is not a canonical decimal integer`);
+  }
+  return Number(s);
+}
+
+function secretHeader(req: Request, name: string): Uint8Array {
+  const v = req.headers.get(name);
+  if (v === null) throw new HttpError(400, "missing-header", `the ${name} header is required`);
+  try {
+    const b = base32Decode(v.trim());
+    if (b.length === SECRET_BYTES) return b;
+  } catch { /* fall through */ }
+  throw new HttpError(
+    400,
+    "bad-header",
+    `the ${name} header must be base32 of ${SECRET_BYTES} bytes`,
+  );
+}
+
+/** Read a whole body, refusing (while streaming) anything over `limit` bytes. */
+async function readBody(req: Request, limit: number): Promise<Uint8Array> {
+  const cl = req.headers.get("content-length");
+  if (cl !== null && DECIMAL_RE.test(cl) && Number(cl) > limit) {
+    throw new HttpError(413, "body-too-large", `request body exceeds the limit of ${limit} bytes`);
+  }
+  if (!req.body) return new Uint8Array(0);
+  const chunks: Uint8Array[] = [];
+  let total = 0;
+  const reader = req.body.getReader();
+  for (;;) {
+    const { done, value } = await reader.read();
+    if (done) break;
+    total += value.length;
+    if (total > limit) {
+      await reader.cancel().catch(() => {});
+      throw new HttpError(
+        413,
+        "body-too-large",
+        `request body exceeds the limit of ${limit} bytes`,
+      );
+    }
+    chunks.push(value);
+  }
+  if (chunks.length === 1) return chunks[0];
+  const out = new Uint8Array(total);
+  let off = 0;
+  for (const c of chunks) {
+    out.set(c, off);
+    off += c.length;
+  }
+  return out;
+}
+
+async function readCbor(req: Request, limit: number): Promise<unknown> {
+  const body = await readBody(req, limit);
+  try {
+    return decodeCbor(body, limit);
+  } catch (e) {
+    throw new HttpError(400, "bad-cbor", (e as Error).message);
+  }
+}
+
+/** Shape checking of decoded CBOR; every failure names the field. */
+function bad(field: string, want: string): never {
+  throw new HttpError(400, "bad-request", `field ${field} must be ${want}`);
+}
+function obj(v: unknown, field: string): Record<string, unknown> {
+  if (typeof v !== "object" || v === null || Array.isArray(v) || v instanceof Uint8Array) {
+    bad(field, "a map");
+  }
+  return v as Record<string, unknown>;
+}
+function get(o: Record<string, unknown>, key: string): unknown {
+  return Object.hasOwn(o, key) ? o[key] : undefined;
+}
+function uint(v: unknown, field: string, max = Number.MAX_SAFE_INTEGER): number {
+  if (typeof v !== "number" || !Number.isSafeInteger(v) || v < 0 || v > max) {
+    bad(field, `an integer 0..${max}`);
+  }
+  return v;
+}
+function bytes(v: unknown, field: string, len?: number): Uint8Array {
+  if (!(v instanceof Uint8Array) || (len !== undefined && v.length !== len)) {
+    bad(field, len === undefined ? "a byte string" : `a byte string of ${len} bytes`);
+  }
+  return v;
+}
+function arr(v: unknown, field: string, max = MAX_VECTOR_ENTRIES): unknown[] {
+  if (!Array.isArray(v) || v.length > max) bad(field, `an array of at most ${max} entries`);
+  return v;
+}
+function shnum(v: unknown, field: string): number {
+  return uint(v, field, MAX_SHARE_NUMBER - 1);
+}
+
+function parseRtw(v: unknown): ReadTestWriteRequest {
+  const o = obj(v, "request");
+  let entries = 0;
+  const count = (n: number) => {
+    entries += n;
+    if (entries > MAX_VECTOR_ENTRIES) {
+      bad("testWriteVectors", `at most ${MAX_VECTOR_ENTRIES} vector entries in all`);
+    }
+  };
+  const testWriteVectors = arr(get(o, "testWriteVectors"), "testWriteVectors").map((x, i) => {
+    const f = `testWriteVectors[${i}]`;
+    const tw = obj(x, f);
+    const test = arr(get(tw, "test"), `${f}.test`).map((t, j) => {
+      const e = obj(t, `${f}.test[${j}]`);
+      return {
+        offset: uint(get(e, "offset"), `${f}.test[${j}].offset`),
+        size: uint(get(e, "size"), `${f}.test[${j}].size`),
+        specimen: bytes(get(e, "specimen"), `${f}.test[${j}].specimen`),
+      };
+    });
+    const write = arr(get(tw, "write"), `${f}.write`).map((w, j) => {
+      const e = obj(w, `${f}.write[${j}]`);
+      const offset = uint(get(e, "offset"), `${f}.write[${j}].offset`);
+      const data = bytes(get(e, "data"), `${f}.write[${j}].data`);
+      if (!Number.isSafeInteger(offset + data.length)) {
+        bad(`${f}.write[${j}].offset`, "a safe offset");
+      }
+      return { offset, data };
+    });
+    count(1 + test.length + write.length);
+    const nl = get(tw, "newLength");
+    return {
+      share: shnum(get(tw, "share"), `${f}.share`),
+      test,
+      write,
+      newLength: nl === null || nl === undefined ? null : uint(nl, `${f}.newLength`),
+    };
+  });
+  const readVector = arr(get(o, "readVector"), "readVector").map((r, j) => {
+    const e = obj(r, `readVector[${j}]`);
+    return {
+      offset: uint(get(e, "offset"), `readVector[${j}].offset`),
+      size: uint(get(e, "size"), `readVector[${j}].size`),
+    };
+  });
+  count(readVector.length);
+  return { testWriteVectors, readVector };
+}
+
+function parseBatch(v: unknown, maxSlots: number): BatchReadRequest {
+  const o = obj(v, "request");
+  let entries = 0;
+  return {
+    slots: arr(get(o, "slots"), "slots", maxSlots).map((s, i) => {
+      const f = `slots[${i}]`;
+      const e = obj(s, f);
+      const sh = get(e, "shares");
+      const shares = sh === null || sh === undefined
+        ? null
+        : arr(sh, `${f}.shares`).map((n, j) => shnum(n, `${f}.shares[${j}]`));
+      const ranges = arr(get(e, "ranges"), `${f}.ranges`).map((r, j) => {
+        const re = obj(r, `${f}.ranges[${j}]`);
+        const size = get(re, "size");
+        return {
+          offset: uint(get(re, "offset"), `${f}.ranges[${j}].offset`),
+          size: size === null || size === undefined ? null : uint(size, `${f}.ranges[${j}].size`),
+        };
+      });
+      entries += (shares?.length ?? 0) + ranges.length;
+      if (entries > 16 * MAX_VECTOR_ENTRIES) bad("slots", "fewer shares and ranges in all");
+      return {
+        storageIndex: bytes(get(e, "storageIndex"), `${f}.storageIndex`, STORAGE_INDEX_BYTES),
+        shares,
+        ranges,
+      };
+    }),
+  };
+}
+
+/** `Range: bytes=B-E` or `bytes=B-` (inclusive end) -> [begin, endExclusive | null]. */
+function parseRange(h: string): [number, number | null] {
+  const m = /^bytes=([0-9]+)-([0-9]*)$/.exec(h.trim());
+  if (!m) {
+    throw new HttpError(
+      400,
+      "bad-range",
+      "Range must be 'bytes=BEGIN-END' or 'bytes=BEGIN-' (one range)",
+    );
+  }
+  const b = parseDecimal(m[1], "range begin");
+  if (m[2] === "") return [b, null];
+  const e = parseDecimal(m[2], "range end");
+  if (e < b) throw new HttpError(400, "bad-range", "range end is before its beginning");
+  return [b, e + 1];
+}
+
+/** `Content-Range: bytes B-E/*` or `bytes B-E/TOTAL` -> [offset, length, total | null]. */
+function parseContentRange(h: string | null): [number, number, number | null] {
+  if (h === null) {
+    throw new HttpError(400, "missing-header", "the content-range header is required");
+  }
+  const m = /^bytes ([0-9]+)-([0-9]+)\/([0-9]+|\*)$/.exec(h.trim());
+  if (!m) {
+    throw new HttpError(
+      400,
+      "bad-range",
+      "Content-Range must be 'bytes BEGIN-END/*' or 'bytes BEGIN-END/TOTAL'",
+    );
+  }
+  const b = parseDecimal(m[1], "range begin");
+  const e = parseDecimal(m[2], "range end");
+  if (e < b) throw new HttpError(400, "bad-range", "range end is before its beginning");
+  return [b, e - b + 1, m[3] === "*" ? null : parseDecimal(m[3], "range total")];
+}
+
+// ---- the handler --------------------------------------------------------------
+
+async function readShare(
+  store: ShareStore,
+  kind: ShareKind,
+  si: Uint8Array,
+  n: number,
+  req: Request,
+): Promise<Response> {
+  const o = store.openShare(kind, si, n);
+  if (!o) {
+    throw new HttpError(
+      404,
+      "not-found",
+      `this server holds no ${kind} share ${n} of this storage index`,
+    );
+  }
+  let begin = 0;
+  let end = o.size;
+  let status = 200;
+  const headers: Record<string, string> = { "content-type": OCTET_TYPE };
+  try {
+    const rh = req.headers.get("range");
+    if (rh !== null) {
+      const [b, e] = parseRange(rh);
+      if (b >= o.size) {
+        throw new HttpError(
+          416,
+          "range-not-satisfiable",
+          `range begins at ${b}, the share has ${o.size} bytes`,
+        );
+      }
+      begin = b;
+      end = e === null ? o.size : Math.min(e, o.size);
+      status = 206;
+      headers["content-range"] = `bytes ${begin}-${end - 1}/${o.size}`;
+    }
+    headers["content-length"] = String(end - begin);
+    if (end - begin <= 64 * 1024) {
+      const buf = new Uint8Array(end - begin);
+      o.file.seekSync(begin, Deno.SeekMode.Start);
+      let got = 0;
+      while (got < buf.length) {
+        const r = o.file.readSync(buf.subarray(got));
+        if (!r) break;
+        got += r;
+      }
+      o.file.close();
+      return new Response(buf.subarray(0, got), { status, headers });
+    }
+  } catch (e) {
+    o.file.close();
+    throw e;
+  }
+  await o.file.seek(begin, Deno.SeekMode.Start);
+  let remaining = end - begin;
+  const file = o.file;
+  let closed = false;
+  const close = () => {
+    if (!closed) {
+      closed = true;
+      file.close();
+    }
+  };
+  const stream = new ReadableStream<Uint8Array>({
+    async pull(ctrl) {
+      try {
+        if (remaining <= 0) {
+          close();
+          ctrl.close();
+          return;
+        }
+        const buf = new Uint8Array(Math.min(remaining, READ_CHUNK));
+        const r = await file.read(buf);
+        if (!r) {
+          close();
+          ctrl.error(new Error("share shrank while being read"));
+          return;
+        }
+        remaining -= r;
+        ctrl.enqueue(buf.subarray(0, r));
+      } catch (e) {
+        close();
+        ctrl.error(e);
+      }
+    },
+    cancel() {
+      close();
+    },
+  });
+  return new Response(stream, { status, headers });
+}
+
+/** Build the storage protocol handler over `store`. */
+export function createStorageHandler(
+  store: ShareStore,
+  opts: HandlerOptions,
+): (req: Request) => Promise<Response> {
+  const maxBody = opts.maxBodySize ?? DEFAULT_MAX_BODY_SIZE;
+  const maxSlots = opts.maxBatchSlots ?? DEFAULT_MAX_BATCH_SLOTS;
+  const log = opts.log ?? ((l: string) => console.error(l));
+  const expectedAuth = utf8(`${AUTH_SCHEME} ${base32Encode(opts.swissnum)}`);
+
+  async function route(req: Request): Promise<Response> {
+    const auth = req.headers.get(HEADERS.authorization);
+    if (auth === null || !bytesEqual(utf8(auth), expectedAuth)) {
+      throw new HttpError(
+        401,
+        "unauthorized",
+        "missing or wrong swissnum; use this server's storage URL",
+      );
+    }
+    const url = new URL(req.url);
+    const path = url.pathname;
+    if (!path.startsWith(API_PREFIX + "/")) throw new HttpError(404, "not-found", "unknown route");
+    const seg = path.slice(API_PREFIX.length + 1).split("/");
+    const m = req.method;
+    const method = (...allowed: string[]) => {
+      if (!allowed.includes(m)) {
+        throw new HttpError(405, "method-not-allowed", `use ${allowed.join(" or ")} here`);
+      }
+    };
+
+    if (seg.length === 1 && seg[0] === "version") {
+      method("GET");
+      const v: ServerVersion = {
+        protocol: PROTOCOL_VERSION,
+        software: opts.software ?? "shoal",
+        maxShareSize: store.maxShareSize,
+        availableSpace: await store.availableSpace(),
+        maxBodySize: maxBody,
+        maxBatchSlots: maxSlots,
+        leaseDuration: store.leaseDuration,
+      };
+      return cborResponse(v);
+    }
+
+    if (seg[0] === "immutable" && seg.length >= 2) {
+      const si = parseSi(seg[1]);
+      if (seg.length === 2) {
+        method("POST");
+        const upload = secretHeader(req, HEADERS.uploadSecret);
+        const renew = secretHeader(req, HEADERS.leaseRenewSecret);
+        const cancel = secretHeader(req, HEADERS.leaseCancelSecret);
+        const o = obj(await readCbor(req, maxBody), "request");
+        const shareNumbers = arr(get(o, "shareNumbers"), "shareNumbers").map((n, i) =>
+          shnum(n, `shareNumbers[${i}]`)
+        );
+        const allocatedSize = uint(get(o, "allocatedSize"), "allocatedSize");
+        return cborResponse(
+          await store.allocate(si, { upload, renew, cancel }, shareNumbers, allocatedSize),
+        );
+      }
+      if (seg.length === 3 && seg[2] === "shares") {
+        method("GET");
+        return cborResponse(await store.listImmutable(si));
+      }
+      const n = parseShnum(seg[2]);
+      if (seg.length === 3) {
+        method("GET", "PATCH");
+        if (m === "GET") return await readShare(store, "immutable", si, n, req);
+        const upload = secretHeader(req, HEADERS.uploadSecret);
+        const [offset, length, total] = parseContentRange(req.headers.get("content-range"));
+        if (length > maxBody) {
+          throw new HttpError(
+            413,
+            "body-too-large",
+            `upload chunks are limited to ${maxBody} bytes`,
+          );
+        }
+        const cl = req.headers.get("content-length");
+        if (cl !== null && cl !== String(length)) {
+          throw new HttpError(
+            400,
+            "body-length-mismatch",
+            "Content-Length differs from the Content-Range length",
+          );
+        }
+        const body: AsyncIterable<Uint8Array> = req.body ?? (async function* () {})();
+        if (total !== null && total !== (await store.uploadSize(si, n, upload))) {
+          throw new HttpError(
+            400,
+            "bad-range",
+            "the Content-Range total differs from the allocated size",
+          );
+        }
+        const r = await store.writeImmutable(si, n, upload, offset, length, body);
+        return cborResponse({ required: r.required }, r.complete ? 201 : 200);
+      }
+      if (seg.length === 4 && seg[3] === "abort") {
+        method("PUT");
+        await store.abortUpload(si, n, secretHeader(req, HEADERS.uploadSecret));
+        return new Response(null, { status: 204 });
+      }
+      if (seg.length === 4 && seg[3] === "corrupt") {
+        method("POST");
+        return await corrupt(req, "immutable", si, n);
+      }
+      throw new HttpError(404, "not-found", "unknown route");
+    }
+
+    if (seg[0] === "mutable" && seg.length === 2 && seg[1] === "batch-read") {
+      method("POST");
+      const r = parseBatch(await readCbor(req, maxBody), maxSlots);
+      return cborResponse(await store.batchRead(r, maxBody));
+    }
+
+    if (seg[0] === "mutable" && seg.length >= 3) {
+      const si = parseSi(seg[1]);
+      if (seg.length === 3 && seg[2] === "read-test-write") {
+        method("POST");
+        const writeEnabler = secretHeader(req, HEADERS.writeEnabler);
+        const renew = secretHeader(req, HEADERS.leaseRenewSecret);
+        const cancel = secretHeader(req, HEADERS.leaseCancelSecret);
+        const r = parseRtw(await readCbor(req, maxBody));
+        return cborResponse(await store.readTestWrite(si, { writeEnabler, renew, cancel }, r));
+      }
+      if (seg.length === 3 && seg[2] === "shares") {
+        method("GET");
+        return cborResponse(await store.listMutable(si));
+      }
+      const n = parseShnum(seg[2]);
+      if (seg.length === 3) {
+        method("GET");
+        return await readShare(store, "mutable", si, n, req);
+      }
+      if (seg.length === 4 && seg[3] === "corrupt") {
+        method("POST");
+        return await corrupt(req, "mutable", si, n);
+      }
+      throw new HttpError(404, "not-found", "unknown route");
+    }
+
+    if (seg[0] === "lease" && seg.length === 2) {
+      const si = parseSi(seg[1]);
+      method("PUT");
+      const renew = secretHeader(req, HEADERS.leaseRenewSecret);
+      const cancel = secretHeader(req, HEADERS.leaseCancelSecret);
+      if (!(await store.addLease(si, { renew, cancel }))) {
+        throw new HttpError(404, "not-found", "this server holds no share of this storage index");
+      }
+      return new Response(null, { status: 204 });
+    }
+    throw new HttpError(404, "not-found", "unknown route");
+  }
+
+  async function corrupt(
+    req: Request,
+    kind: ShareKind,
+    si: Uint8Array,
+    n: number,
+  ): Promise<Response> {
+    const o = obj(await readCbor(req, 64 * 1024), "request");
+    const reason = get(o, "reason");
+    if (typeof reason !== "string") bad("reason", "a text string");
+    await store.reportCorruption(kind, si, n, reason);
+    return new Response(null, { status: 204 });
+  }
+
+  return async (req: Request): Promise<Response> => {
+    try {
+      return await route(req);
+    } catch (e) {
+      if (e instanceof HttpError || e instanceof StoreError) {
+        // Drain nothing more: the connection may be closed by the server if the body was unread.
+        return errorResponse(e.status, e.code, e.message);
+      }
+      log(
+        `storage server: internal error on ${req.method} ${new URL(req.url).pathname}: ${
+          (e as Error)?.message ?? e
+        }`,
+      );
+      return errorResponse(
+        500,
+        "internal-error",
+        "the server failed to handle this request; see its log",
+      );
+    }
+  };
+}
+
+export interface ServeOptions {
+  hostname: string;
+  port: number;
+  certPem: string;
+  keyPem: string;
+  handler: (req: Request) => Promise<Response>;
+  signal?: AbortSignal;
+  onListen?: (addr: { hostname: string; port: number }) => void;
+}
+
+export interface StorageServer {
+  addr: { hostname: string; port: number };
+  /** Resolves when the server has stopped. */
+  finished: Promise<void>;
+  /** Stop accepting; wait (up to `graceMs`) for in-flight requests to finish. */
+  shutdown(graceMs?: number): Promise<void>;
+}
+
+/** Serve `handler` over HTTPS (HTTP/1.1, TLS with the given PEM certificate and key). */
+export function serveStorage(opts: ServeOptions): StorageServer {
+  // In-flight accounting: Deno's own shutdown cuts request bodies still
+  // streaming in, so shutdown() first refuses new requests (503) and waits for
+  // the running ones, then closes the listener.
+  let inflight = 0;
+  let draining = false;
+  let onIdle: (() => void) | null = null;
+  const handler = async (req: Request): Promise<Response> => {
+    if (draining) {
+      const r = errorResponse(
+        503,
+        "shutting-down",
+        "the server is shutting down; retry another server or later",
+      );
+      r.headers.set("connection", "close");
+      return r;
+    }
+    inflight++;
+    try {
+      return await opts.handler(req);
+    } finally {
+      if (--inflight === 0) onIdle?.();
+    }
+  };
+  const server = Deno.serve({
+    hostname: opts.hostname,
+    port: opts.port,
+    cert: opts.certPem,
+    key: opts.keyPem,
+    signal: opts.signal,
+    onListen: () => {},
+  }, handler);
+  const addr = { hostname: server.addr.hostname, port: server.addr.port };
+  opts.onListen?.(addr);
+  return {
+    addr,
+    finished: server.finished,
+    async shutdown(graceMs = 10_000) {
+      const deadline = Date.now() + graceMs;
+      let timer: ReturnType<typeof setTimeout> | undefined;
+      const until = (p: Promise<unknown>) =>
+        Promise.race([
+          p,
+          new Promise<void>((r) => (timer = setTimeout(r, Math.max(0, deadline - Date.now())))),
+        ])
+          .finally(() => clearTimeout(timer));
+      draining = true;
+      if (inflight > 0) await until(new Promise<void>((r) => (onIdle = r)));
+      await until(server.shutdown());
+    },
+  };
+}
