@@ -1,4 +1,4 @@
-/** The `shoal storage` commands: create, run, url. (`join` and `announcement` come later.) */
+/** The `shoal storage` commands: create, run, url, join, announcement. */
 import { base32Encode } from "../codec/mod.ts";
 import {
   ConfigError,
@@ -12,8 +12,15 @@ import {
   storageUrlText,
 } from "../roles/storage/mod.ts";
 import {
+  announcementReadcap,
+  joinGrid,
+  publishAnnouncement,
+} from "../roles/storage/announce.ts";
+import { GridNode } from "../roles/gridnode.ts";
+import {
   CliError,
   type Command,
+  type CommandContext,
   DIR_OPTION,
   optionalString,
   requireString,
@@ -60,6 +67,11 @@ use; it defaults to the --listen address. SIZE is e.g. 0, 500M, 10G, 1T (default
       value: "SIZE",
       help: "free disk space to leave untouched (default 1G)",
     },
+    "introducer-v3": {
+      type: "string",
+      value: "TEXT",
+      help: "join this grid at once (as 'shoal storage join'); prints the announcement readcap",
+    },
   },
   async run(ctx) {
     const dir = requireString(ctx.values, "dir");
@@ -96,6 +108,64 @@ use; it defaults to the --listen address. SIZE is e.g. 0, 500M, 10G, 1T (default
     ctx.err(
       `start it with 'shoal storage run --dir ${node.dir}'; 'shoal storage url --dir ${node.dir}' prints its storage URL`,
     );
+    const text = optionalString(ctx.values, "introducer-v3");
+    if (text !== undefined) await joinAndAnnounce(node.dir, text, ctx);
+  },
+};
+
+/** Record the text, print the GSA readcap, and publish the GSA where possible. */
+async function joinAndAnnounce(dir: string, text: string, ctx: CommandContext): Promise<void> {
+  const readcap = await joinGrid(dir, text);
+  ctx.out(readcap);
+  const node = await loadStorageNode(dir);
+  const grid = (await GridNode.load(dir))!;
+  try {
+    const r = await publishAnnouncement(node, grid);
+    if (r.refreshError) ctx.err(`note: could not read the grid yet: ${r.refreshError}`);
+    ctx.err(
+      r.published
+        ? `announcement version ${r.seqnum} written to ${r.servers - r.failures.length} of ${r.servers} server(s)`
+        : `announcement is current on all ${r.servers} known server(s)`,
+    );
+    if (r.failures.length) ctx.err("servers not reached now get it when this server runs ('shoal storage run')");
+  } catch (e) {
+    ctx.err(`note: announcement not published yet (${(e as Error).message}); 'shoal storage run' publishes it`);
+  } finally {
+    grid.close();
+  }
+  ctx.err(`give the readcap above to the grid operator: 'shoal operator add-announcement --dir OP READCAP'`);
+}
+
+const join: Command = {
+  name: "join",
+  summary: "join a grid: record its introduction text and publish this server's announcement",
+  usage: "--dir DIR --introducer-v3 TEXT",
+  description: `
+Records the introduction text in DIR/private/, creates this server's announcement (GSA)
+writecap in DIR/private/gsa-writecap (kept only here: only this server can change its
+announcement), writes the announcement to every server it knows (the grid's servers and
+itself if running), and prints the announcement readcap alone on stdout for the operator.`,
+  options: {
+    dir: DIR_OPTION,
+    "introducer-v3": { type: "string", value: "TEXT", help: "the grid's introduction text" },
+  },
+  async run(ctx) {
+    const dir = requireString(ctx.values, "dir");
+    const text = requireString(ctx.values, "introducer-v3");
+    await nodeErrors(() => loadStorageNode(dir));
+    await joinAndAnnounce(dir, text, ctx);
+  },
+};
+
+const announcement: Command = {
+  name: "announcement",
+  summary: "print this server's announcement (GSA) readcap",
+  usage: "--dir DIR",
+  options: { dir: DIR_OPTION },
+  async run(ctx) {
+    const dir = requireString(ctx.values, "dir");
+    await nodeErrors(() => loadStorageNode(dir));
+    ctx.out(await announcementReadcap(dir));
   },
 };
 
@@ -145,4 +215,4 @@ const url: Command = {
   },
 };
 
-export const storageCommands: Command[] = [create, run, url];
+export const storageCommands: Command[] = [create, run, url, join, announcement];

@@ -238,6 +238,9 @@ export class ShareStore {
   #uploads = new Map<string, Upload>();
   #tmpCounter = 0;
   #spaceCache: { at: number; bytes: number } | null = null;
+  /** Called after every successful mutable write, with the slot's storage index (the node's
+   * discovery uses it to notice a new grid service directory at once). */
+  onMutableWrite: ((storageIndex: Uint8Array) => void) | null = null;
 
   private constructor(opts: StoreOptions) {
     this.root = opts.root;
@@ -838,6 +841,7 @@ export class ShareStore {
         } else {
           await fsyncDir(dir);
         }
+        this.onMutableWrite?.(si);
         return { success: true, reads };
       } finally {
         for (const f of files.values()) f.close();

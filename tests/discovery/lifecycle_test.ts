@@ -220,7 +220,8 @@ Deno.test("introducer-v3 lifecycle through the command line", opts, async (t) =>
 
     await t.step("malformed introduction texts and readcaps give clear errors", async () => {
       const bad: [string, string][] = [
-        ["", "empty"],
+        ["", "--introducer-v3"],
+        [" ", "empty"],
         ["nonsense", "GSD readcap"],
         [text.split(",")[0], "at least one storage URL"],
         [`${text.split(",")[0]},shoal-storage:v1:xyz`, "part 2"],

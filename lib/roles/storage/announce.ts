@@ -7,12 +7,13 @@
  *   D/private/gsa-writecap        this server's GSA writecap (0600); only this server can write its GSA
  *   D/private/servers.json        servers in the GSD, as last read (0600)
  */
-import { base32Encode } from "../../codec/mod.ts";
-import { formatCap, parseCap, randomBytes, readcapOf } from "../../crypto/mod.ts";
+import { base32Encode, bytesEqual } from "../../codec/mod.ts";
+import { formatCap, parseCap, randomBytes, readcapOf, storageIndexFromReadkey } from "../../crypto/mod.ts";
+import type { ShareStore } from "../../storage/mod.ts";
 import { type Announcement, decodeAnnouncement, encodeAnnouncement, type RefreshResult } from "../../discovery/mod.ts";
 import { VERSION } from "../../version.ts";
-import { GridNode } from "../gridnode.ts";
-import { readTextOrNull, writePrivate } from "../nodefs.ts";
+import { GridNode, INTRODUCTION_FILE } from "../gridnode.ts";
+import { exists, readTextOrNull, writePrivate } from "../nodefs.ts";
 import { loadStorageNode, type StorageNode, storageUrlOf } from "./node.ts";
 
 export const GSA_WRITECAP_FILE = "private/gsa-writecap";
@@ -128,4 +129,74 @@ export async function publishAnnouncement(
     refresh,
     refreshError,
   };
+}
+
+/**
+ * While the server runs: publish the announcement at start, then refresh and
+ * republish every refresh interval — and at once (after a short pause) when
+ * the grid service directory is written to this server's own store, which is
+ * how a server learns that the operator changed the grid.
+ */
+export async function runAnnouncer(
+  node: StorageNode,
+  store: ShareStore,
+  signal: AbortSignal,
+  log: (line: string) => void,
+): Promise<void> {
+  // Not joined yet: check again every interval ('shoal storage join' may run while we serve).
+  while (!signal.aborted && (await gsaWritecap(node.dir) === null || !(await exists(`${node.dir}/${INTRODUCTION_FILE}`)))) {
+    await sleep(node.config.refreshInterval * 1000, signal);
+  }
+  if (signal.aborted) return;
+  const grid = await GridNode.load(node.dir);
+  if (!grid) return;
+  const gsdSi = storageIndexFromReadkey(grid.intro.gsdReadcap.readkey);
+  let wake: (() => void) | null = null;
+  let pending = false;
+  store.onMutableWrite = (si) => {
+    if (!bytesEqual(si, gsdSi)) return;
+    pending = true;
+    wake?.();
+  };
+  try {
+    while (!signal.aborted) {
+      pending = false;
+      try {
+        const r = await publishAnnouncement(node, grid);
+        if (r.refreshError) log(`grid refresh failed: ${r.refreshError}`);
+        if (r.published) {
+          log(`announcement version ${r.seqnum} published to ${r.servers} server(s) (${r.reason})`);
+        }
+        for (const f of r.failures) log(`announcement not stored on ${f}`);
+      } catch (e) {
+        log(`announcement failed: ${(e as Error).message}`);
+      }
+      if (pending || signal.aborted) continue;
+      await new Promise<void>((resolve) => {
+        const done = () => {
+          clearTimeout(t);
+          wake = null;
+          resolve();
+        };
+        const t = setTimeout(done, node.config.refreshInterval * 1000);
+        // A GSD write: wait a moment for the operator to finish writing every server.
+        wake = () => setTimeout(done, 300);
+        signal.addEventListener("abort", done, { once: true });
+      });
+    }
+  } finally {
+    store.onMutableWrite = null;
+    grid.close();
+  }
+}
+
+function sleep(ms: number, signal: AbortSignal): Promise<void> {
+  return new Promise((resolve) => {
+    const done = () => {
+      clearTimeout(t);
+      resolve();
+    };
+    const t = setTimeout(done, ms);
+    signal.addEventListener("abort", done, { once: true });
+  });
 }

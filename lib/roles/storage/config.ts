@@ -30,6 +30,8 @@ export interface StorageConfig {
   leaseDuration: number;
   /** Seconds between garbage-collection passes. */
   gcInterval: number;
+  /** Seconds between refreshes of the grid view (when joined to a grid). */
+  refreshInterval: number;
 }
 
 export const CONFIG_DEFAULTS = {
@@ -39,6 +41,7 @@ export const CONFIG_DEFAULTS = {
   maxBatchSlots: 4096,
   leaseDuration: "31d",
   gcInterval: "1h",
+  refreshInterval: "60s",
 } as const;
 
 const UNITS: Record<string, number> = {
@@ -144,6 +147,11 @@ max_batch_slots = ${CONFIG_DEFAULTS.maxBatchSlots}
 lease_duration = ${tomlString(CONFIG_DEFAULTS.leaseDuration)}
 # How often expired shares are garbage-collected.
 gc_interval = ${tomlString(CONFIG_DEFAULTS.gcInterval)}
+
+[discovery]
+# Once joined to a grid (shoal storage join): how often to re-read the grid service
+# directory and republish this server's announcement where it is missing or stale.
+refresh_interval = ${tomlString(CONFIG_DEFAULTS.refreshInterval)}
 `;
 }
 
@@ -165,6 +173,7 @@ export function parseConfig(text: string, file = "shoal.toml"): StorageConfig {
   };
   const node = table("node");
   const st = table("storage");
+  const disc = table("discovery");
   const fail = (key: string, why: string): never => {
     throw new ConfigError(`${file}: ${key}: ${why}`);
   };
@@ -234,5 +243,9 @@ export function parseConfig(text: string, file = "shoal.toml"): StorageConfig {
     maxBatchSlots: mbs as number,
     leaseDuration: dur("lease_duration", CONFIG_DEFAULTS.leaseDuration),
     gcInterval: dur("gc_interval", CONFIG_DEFAULTS.gcInterval),
+    refreshInterval: conv(
+      "discovery.refresh_interval",
+      () => parseDuration(str(disc, "discovery", "refresh_interval", CONFIG_DEFAULTS.refreshInterval)),
+    ),
   };
 }

@@ -28,6 +28,7 @@ import {
   renderConfig,
   type StorageConfig,
 } from "./config.ts";
+import { runAnnouncer } from "./announce.ts";
 
 export const CONFIG_FILE = "shoal.toml";
 export const CERT_FILE = "tls-cert.pem";
@@ -242,6 +243,8 @@ export async function runStorageNode(node: StorageNode, opts: RunOptions): Promi
     );
   }
   opts.onListen?.(server.addr);
+  // Once joined to a grid: keep this server's announcement published everywhere.
+  const announcer = runAnnouncer(node, store, opts.signal, log);
   let gcRunning: Promise<void> | null = null;
   const timer = setInterval(() => {
     if (gcRunning) return;
@@ -260,5 +263,6 @@ export async function runStorageNode(node: StorageNode, opts: RunOptions): Promi
   });
   clearInterval(timer);
   await server.shutdown(opts.graceMs ?? 10_000);
+  await announcer;
   if (gcRunning) await gcRunning;
 }
