@@ -5,6 +5,7 @@ import {
   runClient,
   serversReport,
 } from "../roles/client/mod.ts";
+import { fileCommands } from "./client_files.ts";
 import { type Command, DIR_OPTION, JSON_OPTION, optionalString, requireString, UsageError } from "./command.ts";
 
 function iso(t: number): string {
@@ -12,6 +13,7 @@ function iso(t: number): string {
 }
 
 export const clientCommands: Command[] = [
+  // The node's daemon and server list; file commands (lib/cli/client_files.ts) follow.
   {
     name: "create-node",
     summary: "create a client node that joins a grid from its introduction text",
@@ -95,4 +97,5 @@ export const clientCommands: Command[] = [
       }
     },
   },
+  ...fileCommands,
 ];

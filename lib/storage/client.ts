@@ -603,7 +603,10 @@ export class StorageClient {
         while (this.#idle.length > 0) {
           const p = this.#idle.pop()!;
           clearTimeout(p.idleTimer);
-          if (p.conn.usable) return { pooled: p, reused: true };
+          if (p.conn.usable) {
+            p.conn.socket.ref();
+            return { pooled: p, reused: true };
+          }
           p.conn.destroy();
         }
       } else if (this.#open >= this.options.maxConnections && this.#idle.length > 0) {
@@ -641,6 +644,9 @@ export class StorageClient {
       if (i >= 0) this.#idle.splice(i, 1);
       p.conn.destroy();
     }, this.options.idleTimeoutMs);
+    // An idle pooled connection does not keep the process alive.
+    Deno.unrefTimer(p.idleTimer as unknown as number);
+    p.conn.socket.unref();
     this.#idle.push(p);
     this.#wake();
   }

@@ -7,9 +7,23 @@
  *   C/private/lease-secret        this node's lease secret (0600)
  */
 import { parse } from "smol-toml";
-import { type DiscoveryState, gsdFreshness, parseIntroductionText, type RefreshResult } from "../../discovery/mod.ts";
+import {
+  type DiscoveryState,
+  gsdFreshness,
+  parseIntroductionText,
+  recordedStorageUrls,
+  type RefreshResult,
+} from "../../discovery/mod.ts";
+import type { Grid } from "../../grid/mod.ts";
 import { GridNode } from "../gridnode.ts";
-import { exists, makePrivateDir, normalizeDir, readTextOrNull, writeFileAtomic } from "../nodefs.ts";
+import {
+  exists,
+  loadOrCreateSecret,
+  makePrivateDir,
+  normalizeDir,
+  readTextOrNull,
+  writeFileAtomic,
+} from "../nodefs.ts";
 
 export const CLIENT_CONFIG_FILE = "shoal.toml";
 /** Default seconds between refreshes of the server list. */
@@ -24,7 +38,15 @@ export interface ClientConfig {
   nickname: string;
   refreshInterval: number;
   fanout: number;
+  /** Erasure coding for new files: k of n shares, and servers-of-happiness for immutable uploads. */
+  shares: { k: number; n: number; happy: number };
+  /** Port of the web gateway on 127.0.0.1 (0: pick a free one). */
+  webPort: number;
 }
+
+export const DEFAULT_SHARES = { k: 3, n: 10, happy: 7 };
+export const DEFAULT_WEB_PORT = 3456;
+export const CONVERGENCE_SECRET_FILE = "private/convergence-secret";
 
 export interface ClientNode {
   dir: string;
@@ -41,6 +63,17 @@ function renderConfig(c: ClientConfig): string {
     `refresh_interval = ${c.refreshInterval}`,
     "# How many storage servers to read the grid service directory from on a full refresh.",
     `fanout = ${c.fanout}`,
+    "",
+    "[shares]",
+    "# New files are erasure-coded into n shares, any k of which rebuild them; an immutable",
+    "# upload succeeds only when its shares land on at least `happy` distinct servers.",
+    `k = ${c.shares.k}`,
+    `n = ${c.shares.n}`,
+    `happy = ${c.shares.happy}`,
+    "",
+    "[web]",
+    "# The web gateway and dashboard listen on 127.0.0.1 at this port while `shoal client run` runs.",
+    `port = ${c.webPort}`,
     "",
   ].join("\n");
 }
@@ -63,13 +96,26 @@ export function parseClientConfig(text: string, file: string): ClientConfig {
   if (typeof fanout !== "number" || !Number.isInteger(fanout) || fanout < 1 || fanout > 16) {
     throw new ClientNodeError(`${file}: client.fanout must be an integer from 1 to 16`);
   }
-  return { nickname, refreshInterval, fanout };
+  const sh = (doc.shares ?? {}) as Record<string, unknown>;
+  const k = sh.k ?? DEFAULT_SHARES.k;
+  const n = sh.n ?? DEFAULT_SHARES.n;
+  const happy = sh.happy ?? DEFAULT_SHARES.happy;
+  const isInt = (x: unknown): x is number => typeof x === "number" && Number.isInteger(x);
+  if (!isInt(k) || !isInt(n) || !isInt(happy) || k < 1 || n < k || n > 256 || happy < 1 || happy > n) {
+    throw new ClientNodeError(`${file}: [shares] needs integers with 1 <= k <= n <= 256 and 1 <= happy <= n`);
+  }
+  const web = (doc.web ?? {}) as Record<string, unknown>;
+  const webPort = web.port ?? DEFAULT_WEB_PORT;
+  if (!isInt(webPort) || webPort < 0 || webPort > 65535) {
+    throw new ClientNodeError(`${file}: web.port must be an integer from 0 to 65535`);
+  }
+  return { nickname, refreshInterval, fanout, shares: { k, n, happy }, webPort };
 }
 
 export async function createClientNode(
   dirArg: string,
   introText: string,
-  opts: { nickname?: string; refreshInterval?: number } = {},
+  opts: { nickname?: string; refreshInterval?: number; webPort?: number } = {},
 ): Promise<void> {
   const dir = normalizeDir(dirArg);
   parseIntroductionText(introText); // validate before touching the disk
@@ -79,10 +125,12 @@ export async function createClientNode(
   await Deno.mkdir(dir, { recursive: true });
   await makePrivateDir(dir);
   await GridNode.recordIntroduction(dir, introText);
-  const config = {
+  const config: ClientConfig = {
     nickname: opts.nickname ?? "",
     refreshInterval: opts.refreshInterval ?? DEFAULT_REFRESH_INTERVAL,
     fanout: DEFAULT_FANOUT,
+    shares: { ...DEFAULT_SHARES },
+    webPort: opts.webPort ?? DEFAULT_WEB_PORT,
   };
   await writeFileAtomic(`${dir}/${CLIENT_CONFIG_FILE}`, renderConfig(config));
 }
@@ -97,6 +145,37 @@ export async function loadClientNode(dirArg: string): Promise<ClientNode> {
   const grid = await GridNode.load(dir);
   if (!grid) throw new ClientNodeError(`${dir} has no introduction text; recreate it with 'shoal client create-node'`);
   return { dir, config, grid };
+}
+
+/**
+ * A Grid over the recorded servers, ready for file operations. When the
+ * recorded list is older than the refresh interval (or missing), it is
+ * refreshed first (one small request when nothing changed); if that fails,
+ * the last good list is used.
+ */
+export async function openGrid(node: ClientNode, opts: { log?: (line: string) => void } = {}): Promise<Grid> {
+  const st = node.grid.state;
+  const now = Math.floor(Date.now() / 1000);
+  if (st.refreshedAt === null || now - st.refreshedAt >= node.config.refreshInterval) {
+    try {
+      const r = await node.grid.refresh({ fanout: node.config.fanout });
+      for (const l of describeRefresh(r)) opts.log?.(l);
+    } catch (e) {
+      if (!node.grid.state.gsd) throw e;
+      opts.log?.(`refresh failed, using the last recorded servers: ${(e as Error).message}`);
+    }
+  }
+  const urls = recordedStorageUrls(node.grid.state).map((r) => r.url);
+  if (urls.length === 0) {
+    throw new ClientNodeError("no storage servers are known yet: the grid has no announced servers");
+  }
+  const { k, n } = node.config.shares;
+  return node.grid.grid(urls, { k, n });
+}
+
+/** This node's convergence secret (32 bytes, created on first use). */
+export function convergenceSecret(node: ClientNode): Promise<Uint8Array> {
+  return loadOrCreateSecret(`${node.dir}/${CONVERGENCE_SECRET_FILE}`);
 }
 
 export interface ServerView {
