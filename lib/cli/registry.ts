@@ -3,6 +3,7 @@ import type { Command, Group } from "./command.ts";
 import { operatorCommands } from "./operator.ts";
 import { storageCommands } from "./storage.ts";
 import { clientCommands } from "./client.ts";
+import { quickstartCommand } from "./quickstart.ts";
 
 export const GROUPS: Group[] = [
   { name: "operator", summary: "create and maintain a grid's service directory (GSD)", commands: operatorCommands },
@@ -10,4 +11,4 @@ export const GROUPS: Group[] = [
   { name: "client", summary: "join a grid from an introduction text and use it", commands: clientCommands },
 ];
 
-export const TOP_COMMANDS: Command[] = [];
+export const TOP_COMMANDS: Command[] = [quickstartCommand];

@@ -140,9 +140,17 @@ function secretHeader(name: string, what: string, secret: Uint8Array): [string, 
   return [name, base32Encode(secret)];
 }
 
+/**
+ * Make server-supplied text safe to show: no control characters, at most 500
+ * characters, and no base32 run long enough to be a 32-byte secret (a hostile
+ * server could echo the swissnum or another secret into our logs).
+ */
 function clean(text: string): string {
-  // deno-lint-ignore no-control-regex
-  return text.replace(/[\x00-\x1f\x7f]/g, " ").slice(0, 500);
+  return text
+    // deno-lint-ignore no-control-regex
+    .replace(/[\x00-\x1f\x7f]/g, " ")
+    .replace(/[a-z2-7]{52,}/gi, "[redacted]")
+    .slice(0, 500);
 }
 
 // ---- response validation (every byte from the network is hostile) ----

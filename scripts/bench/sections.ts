@@ -1,6 +1,7 @@
 /** Benchmark sections, in the order `deno task bench` runs them. */
 import { section as crypto } from "./crypto.ts";
 import { section as erasure } from "./erasure.ts";
+import { section as storage } from "./storage.ts";
 
 export interface BenchSection {
   name: string;
@@ -8,4 +9,4 @@ export interface BenchSection {
   run(): Promise<void>;
 }
 
-export const sections: BenchSection[] = [crypto, erasure];
+export const sections: BenchSection[] = [crypto, erasure, storage];

@@ -365,6 +365,9 @@ Deno.test("close-delimited bodies, oversize and malformed responses give clear e
 Deno.test("error bodies become StorageError with the server's status, code and message", async () => {
   const s = httpsServer(ID_A, (req) => {
     if (req.method === "PUT") return new Response("nope", { status: 502 });
+    if (req.method === "GET") {
+      return cborResponse({ error: "not-found", message: `echo ${SWISS_B32}\n!` }, 404);
+    }
     return cborResponse(
       { error: "bad-write-enabler", message: "the write enabler does not match" },
       403,
@@ -391,6 +394,12 @@ Deno.test("error bodies become StorageError with the server's status, code and m
         return true;
       },
     );
+    // Server text is cleaned: a secret echoed by a hostile server is redacted, controls removed.
+    await assert.rejects(c.listImmutable(SI), (e: unknown) => {
+      assert.ok(e instanceof StorageError);
+      assert.equal(e.message, "echo [redacted] !");
+      return true;
+    });
     // The secrets travelled in their headers, base32, never in the path.
     const r = s.requests[0];
     assert.equal(r.headers.get("x-shoal-write-enabler"), base32Encode(SECRETS.writeEnabler));
