@@ -126,12 +126,16 @@ function parseReadcap(text: string): { readkey: Uint8Array; fingerprint: Uint8Ar
   return links[0].gsaReadcap;
 }
 
-/** The one-request check: do the GSD and every recorded GSA still have the recorded checkstrings? */
+/**
+ * The one-request check: the checkstrings of the GSD and every recorded GSA,
+ * as one server holds them. Returns what it saw (storage index hex →
+ * checkstring hexes) and whether everything matches the recorded state.
+ */
 async function quickCheck(
   server: GridServer,
   gsdKeys: MutableVerifyKeys,
   state: DiscoveryState,
-): Promise<boolean> {
+): Promise<{ unchanged: boolean; observed: Map<string, string[]> }> {
   const slots = [
     { si: gsdKeys.storageIndex, want: state.gsd!.checkstring },
     ...state.servers.map((s) => ({ si: gsaKeys(s.gsaReadcap).storageIndex, want: s.gsaCheckstring })),
@@ -139,10 +143,15 @@ async function quickCheck(
   const res = await server.storage.batchRead({
     slots: slots.map((s) => ({ storageIndex: s.si, shares: null, ranges: [{ offset: 0, size: CHECKSTRING_SIZE }] })),
   });
-  return slots.every((s) => {
-    const got = res.slots.find((r) => bytesEqual(r.storageIndex, s.si));
-    return !!got && got.shares.length > 0 && got.shares.every((sh) => sh.data[0] && toHex(sh.data[0]) === s.want);
+  const observed = new Map<string, string[]>();
+  for (const r of res.slots) {
+    observed.set(toHex(r.storageIndex), r.shares.map((sh) => toHex(sh.data[0] ?? new Uint8Array(0))));
+  }
+  const unchanged = slots.every((s) => {
+    const got = observed.get(toHex(s.si));
+    return !!got && got.length > 0 && got.every((c) => c === s.want);
   });
+  return { unchanged, observed };
 }
 
 /** Read the GSD from up to `fanout` responsive servers; returns the servermap and who answered. */
@@ -204,9 +213,11 @@ export async function refreshDiscovery(
   if (cands.length === 0) throw new DiscoveryError("no storage servers to ask: the introduction text lists none");
   const problems: string[] = [];
 
+  let observed: Map<string, string[]> | null = null;
   if ((opts.quick ?? true) && state.gsd) {
     try {
-      if (await quickCheck(pool.server(cands[0].url, cands[0].nickname), gsdKeys, state)) {
+      const q = await quickCheck(pool.server(cands[0].url, cands[0].nickname), gsdKeys, state);
+      if (q.unchanged) {
         const next = { ...state, refreshedAt: now, cursor: state.cursor + 1 };
         return {
           state: next,
@@ -218,6 +229,7 @@ export async function refreshDiscovery(
           freshness: gsdFreshness(state.gsd, now, opts.expiryGrace),
         };
       }
+      observed = q.observed;
     } catch (e) {
       problems.push(`quick check failed: ${(e as Error).message}`);
     }
@@ -259,37 +271,50 @@ export async function refreshDiscovery(
   const { links, problems: linkProblems } = gsdLinks(doc.entries);
   problems.push(...linkProblems);
 
-  // (3) every GSA, one batch request per source
-  const keys = links.map((l) => ({ ...gsaKeys(l.gsaReadcapText) }));
-  const maps = await mapUpdateMany({ servers: sources, leaseSecret: new Uint8Array(32) }, keys, { initialReadSize: null });
+  // (3) the GSAs that are new or changed (all of them when nothing was observed), one batch request per source
   const recordedByCap = new Map(state.servers.map((s) => [s.gsaReadcap, s]));
+  const unchanged = (text: string): RecordedServer | null => {
+    const old = recordedByCap.get(text);
+    if (!old || !observed) return null;
+    const seen = observed.get(toHex(gsaKeys(text).storageIndex));
+    return seen && seen.length > 0 && seen.every((c) => c === old.gsaCheckstring) ? old : null;
+  };
+  const toFetch = links.filter((l) => !unchanged(l.gsaReadcapText));
+  const keys = toFetch.map((l) => gsaKeys(l.gsaReadcapText));
+  const maps = keys.length
+    ? await mapUpdateMany({ servers: sources, leaseSecret: new Uint8Array(32) }, keys, { initialReadSize: null })
+    : [];
+  const fetched = new Map<string, { map: Servermap; keys: (typeof keys)[number] }>();
+  toFetch.forEach((l, i) => fetched.set(l.gsaReadcapText, { map: maps[i], keys: keys[i] }));
   const servers: RecordedServer[] = [];
   const seenIds = new Set<string>();
-  for (let i = 0; i < links.length; i++) {
-    const link = links[i];
+  for (const link of links) {
     const old = recordedByCap.get(link.gsaReadcapText);
-    let rec: RecordedServer | null = null;
-    try {
-      const r = await retrieve({ servers: sources, leaseSecret: new Uint8Array(32) }, keys[i], {
-        servermap: maps[i],
-        minSeqnum: old?.gsaSeqnum,
-      });
-      const a: Announcement = decodeAnnouncement(r.contents);
-      if (!a.storage) throw new DiscoveryError("announces no storage service");
-      rec = {
-        petname: link.petname,
-        nickname: a.nickname,
-        serverId: base32Encode(a.serverId),
-        storageUrls: a.storage.storageUrls.map(formatStorageUrl),
-        software: a.software,
-        announced: a.announced,
-        gsaReadcap: link.gsaReadcapText,
-        gsaSeqnum: r.seqnum,
-        gsaCheckstring: toHex(r.version.prefixBytes.subarray(0, CHECKSTRING_SIZE)),
-      };
-    } catch (e) {
-      problems.push(`announcement '${link.petname}': ${(e as Error).message}`);
-      if (old) rec = { ...old, petname: link.petname };
+    const f = fetched.get(link.gsaReadcapText);
+    let rec: RecordedServer | null = f ? null : { ...old!, petname: link.petname };
+    if (f) {
+      try {
+        const r = await retrieve({ servers: sources, leaseSecret: new Uint8Array(32) }, f.keys, {
+          servermap: f.map,
+          minSeqnum: old?.gsaSeqnum,
+        });
+        const a: Announcement = decodeAnnouncement(r.contents);
+        if (!a.storage) throw new DiscoveryError("announces no storage service");
+        rec = {
+          petname: link.petname,
+          nickname: a.nickname,
+          serverId: base32Encode(a.serverId),
+          storageUrls: a.storage.storageUrls.map(formatStorageUrl),
+          software: a.software,
+          announced: a.announced,
+          gsaReadcap: link.gsaReadcapText,
+          gsaSeqnum: r.seqnum,
+          gsaCheckstring: toHex(r.version.prefixBytes.subarray(0, CHECKSTRING_SIZE)),
+        };
+      } catch (e) {
+        problems.push(`announcement '${link.petname}': ${(e as Error).message}`);
+        if (old) rec = { ...old, petname: link.petname };
+      }
     }
     if (!rec) continue;
     if (seenIds.has(rec.serverId)) {
