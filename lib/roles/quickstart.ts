@@ -12,7 +12,13 @@
 import { join } from "node:path";
 import { addAnnouncement, createOperator, introductionText, loadOperator } from "./operator/mod.ts";
 import { createClientNode, loadClientNode, runClient } from "./client/mod.ts";
-import { createStorageNode, loadStorageNode, runStorageNode, type StorageNode, storageUrlText } from "./storage/mod.ts";
+import {
+  createStorageNode,
+  loadStorageNode,
+  runStorageNode,
+  type StorageNode,
+  storageUrlText,
+} from "./storage/mod.ts";
 import { joinGrid, publishAnnouncement } from "./storage/announce.ts";
 import { GridNode } from "./gridnode.ts";
 import { exists, readTextOrNull, writeFileAtomic } from "./nodefs.ts";
@@ -35,7 +41,7 @@ interface Manifest {
   created: string;
 }
 
-async function freePort(): Promise<number> {
+function freePort(): number {
   const l = Deno.listen({ hostname: "127.0.0.1", port: 0 });
   const port = (l.addr as Deno.NetAddr).port;
   l.close();
@@ -101,24 +107,39 @@ export async function runQuickstart(opts: QuickstartOptions): Promise<void> {
     manifest = { version: 1, servers: [], created: new Date().toISOString() };
     for (let i = 0; i < opts.servers; i++) {
       const name = `s${i + 1}`;
-      const listen = `127.0.0.1:${await freePort()}`;
-      await createStorageNode({ dir: `${dir}/storage/${name}`, listen, nickname: name, reservedSpace: "0" });
+      const listen = `127.0.0.1:${freePort()}`;
+      await createStorageNode({
+        dir: `${dir}/storage/${name}`,
+        listen,
+        nickname: name,
+        reservedSpace: "0",
+      });
       await setRefresh(`${dir}/storage/${name}/shoal.toml`);
       manifest.servers.push({ name, listen });
     }
   } else {
     try {
       manifest = JSON.parse(text) as Manifest;
-      if (manifest.version !== 1 || !Array.isArray(manifest.servers)) throw new Error("unknown format");
+      if (manifest.version !== 1 || !Array.isArray(manifest.servers)) {
+        throw new Error("unknown format");
+      }
     } catch (e) {
-      throw new QuickstartError(`${manifestPath} is damaged (${(e as Error).message}); remove ${dir} to start afresh`);
+      throw new QuickstartError(
+        `${manifestPath} is damaged (${(e as Error).message}); remove ${dir} to start afresh`,
+      );
     }
   }
 
-  const nodes = await Promise.all(manifest.servers.map((s) => loadStorageNode(`${dir}/storage/${s.name}`)));
+  const nodes = await Promise.all(
+    manifest.servers.map((s) => loadStorageNode(`${dir}/storage/${s.name}`)),
+  );
   const runs: Promise<void>[] = [];
   for (const node of nodes) runs.push((await startServer(node, signal, log)).done);
-  log(`${nodes.length} storage server(s) listening on ${manifest.servers.map((s) => s.listen).join(", ")}`);
+  log(
+    `${nodes.length} storage server(s) listening on ${
+      manifest.servers.map((s) => s.listen).join(", ")
+    }`,
+  );
 
   const opDir = `${dir}/operator`;
   const clientDir = `${dir}/client`;
@@ -149,11 +170,16 @@ export async function runQuickstart(opts: QuickstartOptions): Promise<void> {
     op.node.close();
   }
   if (!(await exists(`${clientDir}/shoal.toml`))) {
-    await createClientNode(clientDir, intro, { nickname: "quickstart-client", refreshInterval: QUICKSTART_REFRESH });
+    await createClientNode(clientDir, intro, {
+      nickname: "quickstart-client",
+      refreshInterval: QUICKSTART_REFRESH,
+    });
   }
   await writeFileAtomic(manifestPath, JSON.stringify(manifest, null, 2) + "\n");
   const client = await loadClientNode(clientDir);
-  await client.grid.refresh({ fanout: client.config.fanout }).catch((e) => log(`first refresh failed: ${e.message}`));
+  await client.grid.refresh({ fanout: client.config.fanout }).catch((e) =>
+    log(`first refresh failed: ${e.message}`)
+  );
   opts.onReady({
     dir,
     introductionText: intro,
