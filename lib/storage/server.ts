@@ -12,6 +12,7 @@ import {
   base32Decode,
   base32Encode,
   bytesEqual,
+  concatBytes,
   decodeCbor,
   encodeCbor,
   utf8,
@@ -149,14 +150,7 @@ async function readBody(req: Request, limit: number): Promise<Uint8Array> {
     }
     chunks.push(value);
   }
-  if (chunks.length === 1) return chunks[0];
-  const out = new Uint8Array(total);
-  let off = 0;
-  for (const c of chunks) {
-    out.set(c, off);
-    off += c.length;
-  }
-  return out;
+  return chunks.length === 1 ? chunks[0] : concatBytes(...chunks);
 }
 
 async function readCbor(req: Request, limit: number): Promise<unknown> {

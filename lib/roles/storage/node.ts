@@ -29,6 +29,7 @@ import {
   type StorageConfig,
 } from "./config.ts";
 import { runAnnouncer } from "./announce.ts";
+import { exists, writeFileAtomic } from "../nodefs.ts";
 
 export const CONFIG_FILE = "shoal.toml";
 export const CERT_FILE = "tls-cert.pem";
@@ -60,42 +61,6 @@ export interface StorageNode {
   keyPem: string;
   swissnum: Uint8Array;
   pin: Uint8Array;
-}
-
-async function exists(path: string): Promise<boolean> {
-  try {
-    await Deno.lstat(path);
-    return true;
-  } catch (e) {
-    if (e instanceof Deno.errors.NotFound) return false;
-    throw e;
-  }
-}
-
-async function fsyncDir(path: string): Promise<void> {
-  const d = await Deno.open(path, { read: true });
-  try {
-    await d.sync();
-  } finally {
-    d.close();
-  }
-}
-
-/** Write a file atomically and durably; `mode` applies from creation on. */
-async function writeFileAtomic(path: string, text: string, mode: number): Promise<void> {
-  const tmp = `${path}.tmp`;
-  const f = await Deno.open(tmp, { write: true, create: true, truncate: true, mode });
-  try {
-    const data = new TextEncoder().encode(text);
-    let off = 0;
-    while (off < data.length) off += await f.write(data.subarray(off));
-    await f.sync();
-  } finally {
-    f.close();
-  }
-  await Deno.chmod(tmp, mode);
-  await Deno.rename(tmp, path);
-  await fsyncDir(path.slice(0, path.lastIndexOf("/")) || ".");
 }
 
 /** Create a new storage node directory; refuses if `dir` already holds a node. */
