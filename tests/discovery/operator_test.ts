@@ -1,0 +1,72 @@
+/** Operator maintenance and GSD freshness, through the real command line. */
+import { assert, assertEquals } from "../helpers/assert.ts";
+import { base32Encode } from "../../lib/codec/mod.ts";
+import { capStorageIndex, parseCap } from "../../lib/crypto/mod.ts";
+import { startJoinedGrid } from "../helpers/joined_grid.ts";
+import { runShoal, startStorageServer } from "../helpers/storage_process.ts";
+
+const opts = { sanitizeResources: false, sanitizeOps: false };
+
+Deno.test("operator maintain, repair, and GSD expiry", opts, async (t) => {
+  const g = await startJoinedGrid({ servers: 3 });
+  try {
+    await t.step("maintain on a healthy grid renews leases everywhere", async () => {
+      const r = JSON.parse(await g.shoal(["operator", "maintain", "--dir", g.opDir, "--json"]));
+      assertEquals(r.healthy, true);
+      assertEquals(r.repaired, false);
+      assertEquals(r.resigned, false);
+      assertEquals(r.leasesRenewed, 3);
+    });
+
+    await t.step("a server that lost its GSD copy is repaired", async () => {
+      const gsd = (await Deno.readTextFile(`${g.opDir}/private/gsd-writecap`)).trim();
+      const si = base32Encode(await capStorageIndex(parseCap(gsd)));
+      const s = g.servers[2];
+      await s.proc!.stop();
+      await Deno.remove(`${s.node.dir}/storage/mutable/${si.slice(0, 2)}/${si}`, { recursive: true });
+      s.proc = await startStorageServer(s.node.dir);
+      const r = JSON.parse(await g.shoal(["operator", "maintain", "--dir", g.opDir, "--json"]));
+      assertEquals(r.repaired, true);
+      assertEquals(r.healthy, true);
+      const again = JSON.parse(await g.shoal(["operator", "maintain", "--dir", g.opDir, "--json"]));
+      assertEquals(again.repaired, false);
+    });
+
+    await t.step("an expired GSD is flagged loudly; re-signing clears it", async () => {
+      const op2 = `${g.root}/op-short`;
+      // 0.00003 days is about 2.6 seconds of validity.
+      await g.shoal([
+        "operator",
+        "create",
+        "--dir",
+        op2,
+        "--validity-days",
+        "0.00003",
+        ...g.servers.flatMap((s) => ["--storage", s.url]),
+      ]);
+      for (const s of g.servers.slice(0, 1)) {
+        await g.shoal(["operator", "add-announcement", "--dir", op2, s.gsaReadcap]);
+      }
+      const text = await g.shoal(["operator", "get-introduction-text", "--dir", op2]);
+      const c2 = `${g.root}/client-short`;
+      await g.shoal(["client", "create-node", "--dir", c2, "--introducer-v3", text]);
+      const fresh = await runShoal(["client", "servers", "--dir", c2, "--refresh"]);
+      assertEquals(fresh.code, 0, fresh.stderr);
+      assert(!fresh.stdout.includes("EXPIRED"), fresh.stdout);
+      await new Promise((r) => setTimeout(r, 3500));
+      const stale = await runShoal(["client", "servers", "--dir", c2, "--refresh"]);
+      assertEquals(stale.code, 0, stale.stderr);
+      assert(stale.stdout.includes("*** EXPIRED ***"), stale.stdout);
+      assert(stale.stderr.includes("expired"), stale.stderr);
+      const json = await runShoal(["client", "servers", "--dir", c2, "--json"]);
+      assertEquals(JSON.parse(json.stdout).length, 1, "the last good list is kept");
+      assert(json.stderr.includes("expired"), json.stderr);
+      const m = JSON.parse(await g.shoal(["operator", "maintain", "--dir", op2, "--json"]));
+      assertEquals(m.resigned, true);
+      const after = await runShoal(["client", "servers", "--dir", c2, "--refresh"]);
+      assert(!after.stdout.includes("EXPIRED"), after.stdout);
+    });
+  } finally {
+    await g.close();
+  }
+});
