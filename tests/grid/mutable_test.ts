@@ -1,6 +1,12 @@
 import { assert, assertEquals, assertRejects } from "../helpers/assert.ts";
 import { base32Encode, utf8 } from "../../lib/codec/mod.ts";
-import { capStorageIndex, formatCap, parseCap, randomBytes, readcapOf } from "../../lib/crypto/mod.ts";
+import {
+  capStorageIndex,
+  formatCap,
+  parseCap,
+  randomBytes,
+  readcapOf,
+} from "../../lib/crypto/mod.ts";
 import { RollbackError, UnrecoverableError } from "../../lib/grid/mod.ts";
 import { TestGrid } from "../helpers/grid.ts";
 
@@ -30,7 +36,10 @@ Deno.test("mutable files on 10 real servers", opts, async (t) => {
       assertEquals(new TextDecoder().decode(r2.contents), "second");
       assertEquals(r2.seqnum, 2);
       await grid.modifyMutable(writecap, (old) => utf8(new TextDecoder().decode(old!) + "+more"));
-      assertEquals(new TextDecoder().decode((await grid.readMutable(readcap)).contents), "second+more");
+      assertEquals(
+        new TextDecoder().decode((await grid.readMutable(readcap)).contents),
+        "second+more",
+      );
       await assertRejects(() => grid.writeMutable(readcap, utf8("x")), Error, "writecap");
     });
 
@@ -87,17 +96,38 @@ Deno.test("mutable files on 10 real servers", opts, async (t) => {
       await Deno.writeFile(a2, randomBytes(300));
       const r = await g.grid([0, 1, 2, 3], "everywhere").readMutable(a.writecap);
       assertEquals(new TextDecoder().decode(r.contents), "file A contents");
-      assert(r.problems.length >= 2, `problems reported: ${r.problems.map((p) => p.problem).join("; ")}`);
+      assert(
+        r.problems.length >= 2,
+        `problems reported: ${r.problems.map((p) => p.problem).join("; ")}`,
+      );
       for (const bad of [0, 1, 2]) {
-        await assertRejects(() => g.grid([bad], "everywhere").readMutable(a.writecap), UnrecoverableError);
+        await assertRejects(
+          () => g.grid([bad], "everywhere").readMutable(a.writecap),
+          UnrecoverableError,
+        );
       }
     });
 
     await t.step("a wrong cap reads nothing", async () => {
       const grid = g.grid();
       await grid.createMutableFile(utf8("secret"));
-      const wrong = formatCap({ kind: "mutable-read", readkey: randomBytes(32), fingerprint: randomBytes(32) });
+      const wrong = formatCap({
+        kind: "mutable-read",
+        readkey: randomBytes(32),
+        fingerprint: randomBytes(32),
+      });
       await assertRejects(() => grid.readMutable(wrong), UnrecoverableError);
+    });
+
+    await t.step("a 64 MiB mutable file round-trips (3-of-10)", async () => {
+      const grid = g.grid();
+      const big = new Uint8Array(64 * 1024 * 1024);
+      for (let i = 0; i < big.length; i += 65536) big.set(randomBytes(65536), i);
+      const { writecap } = await grid.createMutableFile(big);
+      const r = await g.grid().readMutable(writecap);
+      assertEquals(r.contents.length, big.length);
+      assert(r.contents.every((b, i) => b === big[i]), "contents identical");
+      await assertRejects(() => grid.writeMutable(writecap, new Uint8Array(64 * 1024 * 1024 + 1)), Error, "limit");
     });
 
     await t.step("repair after adding servers puts a valid share on each new server", async () => {
@@ -112,7 +142,10 @@ Deno.test("mutable files on 10 real servers", opts, async (t) => {
       assert(after.healthy);
       assertEquals(after.newest?.n, 10);
       for (const s of after.servers) assert(s.shares.some((sh) => sh.newest && !sh.problem));
-      assertEquals(new TextDecoder().decode((await g.grid([9], "everywhere").readMutable(writecap)).contents), "grows");
+      assertEquals(
+        new TextDecoder().decode((await g.grid([9], "everywhere").readMutable(writecap)).contents),
+        "grows",
+      );
     });
   } finally {
     await g.close();
