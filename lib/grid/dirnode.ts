@@ -5,7 +5,7 @@
  * CBOR map { v: 1, meta: {...}, entries: [ { name, ro, rw, meta } ... ] }, entries sorted by
  * name (UTF-16 code unit order of the NFC-normalized name), where
  *   name  text, NFC-normalized, 1..1024 UTF-8 bytes, no "/", no control characters,
- *   ro    text, the child's read-only cap (readcap, or verify cap never)
+ *   ro    text, the child's read-only cap (a readcap; never a writecap)
  *   rw    bytes or null: salt(16) || AES-256-CTR(key, zero IV, UTF-8 writecap),
  *         key = taggedHash(dirEntryKey, directory writekey, salt)
  *   meta  map of metadata (at least ctime and mtime, seconds since the epoch)
@@ -15,7 +15,7 @@
  * caps only (transitive read-only).
  */
 import { decodeCbor, encodeCbor, fromUtf8, utf8 } from "../codec/mod.ts";
-import { aesCtr, randomBytes, TAGS, taggedHash } from "../crypto/mod.ts";
+import { aesCtr, randomBytes, taggedHash, TAGS } from "../crypto/mod.ts";
 
 export const DIRECTORY_FORMAT_VERSION = 1;
 const ZERO_IV = new Uint8Array(16);
@@ -41,9 +41,13 @@ export function normalizeName(name: string): string {
   if (n.length === 0) throw new DirectoryError("entry name is empty");
   if (n.includes("/")) throw new DirectoryError("entry name contains '/'");
   // deno-lint-ignore no-control-regex
-  if (/[\u0000-\u001f\u007f]/.test(n)) throw new DirectoryError("entry name contains a control character");
+  if (/[\u0000-\u001f\u007f]/.test(n)) {
+    throw new DirectoryError("entry name contains a control character");
+  }
   if (n === "." || n === "..") throw new DirectoryError(`entry name '${n}' is reserved`);
-  if (utf8(n).length > MAX_NAME_BYTES) throw new DirectoryError(`entry name is longer than ${MAX_NAME_BYTES} bytes`);
+  if (utf8(n).length > MAX_NAME_BYTES) {
+    throw new DirectoryError(`entry name is longer than ${MAX_NAME_BYTES} bytes`);
+  }
   return n;
 }
 
@@ -73,13 +77,17 @@ export async function encodeDirectory(
     compareNames(a.name, b.name)
   );
   for (let i = 1; i < sorted.length; i++) {
-    if (sorted[i].name === sorted[i - 1].name) throw new DirectoryError(`duplicate entry name '${sorted[i].name}'`);
+    if (sorted[i].name === sorted[i - 1].name) {
+      throw new DirectoryError(`duplicate entry name '${sorted[i].name}'`);
+    }
   }
   const out = [];
   for (const e of sorted) {
     let rw: Uint8Array | null = null;
     if (e.writecap !== undefined) {
-      if (!writekey) throw new DirectoryError("cannot store a child writecap without the directory's writekey");
+      if (!writekey) {
+        throw new DirectoryError("cannot store a child writecap without the directory's writekey");
+      }
       const salt = random(16);
       const ct = await aesCtr(entryKey(writekey, salt), ZERO_IV, utf8(e.writecap));
       rw = new Uint8Array(16 + ct.length);
@@ -99,34 +107,50 @@ function isRecord(x: unknown): x is Record<string, unknown> {
  * Decode directory contents. With the writekey, child writecaps are decrypted;
  * without it they are dropped (a readcap holder never sees them).
  */
-export async function decodeDirectory(bytes: Uint8Array, writekey: Uint8Array | null): Promise<DirEntry[]> {
+export async function decodeDirectory(
+  bytes: Uint8Array,
+  writekey: Uint8Array | null,
+): Promise<DirEntry[]> {
   return (await decodeDirectoryDoc(bytes, writekey)).entries;
 }
 
 /** Decode entries and directory-wide metadata. */
-export async function decodeDirectoryDoc(bytes: Uint8Array, writekey: Uint8Array | null): Promise<DirectoryDoc> {
+export async function decodeDirectoryDoc(
+  bytes: Uint8Array,
+  writekey: Uint8Array | null,
+): Promise<DirectoryDoc> {
   let doc: unknown;
   try {
     doc = decodeCbor(bytes);
   } catch (e) {
     throw new DirectoryError(`directory contents are not valid CBOR: ${(e as Error).message}`);
   }
-  if (!isRecord(doc) || doc.v !== DIRECTORY_FORMAT_VERSION || !Array.isArray(doc.entries) || !isRecord(doc.meta)) {
+  if (
+    !isRecord(doc) || doc.v !== DIRECTORY_FORMAT_VERSION || !Array.isArray(doc.entries) ||
+    !isRecord(doc.meta)
+  ) {
     throw new DirectoryError(`not a version ${DIRECTORY_FORMAT_VERSION} directory`);
   }
   const entries: DirEntry[] = [];
   let prev: string | null = null;
   for (const raw of doc.entries) {
-    if (!isRecord(raw) || typeof raw.name !== "string" || typeof raw.ro !== "string" || !isRecord(raw.meta)) {
+    if (
+      !isRecord(raw) || typeof raw.name !== "string" || typeof raw.ro !== "string" ||
+      !isRecord(raw.meta)
+    ) {
       throw new DirectoryError("malformed directory entry");
     }
     const name = normalizeName(raw.name);
     if (name !== raw.name) throw new DirectoryError("directory entry name is not NFC-normalized");
-    if (prev !== null && compareNames(prev, name) >= 0) throw new DirectoryError("directory entries are not sorted and unique");
+    if (prev !== null && compareNames(prev, name) >= 0) {
+      throw new DirectoryError("directory entries are not sorted and unique");
+    }
     prev = name;
     const entry: DirEntry = { name, readcap: raw.ro, metadata: raw.meta };
     if (raw.rw !== null && raw.rw !== undefined) {
-      if (!(raw.rw instanceof Uint8Array) || raw.rw.length < 17) throw new DirectoryError("malformed encrypted writecap");
+      if (!(raw.rw instanceof Uint8Array) || raw.rw.length < 17) {
+        throw new DirectoryError("malformed encrypted writecap");
+      }
       if (writekey) {
         const salt = raw.rw.subarray(0, 16);
         const pt = await aesCtr(entryKey(writekey, salt), ZERO_IV, raw.rw.subarray(16));

@@ -18,7 +18,7 @@
  *   172     32*m  needed hashes of the share hash tree, leaf level first
  *   172+32m ...   the block (to the end of the share)
  */
-import { concatBytes, readU64be, u32be, u64be } from "../codec/mod.ts";
+import { concatBytes, u32be, u64be } from "../codec/mod.ts";
 
 export const MUTABLE_FORMAT_VERSION = 1;
 export const CHECKSTRING_SIZE = 57;
@@ -62,9 +62,13 @@ export function validateEncoding(k: number, n: number): void {
   if (!Number.isInteger(k) || !Number.isInteger(n) || k < 1 || n < k) {
     throw new MutableShareError(`invalid encoding ${k}-of-${n}: need 1 <= k <= n`);
   }
-  if (k > 1 && n > 256) throw new MutableShareError(`invalid encoding ${k}-of-${n}: n > 256 needs k = 1`);
+  if (k > 1 && n > 256) {
+    throw new MutableShareError(`invalid encoding ${k}-of-${n}: n > 256 needs k = 1`);
+  }
   if (k > 256) throw new MutableShareError(`invalid encoding: k = ${k} exceeds 256`);
-  if (n > MAX_MUTABLE_N) throw new MutableShareError(`invalid encoding: n = ${n} exceeds ${MAX_MUTABLE_N}`);
+  if (n > MAX_MUTABLE_N) {
+    throw new MutableShareError(`invalid encoding: n = ${n} exceeds ${MAX_MUTABLE_N}`);
+  }
 }
 
 /** Bytes of each share's block for a plaintext of `dataLength` bytes encoded k-of-n. */
@@ -98,18 +102,25 @@ export function packPrefix(p: MutablePrefix): Uint8Array {
 }
 
 export function unpackPrefix(b: Uint8Array): MutablePrefix {
-  if (b.length < PREFIX_SIZE) throw new MutableShareError(`share too short for its prefix (${b.length} bytes)`);
+  if (b.length < PREFIX_SIZE) {
+    throw new MutableShareError(`share too short for its prefix (${b.length} bytes)`);
+  }
   if (b[0] !== MUTABLE_FORMAT_VERSION) {
     throw new MutableShareError(`unknown mutable share format version ${b[0]}`);
   }
   const dv = new DataView(b.buffer, b.byteOffset, b.byteLength);
+  const safe = (offset: number, what: string): number => {
+    const v = dv.getBigUint64(offset);
+    if (v > BigInt(Number.MAX_SAFE_INTEGER)) throw new MutableShareError(`${what} exceeds 2^53-1`);
+    return Number(v);
+  };
   const prefix: MutablePrefix = {
-    seqnum: readU64be(b, 1),
+    seqnum: safe(1, "sequence number"),
     rootHash: b.slice(9, 41),
     salt: b.slice(41, 57),
     k: dv.getUint16(57),
     n: dv.getUint32(59),
-    dataLength: readU64be(b, 63),
+    dataLength: safe(63, "plaintext length"),
   };
   validateEncoding(prefix.k, prefix.n);
   return prefix;
@@ -118,17 +129,27 @@ export function unpackPrefix(b: Uint8Array): MutablePrefix {
 /** Parse everything but the block; `b` may be just the first bytes of the share. */
 export function unpackShareHeader(b: Uint8Array): MutableShareHeader {
   const prefix = unpackPrefix(b);
-  if (b.length < FIXED_HEADER_SIZE) throw new MutableShareError(`share header truncated (${b.length} bytes)`);
+  if (b.length < FIXED_HEADER_SIZE) {
+    throw new MutableShareError(`share header truncated (${b.length} bytes)`);
+  }
   const shareNumber = new DataView(b.buffer, b.byteOffset, b.byteLength).getUint32(167);
   const m = b[171];
   if (m !== neededHashCount(prefix.n)) {
-    throw new MutableShareError(`share carries ${m} needed hashes; ${prefix.n} shares need ${neededHashCount(prefix.n)}`);
+    throw new MutableShareError(
+      `share carries ${m} needed hashes; ${prefix.n} shares need ${neededHashCount(prefix.n)}`,
+    );
   }
-  if (shareNumber >= prefix.n) throw new MutableShareError(`share number ${shareNumber} >= n = ${prefix.n}`);
+  if (shareNumber >= prefix.n) {
+    throw new MutableShareError(`share number ${shareNumber} >= n = ${prefix.n}`);
+  }
   const blockOffset = FIXED_HEADER_SIZE + 32 * m;
-  if (b.length < blockOffset) throw new MutableShareError("share header truncated in its needed hashes");
+  if (b.length < blockOffset) {
+    throw new MutableShareError("share header truncated in its needed hashes");
+  }
   const neededHashes: Uint8Array[] = [];
-  for (let i = 0; i < m; i++) neededHashes.push(b.slice(FIXED_HEADER_SIZE + 32 * i, FIXED_HEADER_SIZE + 32 * (i + 1)));
+  for (let i = 0; i < m; i++) {
+    neededHashes.push(b.slice(FIXED_HEADER_SIZE + 32 * i, FIXED_HEADER_SIZE + 32 * (i + 1)));
+  }
   return {
     prefix,
     prefixBytes: b.slice(0, PREFIX_SIZE),
@@ -142,7 +163,8 @@ export function unpackShareHeader(b: Uint8Array): MutableShareHeader {
 
 /** Total size of a share of this version. */
 export function shareSize(prefix: MutablePrefix): number {
-  return FIXED_HEADER_SIZE + 32 * neededHashCount(prefix.n) + blockLength(prefix.dataLength, prefix.k);
+  return FIXED_HEADER_SIZE + 32 * neededHashCount(prefix.n) +
+    blockLength(prefix.dataLength, prefix.k);
 }
 
 /** Parse a whole share; the block must be exactly as long as the prefix says. */
@@ -150,7 +172,9 @@ export function unpackShare(b: Uint8Array): MutableShare {
   const h = unpackShareHeader(b);
   const want = blockLength(h.prefix.dataLength, h.prefix.k);
   const got = b.length - h.blockOffset;
-  if (got !== want) throw new MutableShareError(`share block is ${got} bytes; its prefix says ${want}`);
+  if (got !== want) {
+    throw new MutableShareError(`share block is ${got} bytes; its prefix says ${want}`);
+  }
   return { ...h, block: b.subarray(h.blockOffset) };
 }
 
@@ -163,7 +187,9 @@ export function packShare(
   block: Uint8Array,
 ): Uint8Array {
   if (prefixBytes.length !== PREFIX_SIZE) throw new MutableShareError("prefix must be 71 bytes");
-  if (publicKey.length !== 32 || signature.length !== 64) throw new MutableShareError("bad key or signature size");
+  if (publicKey.length !== 32 || signature.length !== 64) {
+    throw new MutableShareError("bad key or signature size");
+  }
   const out = new Uint8Array(FIXED_HEADER_SIZE + 32 * neededHashes.length + block.length);
   out.set(prefixBytes, 0);
   out.set(publicKey, 71);
