@@ -12,7 +12,10 @@ const child = new Deno.Command(Deno.execPath(), {
 }).spawn();
 
 const tail: string[] = [];
-async function pump(stream: ReadableStream<Uint8Array>, sink: { write(p: Uint8Array): Promise<number> }) {
+async function pump(
+  stream: ReadableStream<Uint8Array>,
+  sink: { write(p: Uint8Array): Promise<number> },
+) {
   const decoder = new TextDecoder();
   let carry = "";
   for await (const chunk of stream) {

@@ -6,7 +6,14 @@ import {
   serversReport,
 } from "../roles/client/mod.ts";
 import { fileCommands } from "./client_files.ts";
-import { type Command, DIR_OPTION, JSON_OPTION, optionalString, requireString, UsageError } from "./command.ts";
+import {
+  type Command,
+  DIR_OPTION,
+  JSON_OPTION,
+  optionalString,
+  requireString,
+  UsageError,
+} from "./command.ts";
 
 function iso(t: number): string {
   return new Date(t * 1000).toISOString();
@@ -20,9 +27,17 @@ export const clientCommands: Command[] = [
     usage: "--dir DIR --introducer-v3 TEXT [--nickname NAME]",
     options: {
       dir: DIR_OPTION,
-      "introducer-v3": { type: "string", value: "TEXT", help: "the introduction text from the grid operator" },
+      "introducer-v3": {
+        type: "string",
+        value: "TEXT",
+        help: "the introduction text from the grid operator",
+      },
       nickname: { type: "string", value: "NAME", help: "a name for this node" },
-      "refresh-interval": { type: "string", value: "SECONDS", help: "seconds between server-list refreshes (default 60)" },
+      "refresh-interval": {
+        type: "string",
+        value: "SECONDS",
+        help: "seconds between server-list refreshes (default 60)",
+      },
     },
     async run({ values, err }) {
       const dir = requireString(values, "dir");
@@ -30,10 +45,17 @@ export const clientCommands: Command[] = [
       const ri = optionalString(values, "refresh-interval");
       const refreshInterval = ri === undefined ? undefined : Number(ri);
       if (refreshInterval !== undefined && !(refreshInterval >= 0.1 && refreshInterval <= 86400)) {
-        throw new UsageError("--refresh-interval must be a number of seconds between 0.1 and 86400");
+        throw new UsageError(
+          "--refresh-interval must be a number of seconds between 0.1 and 86400",
+        );
       }
-      await createClientNode(dir, text, { nickname: optionalString(values, "nickname"), refreshInterval });
-      err(`created client node ${dir}; 'shoal client servers --dir ${dir} --refresh' joins the grid now`);
+      await createClientNode(dir, text, {
+        nickname: optionalString(values, "nickname"),
+        refreshInterval,
+      });
+      err(
+        `created client node ${dir}; 'shoal client servers --dir ${dir} --refresh' joins the grid now`,
+      );
     },
   },
   {
@@ -50,20 +72,28 @@ export const clientCommands: Command[] = [
       try {
         if (values.refresh) {
           const r = await node.grid.refresh({ fanout: node.config.fanout });
-          if (!values.json) for (const l of describeRefresh(r)) err(l);
+          if (!values.json) { for (const l of describeRefresh(r)) err(l); }
         }
         const rep = serversReport(node.grid.state);
         if (values.json) {
           out(JSON.stringify(rep.servers, null, 2));
-          if (rep.gsd && rep.gsd.freshness !== "fresh") err(`WARNING: the grid service directory has ${rep.gsd.freshness}`);
+          if (rep.gsd && rep.gsd.freshness !== "fresh") {
+            err(`WARNING: the grid service directory has ${rep.gsd.freshness}`);
+          }
           return;
         }
         if (!rep.gsd) {
-          out("no server list recorded yet; run with --refresh (or 'shoal client run') to join the grid");
+          out(
+            "no server list recorded yet; run with --refresh (or 'shoal client run') to join the grid",
+          );
           return;
         }
-        out(`GSD version ${rep.gsd.seqnum}, issued ${iso(rep.gsd.issued)}, expires ${iso(rep.gsd.expires)}` +
-          (rep.gsd.freshness === "fresh" ? "" : `  *** ${rep.gsd.freshness.toUpperCase()} ***`));
+        out(
+          `GSD version ${rep.gsd.seqnum}, issued ${iso(rep.gsd.issued)}, expires ${
+            iso(rep.gsd.expires)
+          }` +
+            (rep.gsd.freshness === "fresh" ? "" : `  *** ${rep.gsd.freshness.toUpperCase()} ***`),
+        );
         if (rep.refreshedAt) out(`last refreshed ${iso(rep.refreshedAt)}`);
         for (const s of rep.servers) {
           const locs = s.storageUrls.map((u) => u.slice(u.indexOf("@") + 1)).join(";");

@@ -1,4 +1,341 @@
-import type { Command } from "./command.ts";
+/**
+ * The client's file commands (put, get, ls, mkdir, ln, rm, mv, cp, check,
+ * verify, repair, alias). Thin: argument handling and printing only; the work
+ * is in lib/roles/client/files.ts. Spec: docs/client-commands.md.
+ */
+import {
+  addAlias,
+  FilesError,
+  FileSession,
+  loadAliases,
+  type LsRow,
+  progressBar,
+  removeAlias,
+  type SessionOptions,
+} from "../roles/client/mod.ts";
+import {
+  CliError,
+  type Command,
+  type CommandContext,
+  DIR_OPTION,
+  EXIT_FAILURE,
+  JSON_OPTION,
+  requireString,
+  UsageError,
+} from "./command.ts";
 
-/** The client's file commands (put, get, ls, mkdir, ...). */
-export const fileCommands: Command[] = [];
+const enc = new TextEncoder();
+
+function sessionOptions(ctx: CommandContext, quiet: boolean): SessionOptions {
+  const show = ctx.isTty && !quiet;
+  return {
+    log: (l) => ctx.err(l),
+    progress: show
+      ? (
+        label,
+        total,
+      ) => (total > 0
+        ? progressBar({ label, total, write: (t) => Deno.stderr.writeSync(enc.encode(t)) })
+        : undefined)
+      : undefined,
+  };
+}
+
+/** Run `fn` with a session on --dir; FilesError becomes a usage error (2) or a failure (1). */
+async function withSession<T>(
+  ctx: CommandContext,
+  quiet: boolean,
+  fn: (s: FileSession) => Promise<T>,
+): Promise<T> {
+  const dir = requireString(ctx.values, "dir");
+  let session: FileSession | null = null;
+  try {
+    session = await FileSession.open(dir, sessionOptions(ctx, quiet));
+    return await fn(session);
+  } catch (e) {
+    if (e instanceof FilesError) {
+      throw e.usage ? new UsageError(e.message) : new CliError(e.message);
+    }
+    throw e;
+  } finally {
+    session?.close();
+  }
+}
+
+async function writeStdout(chunk: Uint8Array): Promise<void> {
+  let off = 0;
+  while (off < chunk.length) off += await Deno.stdout.write(chunk.subarray(off));
+}
+
+function fmtTime(t: number | null): string {
+  return t === null
+    ? "-".padEnd(16)
+    : new Date(t * 1000).toISOString().slice(0, 16).replace("T", " ");
+}
+
+function longRow(r: LsRow): string {
+  const t = r.type === "directory" ? "d" : r.type === "mutable-file" ? "m" : "-";
+  const size = r.size === null ? "-" : String(r.size);
+  return `${t}${r.writable ? "w" : "r"} ${size.padStart(12)} ${fmtTime(r.mtime)} ${r.name}${
+    r.type === "directory" ? "/" : ""
+  }`;
+}
+
+const healthCommand = (name: "check" | "verify" | "repair", summary: string): Command => ({
+  name,
+  summary,
+  usage: "--dir DIR [--json] CAP|PATH",
+  description:
+    "Exit code 0 when the object is healthy (after repair, for repair), 1 when it is not.",
+  options: { dir: DIR_OPTION, json: JSON_OPTION },
+  positionals: ["CAP|PATH"],
+  async run(ctx) {
+    const json = ctx.values.json === true;
+    const rep = await withSession(ctx, json, (s) => s.health(ctx.positionals[0], name));
+    if (json) {
+      ctx.out(
+        JSON.stringify(
+          {
+            kind: rep.kind,
+            healthy: rep.healthy,
+            recoverable: rep.recoverable,
+            repaired: rep.repaired,
+            detail: rep.detail,
+          },
+          null,
+          2,
+        ),
+      );
+    } else {
+      for (const l of rep.summary) ctx.out(l);
+    }
+    return rep.healthy ? undefined : EXIT_FAILURE;
+  },
+});
+
+export const fileCommands: Command[] = [
+  {
+    name: "put",
+    summary: "upload a file (or stdin) and print its cap; optionally link it at DEST",
+    usage: "--dir DIR [--mutable] [--no-convergence] FILE|- [DEST]",
+    description: `
+Uploads FILE ('-' reads stdin) as an immutable file (or a mutable one with --mutable) and prints
+its cap alone on stdout. With DEST (ALIAS:path or CAP/path) it is also linked there: into DEST if
+DEST is a directory; an existing mutable file at DEST (writecap held) is overwritten in place.`,
+    options: {
+      dir: DIR_OPTION,
+      mutable: { type: "boolean", help: "create a mutable file (its writecap is printed)" },
+      "no-convergence": {
+        type: "boolean",
+        help: "random key: identical files do not share storage",
+      },
+    },
+    positionals: ["FILE|-", "[DEST]"],
+    async run(ctx) {
+      const [file, dest] = ctx.positionals;
+      if (ctx.values.mutable && ctx.values["no-convergence"]) {
+        throw new UsageError(
+          "--no-convergence applies to immutable files only; drop it or --mutable",
+        );
+      }
+      const cap = await withSession(ctx, false, (s) =>
+        s.put(
+          file === "-"
+            ? { kind: "stream", stream: Deno.stdin.readable }
+            : { kind: "file", path: file },
+          dest,
+          {
+            mutable: ctx.values.mutable === true,
+            convergence: ctx.values["no-convergence"] !== true,
+          },
+        ));
+      ctx.out(cap);
+    },
+  },
+  {
+    name: "get",
+    summary: "download a file to OUT (or stdout)",
+    usage: "--dir DIR CAP|PATH [OUT|-]",
+    description:
+      "OUT is written as OUT.tmp-XXXXXXXX and renamed only when every byte has been verified.",
+    options: { dir: DIR_OPTION },
+    positionals: ["CAP|PATH", "[OUT]"],
+    async run(ctx) {
+      const [src, out] = ctx.positionals;
+      await withSession(
+        ctx,
+        out === undefined || out === "-",
+        (s) =>
+          s.get(
+            src,
+            out === undefined || out === "-"
+              ? { kind: "sink", write: writeStdout }
+              : { kind: "file", path: out },
+          ),
+      );
+    },
+  },
+  {
+    name: "mkdir",
+    summary: "create a directory (at PATH, or unlinked: its writecap is printed)",
+    usage: "--dir DIR [PATH]",
+    options: { dir: DIR_OPTION },
+    positionals: ["[PATH]"],
+    async run(ctx) {
+      const cap = await withSession(ctx, true, (s) => s.mkdir(ctx.positionals[0]));
+      if (ctx.positionals[0] === undefined) ctx.out(cap);
+    },
+  },
+  {
+    name: "ls",
+    summary: "list a directory (or describe a file)",
+    usage: "--dir DIR [--json] [-l] CAP|PATH",
+    options: {
+      dir: DIR_OPTION,
+      json: { type: "boolean", help: "print JSON (entries with their caps)" },
+      long: { type: "boolean", short: "l", help: "type, access, size and modification time" },
+    },
+    positionals: ["CAP|PATH"],
+    async run(ctx) {
+      const res = await withSession(ctx, true, (s) => s.ls(ctx.positionals[0]));
+      if (ctx.values.json) {
+        ctx.out(JSON.stringify(res, null, 2));
+        return;
+      }
+      for (const r of res.entries) {
+        ctx.out(ctx.values.long ? longRow(r) : `${r.name}${r.type === "directory" ? "/" : ""}`);
+      }
+    },
+  },
+  {
+    name: "ln",
+    summary: "link the object SRC names (a cap or a path) at DEST",
+    usage: "--dir DIR SRC DEST",
+    options: { dir: DIR_OPTION },
+    positionals: ["SRC", "DEST"],
+    async run(ctx) {
+      await withSession(ctx, true, (s) => s.ln(ctx.positionals[0], ctx.positionals[1]));
+    },
+  },
+  {
+    name: "rm",
+    summary: "unlink PATH from its directory",
+    usage: "--dir DIR PATH",
+    options: { dir: DIR_OPTION },
+    positionals: ["PATH"],
+    async run(ctx) {
+      await withSession(ctx, true, (s) => s.rm(ctx.positionals[0]));
+    },
+  },
+  {
+    name: "mv",
+    summary: "move or rename an entry",
+    usage: "--dir DIR SRC DEST",
+    options: { dir: DIR_OPTION },
+    positionals: ["SRC", "DEST"],
+    async run(ctx) {
+      await withSession(ctx, true, (s) => s.mv(ctx.positionals[0], ctx.positionals[1]));
+    },
+  },
+  {
+    name: "cp",
+    summary: "copy files and directories between this computer and the grid",
+    usage: "--dir DIR [-r] SRC... DEST",
+    description: `
+Grid paths are ALIAS:path or CAP/path; anything else is a local path (write ./a:b for a local
+name containing ':'). With several SRC, DEST must be an existing directory. A directory SRC needs
+-r; if DEST is an existing directory, SRC goes inside it under its own name.`,
+    options: {
+      dir: DIR_OPTION,
+      recursive: { type: "boolean", short: "r", help: "copy directories recursively" },
+    },
+    positionals: ["SRC", "DEST", "MORE..."],
+    async run(ctx) {
+      const args = ctx.positionals;
+      const dest = args[args.length - 1];
+      const stats = await withSession(
+        ctx,
+        false,
+        (s) => s.cp(args.slice(0, -1), dest, { recursive: ctx.values.recursive === true }),
+      );
+      if (ctx.isTty) {
+        ctx.err(
+          `copied ${stats.files} file(s), ${stats.bytes} bytes; ${stats.directories} directorie(s) created`,
+        );
+      }
+    },
+  },
+  healthCommand("check", "check that an object's shares are all present and valid"),
+  healthCommand("verify", "download and check every block of an object"),
+  healthCommand("repair", "re-create an object's missing shares"),
+  {
+    name: "alias",
+    summary: "manage aliases: add NAME CAP | create NAME | list [--json] | remove NAME",
+    usage: "--dir DIR add NAME DIRCAP | create NAME | list [--json] | remove NAME",
+    description: `
+Aliases name directory caps for paths like NAME:sub/file. They are kept in DIR/private/aliases.json
+(mode 0600): they usually hold writecaps. 'list --json' prints the caps.`,
+    options: { dir: DIR_OPTION, json: JSON_OPTION },
+    positionals: ["ACTION", "ARGS..."],
+    async run(ctx) {
+      const [action, ...args] = ctx.positionals;
+      const dir = requireString(ctx.values, "dir");
+      const want = (n: number, usage: string) => {
+        if (args.length !== n) throw new UsageError(`usage: shoal client alias ${usage}`);
+      };
+      const wrap = async <T>(fn: () => Promise<T>): Promise<T> => {
+        try {
+          return await fn();
+        } catch (e) {
+          if (e instanceof FilesError) {
+            throw e.usage ? new UsageError(e.message) : new CliError(e.message);
+          }
+          throw e;
+        }
+      };
+      switch (action) {
+        case "add":
+          want(2, "add --dir DIR NAME DIRCAP");
+          await wrap(async () => {
+            await FileSession.open(dir).then((s) => s.close()); // must be a client node
+            await addAlias(dir, args[0], args[1]);
+          });
+          return;
+        case "create": {
+          want(1, "create --dir DIR NAME");
+          await wrap(async () => {
+            if ((await loadAliases(dir)).has(args[0])) {
+              throw new FilesError(`alias '${args[0]}' already exists`);
+            }
+          });
+          const cap = await withSession(ctx, true, (s) => s.mkdir());
+          await wrap(() => addAlias(dir, args[0], cap));
+          return;
+        }
+        case "list": {
+          want(0, "list --dir DIR [--json]");
+          const aliases = await wrap(async () => {
+            await FileSession.open(dir).then((s) => s.close());
+            return await loadAliases(dir);
+          });
+          const rows = [...aliases].map(([name, cap]) => ({
+            name,
+            writable: cap.startsWith("shoal:DIR-W"),
+            cap,
+          }));
+          if (ctx.values.json) ctx.out(JSON.stringify(rows, null, 2));
+          else for (const r of rows) ctx.out(`${r.name}\t${r.writable ? "writable" : "read-only"}`);
+          return;
+        }
+        case "remove":
+          want(1, "remove --dir DIR NAME");
+          await wrap(() => removeAlias(dir, args[0]));
+          return;
+        default:
+          throw new UsageError(
+            "alias needs an action: add NAME DIRCAP, create NAME, list, or remove NAME",
+          );
+      }
+    },
+  },
+];

@@ -101,7 +101,9 @@ export function commandHelp(prefix: string, cmd: Command): string {
   if (opts.length) {
     lines.push("", "Options:");
     const rows = opts.map(([name, o]) => {
-      const flag = `${o.short ? `-${o.short}, ` : "    "}--${name}${o.type === "string" ? ` ${o.value ?? "VALUE"}` : ""}`;
+      const flag = `${o.short ? `-${o.short}, ` : "    "}--${name}${
+        o.type === "string" ? ` ${o.value ?? "VALUE"}` : ""
+      }`;
       return [flag, o.help + (o.multiple ? " (repeatable)" : "")];
     });
     rows.push(["    --help", "show this help"]);
@@ -126,8 +128,14 @@ export function groupHelp(prefix: string, group: Group): string {
 }
 
 /** Parse argv for one command; throws UsageError on bad flags or arguments. */
-export function parseCommandArgs(cmd: Command, argv: string[]): { values: Values; positionals: string[]; help: boolean } {
-  const options: Record<string, { type: "string" | "boolean"; short?: string; multiple?: boolean; default?: string | boolean }> = {
+export function parseCommandArgs(
+  cmd: Command,
+  argv: string[],
+): { values: Values; positionals: string[]; help: boolean } {
+  const options: Record<
+    string,
+    { type: "string" | "boolean"; short?: string; multiple?: boolean; default?: string | boolean }
+  > = {
     help: { type: "boolean", short: "h" },
   };
   for (const [name, o] of Object.entries(cmd.options)) {

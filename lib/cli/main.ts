@@ -49,7 +49,12 @@ const defaultIo: CliIo = {
   isTty: Deno.stderr.isTerminal(),
 };
 
-async function runCommand(prefix: string, cmd: Command, argv: string[], io: CliIo): Promise<number> {
+async function runCommand(
+  prefix: string,
+  cmd: Command,
+  argv: string[],
+  io: CliIo,
+): Promise<number> {
   const { values, positionals, help } = parseCommandArgs(cmd, argv);
   if (help) {
     io.out(commandHelp(prefix, cmd));
@@ -86,7 +91,9 @@ export async function runCli(argv: string[], io: CliIo = defaultIo): Promise<num
     }
     const cmd = group.commands.find((c) => c.name === sub);
     if (!cmd) {
-      throw new UsageError(`unknown command '${group.name} ${sub}'; run 'shoal ${group.name} --help' for the list`);
+      throw new UsageError(
+        `unknown command '${group.name} ${sub}'; run 'shoal ${group.name} --help' for the list`,
+      );
     }
     return await runCommand(`shoal ${group.name}`, cmd, args, io);
   } catch (e) {

@@ -18,6 +18,7 @@ import {
   stringList,
   UsageError,
 } from "./command.ts";
+import { startOperatorGateway } from "../web/mod.ts";
 
 async function withOperator<T>(dir: string, fn: (op: OperatorNode) => Promise<T>): Promise<T> {
   const op = await loadOperator(dir);
@@ -37,12 +38,22 @@ export const operatorCommands: Command[] = [
     name: "create",
     summary: "create an empty grid service directory (GSD) replicated on the given servers",
     usage: "--dir DIR --storage URL [--storage URL]...",
-    description: "The GSD writecap is kept in DIR/private/gsd-writecap (mode 0600): it is the grid's master " +
+    description:
+      "The GSD writecap is kept in DIR/private/gsd-writecap (mode 0600): it is the grid's master " +
       "secret. Refuses to overwrite an existing node.",
     options: {
       dir: DIR_OPTION,
-      storage: { type: "string", multiple: true, value: "URL", help: "storage URL of a server to hold the GSD" },
-      "validity-days": { type: "string", value: "DAYS", help: "how long each signed GSD version stays valid (default 7)" },
+      storage: {
+        type: "string",
+        multiple: true,
+        value: "URL",
+        help: "storage URL of a server to hold the GSD",
+      },
+      "validity-days": {
+        type: "string",
+        value: "DAYS",
+        help: "how long each signed GSD version stays valid (default 7)",
+      },
     },
     async run({ values, err }) {
       const dir = requireString(values, "dir");
@@ -55,7 +66,9 @@ export const operatorCommands: Command[] = [
       }
       const op = await createOperator(dir, urls, { validityDays });
       op.node.close();
-      err(`created the grid service directory on ${urls.length} server(s); its writecap is in ${dir}/private/`);
+      err(
+        `created the grid service directory on ${urls.length} server(s); its writecap is in ${dir}/private/`,
+      );
       err(`next: 'shoal operator get-introduction-text --dir ${dir}'`);
     },
   },
@@ -65,7 +78,10 @@ export const operatorCommands: Command[] = [
     usage: "--dir DIR",
     options: { dir: DIR_OPTION },
     async run({ values, out }) {
-      await withOperator(requireString(values, "dir"), async (op) => out(await introductionText(op)));
+      await withOperator(
+        requireString(values, "dir"),
+        async (op) => out(await introductionText(op)),
+      );
     },
   },
   {
@@ -75,12 +91,20 @@ export const operatorCommands: Command[] = [
     positionals: ["READCAP"],
     options: {
       dir: DIR_OPTION,
-      name: { type: "string", value: "PETNAME", help: "entry name v1.PETNAME (default: the announced nickname)" },
+      name: {
+        type: "string",
+        value: "PETNAME",
+        help: "entry name v1.PETNAME (default: the announced nickname)",
+      },
     },
     async run({ values, positionals, err }) {
       await withOperator(requireString(values, "dir"), async (op) => {
         const r = await addAnnouncement(op, positionals[0], optionalString(values, "name"));
-        err(`linked '${r.petname}' (server ${r.server.serverId.slice(0, 8)}, nickname ${r.server.nickname}); GSD version ${r.seqnum}`);
+        err(
+          `linked '${r.petname}' (server ${
+            r.server.serverId.slice(0, 8)
+          }, nickname ${r.server.nickname}); GSD version ${r.seqnum}`,
+        );
       });
     },
   },
@@ -93,7 +117,9 @@ export const operatorCommands: Command[] = [
     async run({ values, positionals, err }) {
       await withOperator(requireString(values, "dir"), async (op) => {
         const r = await removeAnnouncement(op, positionals[0]);
-        err(`removed '${r.petname}'; GSD version ${r.seqnum}. Clients drop the server at their next refresh.`);
+        err(
+          `removed '${r.petname}'; GSD version ${r.seqnum}. Clients drop the server at their next refresh.`,
+        );
       });
     },
   },
@@ -114,13 +140,33 @@ export const operatorCommands: Command[] = [
           gsaSeqnum: s.gsaSeqnum,
         }));
         if (values.json) {
-          out(JSON.stringify({ gsd: st.gsd && { seqnum: st.gsd.seqnum, issued: st.gsd.issued, expires: st.gsd.expires }, servers: rows }, null, 2));
+          out(
+            JSON.stringify(
+              {
+                gsd: st.gsd &&
+                  { seqnum: st.gsd.seqnum, issued: st.gsd.issued, expires: st.gsd.expires },
+                servers: rows,
+              },
+              null,
+              2,
+            ),
+          );
           return;
         }
-        if (st.gsd) out(`GSD version ${st.gsd.seqnum}, issued ${iso(st.gsd.issued)}, expires ${iso(st.gsd.expires)}`);
+        if (st.gsd) {
+          out(
+            `GSD version ${st.gsd.seqnum}, issued ${iso(st.gsd.issued)}, expires ${
+              iso(st.gsd.expires)
+            }`,
+          );
+        }
         if (!rows.length) out("no servers announced yet");
         for (const s of rows) {
-          out(`${s.petname}\t${s.nickname}\t${s.serverId.slice(0, 16)}\t${s.locations.join(";")}\tGSA v${s.gsaSeqnum}`);
+          out(
+            `${s.petname}\t${s.nickname}\t${s.serverId.slice(0, 16)}\t${
+              s.locations.join(";")
+            }\tGSA v${s.gsaSeqnum}`,
+          );
         }
         for (const p of r.problems) err(`problem: ${p}`);
       });
@@ -135,21 +181,35 @@ export const operatorCommands: Command[] = [
       await withOperator(requireString(values, "dir"), async (op) => {
         const r = await maintain(op);
         if (values.json) {
-          out(JSON.stringify({
-            resigned: r.resigned,
-            repaired: r.repaired,
-            seqnum: r.seqnum,
-            expires: r.expires,
-            healthy: r.check.healthy,
-            leasesRenewed: r.leasesRenewed,
-            leaseFailures: r.leaseFailures,
-          }, null, 2));
+          out(JSON.stringify(
+            {
+              resigned: r.resigned,
+              repaired: r.repaired,
+              seqnum: r.seqnum,
+              expires: r.expires,
+              healthy: r.check.healthy,
+              leasesRenewed: r.leasesRenewed,
+              leaseFailures: r.leaseFailures,
+            },
+            null,
+            2,
+          ));
           return;
         }
-        out(`GSD version ${r.seqnum}, expires ${iso(r.expires)}${r.resigned ? " (re-signed)" : ""}${r.repaired ? " (repaired)" : ""}`);
+        out(
+          `GSD version ${r.seqnum}, expires ${iso(r.expires)}${r.resigned ? " (re-signed)" : ""}${
+            r.repaired ? " (repaired)" : ""
+          }`,
+        );
         out(`healthy: ${r.check.healthy ? "yes, every server holds the newest version" : "no"}`);
         for (const s of r.check.servers) {
-          if (!s.shares.some((sh) => sh.newest)) out(`  lacking newest: ${base32Encode(s.serverId).slice(0, 16)}${s.error ? ` (${s.error})` : ""}`);
+          if (!s.shares.some((sh) => sh.newest)) {
+            out(
+              `  lacking newest: ${base32Encode(s.serverId).slice(0, 16)}${
+                s.error ? ` (${s.error})` : ""
+              }`,
+            );
+          }
         }
         out(`leases renewed on ${r.leasesRenewed} server(s)`);
         for (const f of r.leaseFailures) out(`  lease renewal failed: ${f}`);
@@ -159,26 +219,63 @@ export const operatorCommands: Command[] = [
   {
     name: "run",
     summary: "run maintenance every interval until interrupted",
-    usage: "--dir DIR [--interval SECONDS]",
+    usage: "--dir DIR [--interval SECONDS] [--web-port PORT [--web-refresh SECONDS]]",
     options: {
       dir: DIR_OPTION,
-      interval: { type: "string", value: "SECONDS", help: "seconds between maintenance passes (default 3600)" },
+      interval: {
+        type: "string",
+        value: "SECONDS",
+        help: "seconds between maintenance passes (default 3600)",
+      },
+      "web-port": {
+        type: "string",
+        value: "PORT",
+        help: "serve the operator's status dashboard on 127.0.0.1:PORT (0: a free port)",
+      },
+      "web-refresh": {
+        type: "string",
+        value: "SECONDS",
+        help: "seconds between the dashboard's reads of the grid (default 10)",
+      },
     },
     async run({ values, err }) {
       const dir = requireString(values, "dir");
       const interval = Number(optionalString(values, "interval") ?? "3600");
       if (!(interval >= 1)) throw new UsageError("--interval must be at least 1 second");
+      const webPortText = optionalString(values, "web-port");
+      const webPort = webPortText === undefined ? null : Number(webPortText);
+      if (webPort !== null && !(Number.isInteger(webPort) && webPort >= 0 && webPort <= 65535)) {
+        throw new UsageError("--web-port must be an integer from 0 to 65535");
+      }
+      const webRefresh = Number(optionalString(values, "web-refresh") ?? "10");
+      if (!(webRefresh >= 0.5 && webRefresh <= 86400)) {
+        throw new UsageError("--web-refresh must be a number of seconds from 0.5 to 86400");
+      }
       await loadOperator(dir).then((op) => op.node.close());
       const ac = new AbortController();
       const stop = () => ac.abort();
       Deno.addSignalListener("SIGINT", stop);
       Deno.addSignalListener("SIGTERM", stop);
       err(`operator maintenance every ${interval}s`);
+      const web = webPort === null ? null : await startOperatorGateway(dir, {
+        port: webPort,
+        refreshInterval: webRefresh,
+        signal: ac.signal,
+        log: err,
+      });
+      if (web) {
+        err(`operator dashboard at ${web.url}`);
+        err(`dashboard: ${web.url}?token=${web.token}`);
+      }
       try {
         while (!ac.signal.aborted) {
           try {
             const r = await withOperator(dir, maintain);
-            err(`GSD version ${r.seqnum}: ${r.check.healthy ? "healthy" : "not healthy"}${r.resigned ? ", re-signed" : ""}${r.repaired ? ", repaired" : ""}`);
+            err(
+              `GSD version ${r.seqnum}: ${r.check.healthy ? "healthy" : "not healthy"}${
+                r.resigned ? ", re-signed" : ""
+              }${r.repaired ? ", repaired" : ""}`,
+            );
           } catch (e) {
             err(`maintenance failed: ${(e as Error).message}`);
           }
@@ -193,6 +290,7 @@ export const operatorCommands: Command[] = [
       } finally {
         Deno.removeSignalListener("SIGINT", stop);
         Deno.removeSignalListener("SIGTERM", stop);
+        await web?.close();
       }
     },
   },

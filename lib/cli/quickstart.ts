@@ -1,4 +1,8 @@
-import { defaultQuickstartDir, DEFAULT_QUICKSTART_SERVERS, runQuickstart } from "../roles/quickstart.ts";
+import {
+  DEFAULT_QUICKSTART_SERVERS,
+  defaultQuickstartDir,
+  runQuickstart,
+} from "../roles/quickstart.ts";
 import { type Command, DIR_OPTION, optionalString, UsageError } from "./command.ts";
 
 /** How to invoke this same program from a shell, for the commands we suggest. */
@@ -21,12 +25,18 @@ grid service directory announcing every server, and a client node, all under DIR
 client's dashboard address and commands to try, then runs until Ctrl-C.`,
   options: {
     dir: { ...DIR_OPTION, help: "where the grid lives (default ~/.shoal-quickstart)" },
-    servers: { type: "string", value: "N", help: `storage servers on the first run (default ${DEFAULT_QUICKSTART_SERVERS})` },
+    servers: {
+      type: "string",
+      value: "N",
+      help: `storage servers on the first run (default ${DEFAULT_QUICKSTART_SERVERS})`,
+    },
   },
   async run({ values, out, err }) {
     const dir = optionalString(values, "dir") ?? defaultQuickstartDir();
     const n = Number(optionalString(values, "servers") ?? DEFAULT_QUICKSTART_SERVERS);
-    if (!Number.isInteger(n) || n < 1 || n > 64) throw new UsageError("--servers must be an integer from 1 to 64");
+    if (!Number.isInteger(n) || n < 1 || n > 64) {
+      throw new UsageError("--servers must be an integer from 1 to 64");
+    }
     const ac = new AbortController();
     const stop = () => ac.abort();
     Deno.addSignalListener("SIGINT", stop);
@@ -39,7 +49,11 @@ client's dashboard address and commands to try, then runs until Ctrl-C.`,
         signal: ac.signal,
         log: err,
         onReady(info) {
-          out(`${info.created ? "Created" : "Reopened"} a local grid of ${info.servers.length} storage servers in ${info.dir}`);
+          out(
+            `${
+              info.created ? "Created" : "Reopened"
+            } a local grid of ${info.servers.length} storage servers in ${info.dir}`,
+          );
           out("");
           out("Introduction text (give it to clients: it grants use of the grid):");
           out(info.introductionText);

@@ -6,9 +6,21 @@ import { clientCommands } from "./client.ts";
 import { quickstartCommand } from "./quickstart.ts";
 
 export const GROUPS: Group[] = [
-  { name: "operator", summary: "create and maintain a grid's service directory (GSD)", commands: operatorCommands },
-  { name: "storage", summary: "run a storage server and announce it to the grid", commands: storageCommands },
-  { name: "client", summary: "join a grid from an introduction text and use it", commands: clientCommands },
+  {
+    name: "operator",
+    summary: "create and maintain a grid's service directory (GSD)",
+    commands: operatorCommands,
+  },
+  {
+    name: "storage",
+    summary: "run a storage server and announce it to the grid",
+    commands: storageCommands,
+  },
+  {
+    name: "client",
+    summary: "join a grid from an introduction text and use it",
+    commands: clientCommands,
+  },
 ];
 
 export const TOP_COMMANDS: Command[] = [quickstartCommand];

@@ -11,11 +11,7 @@ import {
   runStorageNode,
   storageUrlText,
 } from "../roles/storage/mod.ts";
-import {
-  announcementReadcap,
-  joinGrid,
-  publishAnnouncement,
-} from "../roles/storage/announce.ts";
+import { announcementReadcap, joinGrid, publishAnnouncement } from "../roles/storage/announce.ts";
 import { GridNode } from "../roles/gridnode.ts";
 import {
   CliError,
@@ -124,16 +120,26 @@ async function joinAndAnnounce(dir: string, text: string, ctx: CommandContext): 
     if (r.refreshError) ctx.err(`note: could not read the grid yet: ${r.refreshError}`);
     ctx.err(
       r.published
-        ? `announcement version ${r.seqnum} written to ${r.servers - r.failures.length} of ${r.servers} server(s)`
+        ? `announcement version ${r.seqnum} written to ${
+          r.servers - r.failures.length
+        } of ${r.servers} server(s)`
         : `announcement is current on all ${r.servers} known server(s)`,
     );
-    if (r.failures.length) ctx.err("servers not reached now get it when this server runs ('shoal storage run')");
+    if (r.failures.length) {
+      ctx.err("servers not reached now get it when this server runs ('shoal storage run')");
+    }
   } catch (e) {
-    ctx.err(`note: announcement not published yet (${(e as Error).message}); 'shoal storage run' publishes it`);
+    ctx.err(
+      `note: announcement not published yet (${
+        (e as Error).message
+      }); 'shoal storage run' publishes it`,
+    );
   } finally {
     grid.close();
   }
-  ctx.err(`give the readcap above to the grid operator: 'shoal operator add-announcement --dir OP READCAP'`);
+  ctx.err(
+    `give the readcap above to the grid operator: 'shoal operator add-announcement --dir OP READCAP'`,
+  );
 }
 
 const join: Command = {

@@ -23,7 +23,9 @@ export function bytesEqual(a: Uint8Array, b: Uint8Array): boolean {
 
 /** Big-endian unsigned 64-bit encoding of a safe integer. */
 export function u64be(n: number): Uint8Array {
-  if (!Number.isSafeInteger(n) || n < 0) throw new RangeError(`u64be: ${n} is not a safe unsigned integer`);
+  if (!Number.isSafeInteger(n) || n < 0) {
+    throw new RangeError(`u64be: ${n} is not a safe unsigned integer`);
+  }
   const out = new Uint8Array(8);
   new DataView(out.buffer).setBigUint64(0, BigInt(n));
   return out;
@@ -38,7 +40,9 @@ export function readU64be(b: Uint8Array, offset = 0): number {
 
 /** Big-endian unsigned 32-bit encoding. */
 export function u32be(n: number): Uint8Array {
-  if (!Number.isInteger(n) || n < 0 || n > 0xffffffff) throw new RangeError(`u32be: ${n} out of range`);
+  if (!Number.isInteger(n) || n < 0 || n > 0xffffffff) {
+    throw new RangeError(`u32be: ${n} out of range`);
+  }
   const out = new Uint8Array(4);
   new DataView(out.buffer).setUint32(0, n);
   return out;

@@ -27,7 +27,9 @@ const DECODE_OPTIONS = {
 
 /** Decode exactly one CBOR item filling `bytes` entirely. */
 export function decodeCbor(bytes: Uint8Array, maxBytes = 64 * 1024 * 1024): unknown {
-  if (bytes.length > maxBytes) throw new CborError(`CBOR input of ${bytes.length} bytes exceeds ${maxBytes}`);
+  if (bytes.length > maxBytes) {
+    throw new CborError(`CBOR input of ${bytes.length} bytes exceeds ${maxBytes}`);
+  }
   if (bytes.length === 0) throw new CborError("empty CBOR input");
   let value: unknown;
   try {
@@ -41,7 +43,9 @@ export function decodeCbor(bytes: Uint8Array, maxBytes = 64 * 1024 * 1024): unkn
   if (hasReplacementChar(value, 0)) {
     const again = encode(value);
     if (again.length !== bytes.length || again.some((b, i) => b !== bytes[i])) {
-      throw new CborError("malformed CBOR: text string is not valid UTF-8 (or the encoding is not canonical)");
+      throw new CborError(
+        "malformed CBOR: text string is not valid UTF-8 (or the encoding is not canonical)",
+      );
     }
   }
   return value;
@@ -52,7 +56,9 @@ function hasReplacementChar(v: unknown, depth: number): boolean {
   if (typeof v === "string") return v.includes("\uFFFD");
   if (Array.isArray(v)) return v.some((x) => hasReplacementChar(x, depth + 1));
   if (v && typeof v === "object" && !(v instanceof Uint8Array)) {
-    return Object.entries(v).some(([k, x]) => k.includes("\uFFFD") || hasReplacementChar(x, depth + 1));
+    return Object.entries(v).some(([k, x]) =>
+      k.includes("\uFFFD") || hasReplacementChar(x, depth + 1)
+    );
   }
   return false;
 }

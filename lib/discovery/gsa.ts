@@ -48,7 +48,9 @@ export function validateNickname(nickname: string): string {
     throw new AnnouncementError("nickname must be 1 to 64 characters");
   }
   // deno-lint-ignore no-control-regex
-  if (/[\u0000-\u001f\u007f]/.test(nickname)) throw new AnnouncementError("nickname contains a control character");
+  if (/[\u0000-\u001f\u007f]/.test(nickname)) {
+    throw new AnnouncementError("nickname contains a control character");
+  }
   return nickname;
 }
 
@@ -58,7 +60,9 @@ export function encodeAnnouncement(a: Announcement): Uint8Array {
   const services: unknown[] = [...a.otherServices];
   if (a.storage) {
     for (const u of a.storage.storageUrls) {
-      if (!bytesEqual(u.pin, a.serverId)) throw new AnnouncementError("a storage URL is pinned to another server");
+      if (!bytesEqual(u.pin, a.serverId)) {
+        throw new AnnouncementError("a storage URL is pinned to another server");
+      }
     }
     services.unshift({ type: "storage", storageUrls: a.storage.storageUrls.map(formatStorageUrl) });
   }
@@ -70,7 +74,9 @@ export function encodeAnnouncement(a: Announcement): Uint8Array {
     announced: a.announced,
     services,
   });
-  if (bytes.length > MAX_GSA_BYTES) throw new AnnouncementError(`announcement exceeds ${MAX_GSA_BYTES} bytes`);
+  if (bytes.length > MAX_GSA_BYTES) {
+    throw new AnnouncementError(`announcement exceeds ${MAX_GSA_BYTES} bytes`);
+  }
   return bytes;
 }
 
@@ -80,7 +86,9 @@ function isRecord(x: unknown): x is Record<string, unknown> {
 
 /** Decode and validate an announcement; throws AnnouncementError saying what is wrong. */
 export function decodeAnnouncement(bytes: Uint8Array): Announcement {
-  if (bytes.length > MAX_GSA_BYTES) throw new AnnouncementError(`announcement exceeds ${MAX_GSA_BYTES} bytes`);
+  if (bytes.length > MAX_GSA_BYTES) {
+    throw new AnnouncementError(`announcement exceeds ${MAX_GSA_BYTES} bytes`);
+  }
   let doc: unknown;
   try {
     doc = decodeCbor(bytes);
@@ -88,7 +96,9 @@ export function decodeAnnouncement(bytes: Uint8Array): Announcement {
     throw new AnnouncementError(`announcement is not valid CBOR: ${(e as Error).message}`);
   }
   if (!isRecord(doc)) throw new AnnouncementError("announcement is not a CBOR map");
-  if (doc.v !== GSA_FORMAT_VERSION) throw new AnnouncementError(`unsupported announcement version ${String(doc.v)}`);
+  if (doc.v !== GSA_FORMAT_VERSION) {
+    throw new AnnouncementError(`unsupported announcement version ${String(doc.v)}`);
+  }
   if (typeof doc.nickname !== "string") throw new AnnouncementError("announcement has no nickname");
   validateNickname(doc.nickname);
   if (!(doc.serverId instanceof Uint8Array) || doc.serverId.length !== 32) {
@@ -97,14 +107,18 @@ export function decodeAnnouncement(bytes: Uint8Array): Announcement {
   if (typeof doc.software !== "string" || doc.software.length > 200) {
     throw new AnnouncementError("announcement software must be text");
   }
-  if (!Number.isSafeInteger(doc.announced)) throw new AnnouncementError("announcement time must be an integer");
+  if (!Number.isSafeInteger(doc.announced)) {
+    throw new AnnouncementError("announcement time must be an integer");
+  }
   if (!Array.isArray(doc.services) || doc.services.length > 64) {
     throw new AnnouncementError("announcement services must be a list");
   }
   let storage: StorageService | null = null;
   const otherServices: OtherService[] = [];
   for (const s of doc.services) {
-    if (!isRecord(s) || typeof s.type !== "string") throw new AnnouncementError("malformed service entry");
+    if (!isRecord(s) || typeof s.type !== "string") {
+      throw new AnnouncementError("malformed service entry");
+    }
     if (s.type !== "storage") {
       otherServices.push(s as OtherService);
       continue;
@@ -124,7 +138,9 @@ export function decodeAnnouncement(bytes: Uint8Array): Announcement {
       }
       if (!bytesEqual(u.pin, doc.serverId)) {
         throw new AnnouncementError(
-          `announced storage URL is pinned to another server than ${base32Encode(doc.serverId).slice(0, 8)}`,
+          `announced storage URL is pinned to another server than ${
+            base32Encode(doc.serverId).slice(0, 8)
+          }`,
         );
       }
       urls.push(u);

@@ -51,7 +51,10 @@ export function gsdMeta(now: number, validity = DEFAULT_GSD_VALIDITY_SECONDS): G
 
 export function parseGsdMeta(meta: Record<string, unknown>): GsdMeta {
   const { issued, expires } = meta;
-  if (!Number.isSafeInteger(issued) || !Number.isSafeInteger(expires) || (expires as number) < (issued as number)) {
+  if (
+    !Number.isSafeInteger(issued) || !Number.isSafeInteger(expires) ||
+    (expires as number) < (issued as number)
+  ) {
     throw new GsdError("grid service directory has no valid issued/expires times");
   }
   return { issued: issued as number, expires: expires as number };
@@ -77,7 +80,9 @@ export function gsdLinks(entries: DirEntry[]): { links: GsdLink[]; problems: str
     try {
       validatePetname(petname);
       const cap = parseCap(e.readcap);
-      if (cap.kind !== "mutable-read") throw new GsdError(`links a ${cap.kind} cap, not a GSA readcap`);
+      if (cap.kind !== "mutable-read") {
+        throw new GsdError(`links a ${cap.kind} cap, not a GSA readcap`);
+      }
       links.push({ petname, gsaReadcap: cap, gsaReadcapText: e.readcap });
     } catch (err) {
       const why = err instanceof CapError || err instanceof GsdError ? err.message : String(err);
@@ -89,7 +94,11 @@ export function gsdLinks(entries: DirEntry[]): { links: GsdLink[]; problems: str
 
 export type Freshness = "fresh" | "expired" | "expired-past-grace";
 
-export function gsdFreshness(meta: GsdMeta, now: number, grace = DEFAULT_EXPIRY_GRACE_SECONDS): Freshness {
+export function gsdFreshness(
+  meta: GsdMeta,
+  now: number,
+  grace = DEFAULT_EXPIRY_GRACE_SECONDS,
+): Freshness {
   if (now <= meta.expires) return "fresh";
   return now <= meta.expires + grace ? "expired" : "expired-past-grace";
 }

@@ -4,7 +4,12 @@
  * Pure: no I/O. Error messages name the part that is wrong, never its text.
  */
 import { type Cap, CapError, formatCap, parseCap } from "../crypto/mod.ts";
-import { formatStorageUrl, parseStorageUrl, type StorageUrl, StorageUrlError } from "../storage/mod.ts";
+import {
+  formatStorageUrl,
+  parseStorageUrl,
+  type StorageUrl,
+  StorageUrlError,
+} from "../storage/mod.ts";
 
 export class IntroductionTextError extends Error {
   override name = "IntroductionTextError";
@@ -19,7 +24,9 @@ export interface IntroductionText {
 export const MAX_INTRODUCTION_URLS = 1000;
 
 export function parseIntroductionText(text: string): IntroductionText {
-  if (typeof text !== "string") throw new IntroductionTextError("introduction text must be a string");
+  if (typeof text !== "string") {
+    throw new IntroductionTextError("introduction text must be a string");
+  }
   const trimmed = text.trim();
   if (trimmed.length === 0) throw new IntroductionTextError("introduction text is empty");
   if (/\s/.test(trimmed)) {
@@ -34,7 +41,9 @@ export function parseIntroductionText(text: string): IntroductionText {
     );
   }
   if (parts.length - 1 > MAX_INTRODUCTION_URLS) {
-    throw new IntroductionTextError(`introduction text has more than ${MAX_INTRODUCTION_URLS} storage URLs`);
+    throw new IntroductionTextError(
+      `introduction text has more than ${MAX_INTRODUCTION_URLS} storage URLs`,
+    );
   }
   let cap: Cap;
   try {
@@ -47,7 +56,9 @@ export function parseIntroductionText(text: string): IntroductionText {
     const hint = cap.kind === "dir-write"
       ? " (this is the GSD writecap: never share it; use 'shoal operator get-introduction-text')"
       : "";
-    throw new IntroductionTextError(`part 1 must be a directory readcap (DIR-R1), not a ${cap.kind} cap${hint}`);
+    throw new IntroductionTextError(
+      `part 1 must be a directory readcap (DIR-R1), not a ${cap.kind} cap${hint}`,
+    );
   }
   const storageUrls: StorageUrl[] = [];
   for (let i = 1; i < parts.length; i++) {
@@ -55,13 +66,17 @@ export function parseIntroductionText(text: string): IntroductionText {
       storageUrls.push(parseStorageUrl(parts[i]));
     } catch (e) {
       const why = e instanceof StorageUrlError ? e.message : String(e);
-      throw new IntroductionTextError(`part ${i + 1} (storage URL ${i}) is not a valid storage URL: ${why}`);
+      throw new IntroductionTextError(
+        `part ${i + 1} (storage URL ${i}) is not a valid storage URL: ${why}`,
+      );
     }
   }
   return { gsdReadcap: cap, storageUrls };
 }
 
 export function formatIntroductionText(intro: IntroductionText): string {
-  if (intro.storageUrls.length === 0) throw new IntroductionTextError("an introduction text needs a storage URL");
+  if (intro.storageUrls.length === 0) {
+    throw new IntroductionTextError("an introduction text needs a storage URL");
+  }
   return [formatCap(intro.gsdReadcap), ...intro.storageUrls.map(formatStorageUrl)].join(",");
 }

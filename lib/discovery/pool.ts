@@ -1,6 +1,6 @@
 /**
  * Storage clients for the servers discovery knows, one per server id, reused
- * across refreshes (keep-alive connections), with a count of requests made.
+ * across refreshes (keep-alive connections), with a count of requests and bytes.
  */
 import { base32Encode, bytesEqual } from "../codec/mod.ts";
 import type { GridServer, StorageApi } from "../grid/mod.ts";
@@ -14,6 +14,9 @@ export class ClientPool {
   #clients = new Map<string, { client: StorageClient; url: StorageUrl; server: GridServer }>();
   /** Storage requests made through this pool. */
   requests = 0;
+  /** HTTP bytes (heads and bodies) sent and received through this pool. */
+  bytesSent = 0;
+  bytesReceived = 0;
   readonly options: PoolOptions;
 
   constructor(options: PoolOptions = {}) {
@@ -29,7 +32,13 @@ export class ClientPool {
       return have.server;
     }
     have?.client.close();
-    const client = new StorageClient(url, { timeoutMs: this.options.timeoutMs });
+    const client = new StorageClient(url, {
+      timeoutMs: this.options.timeoutMs,
+      onWire: (sent, received) => {
+        this.bytesSent += sent;
+        this.bytesReceived += received;
+      },
+    });
     const server: GridServer = { serverId: url.pin, nickname, storage: this.#counting(client) };
     this.#clients.set(key, { client, url, server });
     return server;

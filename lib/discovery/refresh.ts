@@ -8,8 +8,13 @@
  *  3. read every linked GSA in one batch request per asked server;
  *  4. return the new server list, with what was added, removed and changed.
  *
- * An unchanged grid costs one request: the checkstrings of the GSD and every
- * recorded GSA, read from one server (rotating between refreshes).
+ * An unchanged grid costs one small request to one server (rotating between
+ * refreshes): a poll of the slot watch over the GSD and every recorded GSA
+ * (docs/storage-protocol.md "Slot watches"), whose digest the client computes
+ * from the checkstrings it recorded. With `wait`, the poll is a long poll that
+ * answers as soon as any of those slots is written on that server. On a
+ * mismatch the checkstrings are read (one batch request) so that only the
+ * changed GSAs are fetched; a server without watches gets that batch read only.
  */
 import { base32Encode, bytesEqual, fromHex, toHex } from "../codec/mod.ts";
 import { storageIndexFromReadkey } from "../crypto/mod.ts";
@@ -23,7 +28,15 @@ import {
   RollbackError,
   type Servermap,
 } from "../grid/mod.ts";
-import { formatStorageUrl, parseStorageUrl, type StorageUrl } from "../storage/mod.ts";
+import {
+  formatStorageUrl,
+  parseStorageUrl,
+  type StorageClient,
+  StorageError,
+  type StorageUrl,
+  watchDigest,
+  watchId,
+} from "../storage/mod.ts";
 import { type Announcement, decodeAnnouncement } from "./gsa.ts";
 import { type Freshness, gsdFreshness, gsdLinks, type GsdMeta, parseGsdMeta } from "./gsd.ts";
 import type { IntroductionText } from "./introduction.ts";
@@ -66,6 +79,12 @@ export interface RefreshResult {
   updated: string[];
   problems: string[];
   freshness: Freshness | null;
+  /**
+   * How an unchanged grid was confirmed without a full read: "watch" (the slot
+   * watch digest matched, after waiting when `wait` was given) or "batch" (the
+   * checkstrings were read); null when a full read ran.
+   */
+  quick?: "watch" | "batch" | null;
 }
 
 export class DiscoveryError extends Error {
@@ -80,7 +99,21 @@ export interface RefreshOptions {
   quick?: boolean;
   /** Seconds past expiry during which an expired GSD is still used. */
   expiryGrace?: number;
+  /**
+   * Long poll: wait up to this many seconds (at most 60) for a change on the
+   * server asked before answering "unchanged" (default 0: answer at once).
+   */
+  wait?: number;
+  /** Abandons a waiting poll; the refresh then throws DiscoveryError. */
+  signal?: AbortSignal;
 }
+
+/** Registration bodies up to this size are sent at once; larger ones only after a 404. */
+const REGISTER_FIRST_MAX_BYTES = 1024;
+/** The watch id each storage API object is known to hold (registered by this process). */
+const registeredWatch = new WeakMap<object, string>();
+
+type WatchApi = Pick<StorageClient, "registerWatch" | "pollWatch">;
 
 interface Candidate {
   url: StorageUrl;
@@ -136,22 +169,91 @@ async function quickCheck(
   gsdKeys: MutableVerifyKeys,
   state: DiscoveryState,
 ): Promise<{ unchanged: boolean; observed: Map<string, string[]> }> {
-  const slots = [
-    { si: gsdKeys.storageIndex, want: state.gsd!.checkstring },
-    ...state.servers.map((s) => ({ si: gsaKeys(s.gsaReadcap).storageIndex, want: s.gsaCheckstring })),
-  ];
+  const slots = watchedSlots(gsdKeys, state);
   const res = await server.storage.batchRead({
-    slots: slots.map((s) => ({ storageIndex: s.si, shares: null, ranges: [{ offset: 0, size: CHECKSTRING_SIZE }] })),
+    slots: slots.map((s) => ({
+      storageIndex: s.si,
+      shares: null,
+      ranges: [{ offset: 0, size: CHECKSTRING_SIZE }],
+    })),
   });
   const observed = new Map<string, string[]>();
   for (const r of res.slots) {
-    observed.set(toHex(r.storageIndex), r.shares.map((sh) => toHex(sh.data[0] ?? new Uint8Array(0))));
+    observed.set(
+      toHex(r.storageIndex),
+      r.shares.map((sh) => toHex(sh.data[0] ?? new Uint8Array(0))),
+    );
   }
   const unchanged = slots.every((s) => {
     const got = observed.get(toHex(s.si));
     return !!got && got.length > 0 && got.every((c) => c === s.want);
   });
   return { unchanged, observed };
+}
+
+/** The slots a quick check covers, with the checkstring each is expected to hold. */
+function watchedSlots(
+  gsdKeys: MutableVerifyKeys,
+  state: DiscoveryState,
+): { si: Uint8Array; want: string }[] {
+  return [
+    { si: gsdKeys.storageIndex, want: state.gsd!.checkstring },
+    ...state.servers.map((s) => ({
+      si: gsaKeys(s.gsaReadcap).storageIndex,
+      want: s.gsaCheckstring,
+    })),
+  ];
+}
+
+/**
+ * The slot-watch check: true when the server's digest equals the one computed
+ * from the recorded checkstrings (each slot holding exactly one share, as the
+ * "everywhere" encoding places one share per server); with `wait`, only after
+ * the server held the poll that long without a change. Returns null when the
+ * server has no slot watches.
+ */
+async function watchCheck(
+  server: GridServer,
+  gsdKeys: MutableVerifyKeys,
+  state: DiscoveryState,
+  wait: number,
+  signal: AbortSignal | undefined,
+): Promise<boolean | null> {
+  const api = server.storage as Partial<WatchApi>;
+  if (typeof api.pollWatch !== "function" || typeof api.registerWatch !== "function") return null;
+  const slots = watchedSlots(gsdKeys, state);
+  const sis = slots.map((s) => s.si);
+  const wid = watchId(sis);
+  const expect = watchDigest(slots.map((s) => [fromHex(s.want)]));
+  const register = async () => {
+    const r = await api.registerWatch!(sis);
+    registeredWatch.set(api, wid);
+    return r.digest;
+  };
+  let digest: Uint8Array;
+  let waited = false;
+  try {
+    if (registeredWatch.get(api) !== wid && sis.length * 16 <= REGISTER_FIRST_MAX_BYTES) {
+      digest = await register();
+    } else {
+      try {
+        digest = await api.pollWatch(wid, { expect, wait, signal });
+        registeredWatch.set(api, wid);
+        waited = true;
+      } catch (e) {
+        if (!(e instanceof StorageError && e.code === "unknown-watch")) throw e;
+        digest = await register();
+      }
+    }
+    if (!waited && wait > 0 && bytesEqual(digest, expect)) {
+      digest = await api.pollWatch(wid, { expect, wait, signal });
+    }
+  } catch (e) {
+    // Any other refusal (an older server: no such route): fall back to reading checkstrings.
+    if (e instanceof StorageError && e.code !== "unknown-watch") return null;
+    throw e;
+  }
+  return bytesEqual(digest, expect);
 }
 
 /** Read the GSD from up to `fanout` responsive servers; returns the servermap and who answered. */
@@ -169,7 +271,9 @@ async function readGsdMaps(
     const batch = cands.slice(i, i + (fanout - sources.length));
     i += batch.length;
     const servers = batch.map((c) => pool.server(c.url, c.nickname));
-    const [map] = await mapUpdateMany({ servers, leaseSecret: new Uint8Array(32) }, [gsdKeys], { initialReadSize: null });
+    const [map] = await mapUpdateMany({ servers, leaseSecret: new Uint8Array(32) }, [gsdKeys], {
+      initialReadSize: null,
+    });
     for (const s of map.servers) {
       if (s.error) errors.push(`${base32Encode(s.server.serverId).slice(0, 8)}: ${s.error}`);
       else sources.push(s.server);
@@ -190,7 +294,9 @@ async function readGsdMaps(
       else byKey.set(v.key, { ...v, holders: [...v.holders] });
     }
   }
-  merged.versions = [...byKey.values()].sort((a, b) => b.prefix.seqnum - a.prefix.seqnum || (a.key < b.key ? 1 : -1));
+  merged.versions = [...byKey.values()].sort((a, b) =>
+    b.prefix.seqnum - a.prefix.seqnum || (a.key < b.key ? 1 : -1)
+  );
   return { map: merged, sources, errors };
 }
 
@@ -210,27 +316,38 @@ export async function refreshDiscovery(
     readkey: gsdReadkey,
   };
   const cands = rotate(candidates(intro, state), state.cursor);
-  if (cands.length === 0) throw new DiscoveryError("no storage servers to ask: the introduction text lists none");
+  if (cands.length === 0) {
+    throw new DiscoveryError("no storage servers to ask: the introduction text lists none");
+  }
   const problems: string[] = [];
 
   let observed: Map<string, string[]> | null = null;
   if ((opts.quick ?? true) && state.gsd) {
+    const unchangedResult = (quick: "watch" | "batch"): RefreshResult => ({
+      state: {
+        ...state,
+        refreshedAt: Math.max(now, Math.floor(Date.now() / 1000)),
+        cursor: state.cursor + 1,
+      },
+      full: false,
+      added: [],
+      removed: [],
+      updated: [],
+      problems,
+      freshness: gsdFreshness(state.gsd!, now, opts.expiryGrace),
+      quick,
+    });
     try {
-      const q = await quickCheck(pool.server(cands[0].url, cands[0].nickname), gsdKeys, state);
-      if (q.unchanged) {
-        const next = { ...state, refreshedAt: now, cursor: state.cursor + 1 };
-        return {
-          state: next,
-          full: false,
-          added: [],
-          removed: [],
-          updated: [],
-          problems,
-          freshness: gsdFreshness(state.gsd, now, opts.expiryGrace),
-        };
-      }
+      const server = pool.server(cands[0].url, cands[0].nickname);
+      const wait = Math.min(Math.max(0, opts.wait ?? 0), 60);
+      const w = await watchCheck(server, gsdKeys, state, wait, opts.signal);
+      if (w === true) return unchangedResult("watch");
+      // Changed (or no watches): read the checkstrings to see which slots changed.
+      const q = await quickCheck(server, gsdKeys, state);
+      if (q.unchanged) return unchangedResult("batch");
       observed = q.observed;
     } catch (e) {
+      if (opts.signal?.aborted) throw new DiscoveryError("the refresh was cancelled");
       problems.push(`quick check failed: ${(e as Error).message}`);
     }
   }
@@ -239,7 +356,9 @@ export async function refreshDiscovery(
   const { map, sources, errors } = await readGsdMaps(pool, cands, gsdKeys, fanout);
   if (sources.length === 0) {
     throw new DiscoveryError(
-      `could not reach any of the ${cands.length} known storage servers (${errors.slice(0, 3).join("; ")})`,
+      `could not reach any of the ${cands.length} known storage servers (${
+        errors.slice(0, 3).join("; ")
+      })`,
     );
   }
   let gsd;
@@ -255,7 +374,9 @@ export async function refreshDiscovery(
     throw new DiscoveryError(`could not read the grid service directory: ${(e as Error).message}`);
   }
   for (const p of gsd.problems) {
-    problems.push(`server ${base32Encode(p.serverId).slice(0, 8)} share ${p.shareNumber}: ${p.problem}`);
+    problems.push(
+      `server ${base32Encode(p.serverId).slice(0, 8)} share ${p.shareNumber}: ${p.problem}`,
+    );
   }
   const doc = await decodeDirectoryDoc(gsd.contents, null);
   const meta = parseGsdMeta(doc.meta);
@@ -266,7 +387,16 @@ export async function refreshDiscovery(
       `the grid service directory expired at ${new Date(meta.expires * 1000).toISOString()}; ` +
         "keeping the last good server list until the operator re-signs it",
     );
-    return { state: { ...state, cursor: state.cursor + 1 }, full: true, added: [], removed: [], updated: [], problems, freshness };
+    return {
+      state: { ...state, cursor: state.cursor + 1 },
+      full: true,
+      added: [],
+      removed: [],
+      updated: [],
+      problems,
+      freshness,
+      quick: null,
+    };
   }
   const { links, problems: linkProblems } = gsdLinks(doc.entries);
   problems.push(...linkProblems);
@@ -282,7 +412,9 @@ export async function refreshDiscovery(
   const toFetch = links.filter((l) => !unchanged(l.gsaReadcapText));
   const keys = toFetch.map((l) => gsaKeys(l.gsaReadcapText));
   const maps = keys.length
-    ? await mapUpdateMany({ servers: sources, leaseSecret: new Uint8Array(32) }, keys, { initialReadSize: null })
+    ? await mapUpdateMany({ servers: sources, leaseSecret: new Uint8Array(32) }, keys, {
+      initialReadSize: null,
+    })
     : [];
   const fetched = new Map<string, { map: Servermap; keys: (typeof keys)[number] }>();
   toFetch.forEach((l, i) => fetched.set(l.gsaReadcapText, { map: maps[i], keys: keys[i] }));
@@ -318,7 +450,9 @@ export async function refreshDiscovery(
     }
     if (!rec) continue;
     if (seenIds.has(rec.serverId)) {
-      problems.push(`announcement '${link.petname}' repeats server ${rec.serverId.slice(0, 8)}; ignored`);
+      problems.push(
+        `announcement '${link.petname}' repeats server ${rec.serverId.slice(0, 8)}; ignored`,
+      );
       continue;
     }
     seenIds.add(rec.serverId);
@@ -349,6 +483,7 @@ export async function refreshDiscovery(
     updated,
     problems,
     freshness,
+    quick: null,
   };
 }
 
@@ -365,7 +500,10 @@ export function parseDiscoveryState(json: string): DiscoveryState {
     throw new DiscoveryError("recorded server list has an unknown format");
   }
   for (const s of d.servers) {
-    if (typeof s.serverId !== "string" || !Array.isArray(s.storageUrls) || typeof s.gsaReadcap !== "string") {
+    if (
+      typeof s.serverId !== "string" || !Array.isArray(s.storageUrls) ||
+      typeof s.gsaReadcap !== "string"
+    ) {
       throw new DiscoveryError("recorded server list has a malformed entry");
     }
   }
@@ -374,7 +512,9 @@ export function parseDiscoveryState(json: string): DiscoveryState {
 }
 
 /** Storage URLs of the recorded servers, parsed. */
-export function recordedStorageUrls(state: DiscoveryState): { server: RecordedServer; url: StorageUrl }[] {
+export function recordedStorageUrls(
+  state: DiscoveryState,
+): { server: RecordedServer; url: StorageUrl }[] {
   const out: { server: RecordedServer; url: StorageUrl }[] = [];
   for (const s of state.servers) {
     try {

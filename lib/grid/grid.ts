@@ -2,12 +2,18 @@
  * The Grid: a server list plus this node's lease secret, and the operations
  * on mutable files and directories addressed by cap strings.
  */
-import { type Cap, formatCap, parseCap, readcapOf, storageIndexFromReadkey } from "../crypto/mod.ts";
+import {
+  type Cap,
+  formatCap,
+  parseCap,
+  readcapOf,
+  storageIndexFromReadkey,
+} from "../crypto/mod.ts";
 import {
   decodeDirectoryDoc,
   type DirectoryDoc,
-  type DirEntry,
   DirectoryError,
+  type DirEntry,
   encodeDirectory,
   normalizeName,
 } from "./dirnode.ts";
@@ -30,7 +36,20 @@ import {
   type RetrieveResult,
   writeKeysFromSeed,
 } from "./mutable.ts";
-import { ServerList } from "./servers.ts";
+import type { ServerList } from "./servers.ts";
+import {
+  checkImmutable,
+  downloadImmutable,
+  type DownloadOptions,
+  type ImmutableCheck,
+  type ImmutableContext,
+  type ImmutableSource,
+  repairImmutable,
+  uploadImmutable,
+  type UploadOptions,
+  type UploadResult,
+  verifyImmutable,
+} from "./immutable.ts";
 
 export interface GridOptions {
   servers: ServerList;
@@ -40,7 +59,10 @@ export interface GridOptions {
   mutableEncoding?: MutableEncoding;
 }
 
-type MutableCap = Extract<Cap, { kind: "mutable-write" | "mutable-read" | "dir-write" | "dir-read" }>;
+type MutableCap = Extract<
+  Cap,
+  { kind: "mutable-write" | "mutable-read" | "dir-write" | "dir-read" }
+>;
 
 function asCap(cap: string | Cap): Cap {
   return typeof cap === "string" ? parseCap(cap) : cap;
@@ -62,7 +84,10 @@ export class Grid {
     return { servers: this.servers.permuted(storageIndex), leaseSecret: this.leaseSecret };
   }
 
-  async #writeKeys(cap: string | Cap, what: string): Promise<{ keys: MutableWriteKeys; dir: boolean }> {
+  async #writeKeys(
+    cap: string | Cap,
+    what: string,
+  ): Promise<{ keys: MutableWriteKeys; dir: boolean }> {
     const c = asCap(cap);
     if (c.kind !== "mutable-write" && c.kind !== "dir-write") {
       throw new GridError(`${what} needs a writecap, but was given a ${c.kind} cap`);
@@ -70,21 +95,30 @@ export class Grid {
     return { keys: await writeKeysFromSeed(c.seed), dir: c.kind === "dir-write" };
   }
 
-  async #readKeys(cap: string | Cap): Promise<{ keys: MutableReadKeys; writekey: Uint8Array | null; dir: boolean }> {
+  async #readKeys(
+    cap: string | Cap,
+  ): Promise<{ keys: MutableReadKeys; writekey: Uint8Array | null; dir: boolean }> {
     const c = asCap(cap) as MutableCap;
     if (c.kind === "mutable-write" || c.kind === "dir-write") {
       const keys = await writeKeysFromSeed(c.seed);
       return { keys, writekey: keys.writekey, dir: c.kind === "dir-write" };
     }
     if (c.kind === "mutable-read" || c.kind === "dir-read") {
-      return { keys: { readkey: c.readkey, fingerprint: c.fingerprint }, writekey: null, dir: c.kind === "dir-read" };
+      return {
+        keys: { readkey: c.readkey, fingerprint: c.fingerprint },
+        writekey: null,
+        dir: c.kind === "dir-read",
+      };
     }
     throw new GridError(`cannot read a ${(c as Cap).kind} cap as a mutable file`);
   }
 
   // ---- mutable files ----
 
-  async createMutableFile(contents: Uint8Array, encoding = this.mutableEncoding): Promise<{ writecap: string; result: PublishResult }> {
+  async createMutableFile(
+    contents: Uint8Array,
+    encoding = this.mutableEncoding,
+  ): Promise<{ writecap: string; result: PublishResult }> {
     const { keys, result } = await createMutable(this.contextForNew(), contents, encoding);
     return { writecap: formatCap({ kind: "mutable-write", seed: keys.seed }), result };
   }
@@ -99,7 +133,11 @@ export class Grid {
     return await retrieve(this.context(storageIndexFromReadkey(keys.readkey)), keys, opts);
   }
 
-  async writeMutable(cap: string | Cap, contents: Uint8Array, encoding = this.mutableEncoding): Promise<PublishResult> {
+  async writeMutable(
+    cap: string | Cap,
+    contents: Uint8Array,
+    encoding = this.mutableEncoding,
+  ): Promise<PublishResult> {
     const { keys } = await this.#writeKeys(cap, "writing");
     return await overwrite(this.context(keys.storageIndex), keys, contents, encoding);
   }
@@ -110,7 +148,10 @@ export class Grid {
     opts: ModifyOptions = {},
   ): Promise<PublishResult | null> {
     const { keys } = await this.#writeKeys(cap, "modifying");
-    return await modify(this.context(keys.storageIndex), keys, fn, { encoding: this.mutableEncoding, ...opts });
+    return await modify(this.context(keys.storageIndex), keys, fn, {
+      encoding: this.mutableEncoding,
+      ...opts,
+    });
   }
 
   async checkMutable(cap: string | Cap): Promise<CheckResult> {
@@ -164,7 +205,10 @@ export class Grid {
    */
   async modifyDirectory(
     cap: string | Cap,
-    change: (entries: DirEntry[], meta: Record<string, unknown>) => DirEntry[] | DirectoryDoc | null,
+    change: (
+      entries: DirEntry[],
+      meta: Record<string, unknown>,
+    ) => DirEntry[] | DirectoryDoc | null,
     opts: ModifyOptions = {},
   ): Promise<PublishResult | null> {
     const { keys, dir } = await this.#writeKeys(cap, "changing a directory");
@@ -192,8 +236,14 @@ export class Grid {
     const now = opts.now ?? Math.floor(Date.now() / 1000);
     await this.modifyDirectory(dircap, (entries) => {
       const existing = entries.find((e) => e.name === n);
-      if (existing && opts.noReplace) throw new DirectoryError(`an entry named '${n}' already exists`);
-      const metadata = { ...(existing?.metadata ?? { ctime: now }), ...(opts.metadata ?? {}), mtime: now };
+      if (existing && opts.noReplace) {
+        throw new DirectoryError(`an entry named '${n}' already exists`);
+      }
+      const metadata = {
+        ...(existing?.metadata ?? { ctime: now }),
+        ...(opts.metadata ?? {}),
+        mtime: now,
+      };
       return [...entries.filter((e) => e.name !== n), { name: n, readcap, writecap, metadata }];
     });
   }
@@ -208,15 +258,63 @@ export class Grid {
     if (!found) throw new DirectoryError(`no entry named '${n}'`);
   }
 
-  async renameEntry(dircap: string | Cap, from: string, to: string, opts: { noReplace?: boolean } = {}): Promise<void> {
+  async renameEntry(
+    dircap: string | Cap,
+    from: string,
+    to: string,
+    opts: { noReplace?: boolean } = {},
+  ): Promise<void> {
     const a = normalizeName(from);
     const b = normalizeName(to);
     await this.modifyDirectory(dircap, (entries) => {
       const e = entries.find((x) => x.name === a);
       if (!e) throw new DirectoryError(`no entry named '${a}'`);
       if (a === b) return null;
-      if (opts.noReplace && entries.some((x) => x.name === b)) throw new DirectoryError(`an entry named '${b}' already exists`);
+      if (opts.noReplace && entries.some((x) => x.name === b)) {
+        throw new DirectoryError(`an entry named '${b}' already exists`);
+      }
       return [...entries.filter((x) => x.name !== a && x.name !== b), { ...e, name: b }];
     });
+  }
+
+  // ---- immutable files (lib/grid/immutable.ts, docs/immutable-files.md) ----
+
+  #immutableContext(): ImmutableContext {
+    return { servers: this.servers.all(), leaseSecret: this.leaseSecret };
+  }
+
+  /** Encrypt, erasure-code and upload a file; resolves with its CHK-R1 cap. */
+  uploadImmutable(
+    source: ImmutableSource | Uint8Array,
+    opts: UploadOptions,
+  ): Promise<UploadResult> {
+    return uploadImmutable(this.#immutableContext(), source, opts);
+  }
+
+  /** Verified plaintext of (a range of) an immutable file; errors surface as stream errors. */
+  downloadImmutable(cap: string | Cap, opts: DownloadOptions = {}): ReadableStream<Uint8Array> {
+    return downloadImmutable(this.#immutableContext(), cap, opts);
+  }
+
+  /** Which servers hold which shares, headers and hash roots verified; no block download. */
+  checkImmutable(cap: string | Cap): Promise<ImmutableCheck> {
+    return checkImmutable(this.#immutableContext(), cap);
+  }
+
+  /** Download and check every block of every share. */
+  verifyImmutable(cap: string | Cap): Promise<ImmutableCheck> {
+    return verifyImmutable(this.#immutableContext(), cap);
+  }
+
+  /** Re-create missing shares on servers that should hold them. */
+  repairImmutable(
+    cap: string | Cap,
+    opts: {
+      happy?: number;
+      onProgress?: (done: number, total: number) => void;
+      signal?: AbortSignal;
+    } = {},
+  ): Promise<{ repaired: boolean; before: ImmutableCheck; after: ImmutableCheck }> {
+    return repairImmutable(this.#immutableContext(), cap, opts);
   }
 }

@@ -4,5 +4,18 @@ export * from "./servers.ts";
 export * from "./mutable_share.ts";
 export * from "./mutable.ts";
 export * from "./dirnode.ts";
+export * from "./immutable.ts";
+export {
+  decodeUeb,
+  DEFAULT_SEGMENT_SIZE,
+  type EncodedFile,
+  encodeImmutableFile,
+  encodingParamsBytes,
+  type Layout as ImmutableLayout,
+  layoutOf as immutableLayoutOf,
+  requestedSegmentSize,
+  type Ueb,
+  uebHashOf,
+} from "./immutable_format.ts";
 export { Grid, type GridOptions } from "./grid.ts";
 export { GRID_TAGS } from "./tags.ts";

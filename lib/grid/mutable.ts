@@ -8,7 +8,14 @@
  * shares, the salt and the encoding parameters. Writes are test-and-set
  * against what the writer saw, so a lost race is always detected.
  */
-import { bytesEqual, concatBytes, decodeSegment, encodeSegment, toHex, u32be } from "../codec/mod.ts";
+import {
+  bytesEqual,
+  concatBytes,
+  decodeSegment,
+  encodeSegment,
+  toHex,
+  u32be,
+} from "../codec/mod.ts";
 import {
   aesCtr,
   fingerprintFromPublicKey,
@@ -26,7 +33,13 @@ import {
   writeEnablerMaster,
 } from "../crypto/mod.ts";
 import type { ShareTestWrite } from "../storage/protocol.ts";
-import { GridError, NotEnoughServersError, RollbackError, UncoordinatedWriteError, UnrecoverableError } from "./errors.ts";
+import {
+  GridError,
+  NotEnoughServersError,
+  RollbackError,
+  UncoordinatedWriteError,
+  UnrecoverableError,
+} from "./errors.ts";
 import {
   blockLength,
   CHECKSTRING_SIZE,
@@ -124,11 +137,17 @@ function describe(e: unknown): string {
 
 /** Signature checks are cached per (key, prefix, signature): an "everywhere" version is verified once. */
 const verifiedSignatures = new Map<string, boolean>();
-async function verifySignature(h: { publicKey: Uint8Array; prefixBytes: Uint8Array; signature: Uint8Array }): Promise<boolean> {
+async function verifySignature(
+  h: { publicKey: Uint8Array; prefixBytes: Uint8Array; signature: Uint8Array },
+): Promise<boolean> {
   const key = toHex(concatBytes(h.publicKey, h.prefixBytes, h.signature));
   const cached = verifiedSignatures.get(key);
   if (cached !== undefined) return cached;
-  const ok = await verify(h.publicKey, taggedHash(GRID_TAGS.mutableSignature, h.prefixBytes), h.signature);
+  const ok = await verify(
+    h.publicKey,
+    taggedHash(GRID_TAGS.mutableSignature, h.prefixBytes),
+    h.signature,
+  );
   if (verifiedSignatures.size > 4096) verifiedSignatures.clear();
   verifiedSignatures.set(key, ok);
   return ok;
@@ -167,14 +186,20 @@ export async function mapUpdateMany(
   slots: MutableVerifyKeys[],
   opts: { initialReadSize?: number | null } = {},
 ): Promise<Servermap[]> {
-  const size = opts.initialReadSize === null ? null : Math.max(opts.initialReadSize ?? 4096, MAX_HEADER_SIZE);
+  const size = opts.initialReadSize === null
+    ? null
+    : Math.max(opts.initialReadSize ?? 4096, MAX_HEADER_SIZE);
   const perServer = await mapLimit(ctx.servers, CONCURRENCY, async (server) => {
     const found = new Map<string, { share: number; data: Uint8Array[] }[]>();
     try {
       for (let i = 0; i < slots.length; i += BATCH_SLOTS) {
         const chunk = slots.slice(i, i + BATCH_SLOTS);
         const res = await server.storage.batchRead({
-          slots: chunk.map((s) => ({ storageIndex: s.storageIndex, shares: null, ranges: [{ offset: 0, size }] })),
+          slots: chunk.map((s) => ({
+            storageIndex: s.storageIndex,
+            shares: null,
+            ranges: [{ offset: 0, size }],
+          })),
         });
         for (const slot of res.slots) found.set(toHex(slot.storageIndex), slot.shares);
       }
@@ -226,14 +251,19 @@ function compareHex(a: string, b: string): number {
   return a < b ? -1 : a > b ? 1 : 0;
 }
 
-async function examineShare(shareNumber: number, head: Uint8Array, fingerprint: Uint8Array): Promise<ShareSeen> {
+async function examineShare(
+  shareNumber: number,
+  head: Uint8Array,
+  fingerprint: Uint8Array,
+): Promise<ShareSeen> {
   const seen: ShareSeen = { shareNumber, checkstring: head.slice(0, CHECKSTRING_SIZE), head };
   try {
     const header = unpackShareHeader(head);
     if (header.shareNumber !== shareNumber) {
       seen.problem = `share claims number ${header.shareNumber} but is stored as ${shareNumber}`;
     } else if (!bytesEqual(fingerprintFromPublicKey(header.publicKey), fingerprint)) {
-      seen.problem = "share belongs to another object (public key does not match the cap's fingerprint)";
+      seen.problem =
+        "share belongs to another object (public key does not match the cap's fingerprint)";
     } else if (!(await verifySignature(header))) {
       seen.problem = "share signature is invalid";
     } else {
@@ -275,28 +305,45 @@ async function recoverVersion(
       const head = share.head!;
       if (head.length >= header.blockOffset + blen) {
         block = head.subarray(header.blockOffset, header.blockOffset + blen);
-        if (head.length > header.blockOffset + blen) throw new GridError("share is longer than its version says");
+        if (head.length > header.blockOffset + blen) {
+          throw new GridError("share is longer than its version says");
+        }
       } else {
-        block = await server.storage.readMutable(map.storageIndex, share.shareNumber, header.blockOffset, blen);
-        if (block.length !== blen) throw new GridError(`block is ${block.length} bytes, expected ${blen}`);
+        block = await server.storage.readMutable(
+          map.storageIndex,
+          share.shareNumber,
+          header.blockOffset,
+          blen,
+        );
+        if (block.length !== blen) {
+          throw new GridError(`block is ${block.length} bytes, expected ${blen}`);
+        }
       }
     } catch (e) {
-      problems.push({ serverId: server.serverId, shareNumber: share.shareNumber, problem: describe(e) });
+      problems.push({
+        serverId: server.serverId,
+        shareNumber: share.shareNumber,
+        problem: describe(e),
+      });
       continue;
     }
     const leaf = leafHash(share.shareNumber, blockHash(block));
     if (!verifyLeaf(rootHash, n, share.shareNumber, leaf, header.neededHashes)) {
       const problem = "block does not match the signed share hash tree";
       problems.push({ serverId: server.serverId, shareNumber: share.shareNumber, problem });
-      server.storage.reportCorruption("mutable", map.storageIndex, share.shareNumber, problem).catch(() => {});
+      server.storage.reportCorruption("mutable", map.storageIndex, share.shareNumber, problem)
+        .catch(() => {});
       continue;
     }
     good.set(share.shareNumber, block);
   }
   if (good.size < k) return null;
-  const ciphertext = k === 1
-    ? good.values().next().value!
-    : decodeSegment([...good].slice(0, k).map(([index, data]) => ({ index, data })), k, n, dataLength);
+  const ciphertext = k === 1 ? good.values().next().value! : decodeSegment(
+    [...good].slice(0, k).map(([index, data]) => ({ index, data })),
+    k,
+    n,
+    dataLength,
+  );
   return await aesCtr(mutableDataKey(readkey, salt), ZERO_IV, ciphertext.subarray(0, dataLength));
 }
 
@@ -310,11 +357,18 @@ export async function retrieve(
   opts: { minSeqnum?: number; servermap?: Servermap; initialReadSize?: number | null } = {},
 ): Promise<RetrieveResult> {
   const storageIndex = storageIndexFromReadkey(keys.readkey);
-  const map = opts.servermap ?? await mapUpdate(ctx, { storageIndex, fingerprint: keys.fingerprint }, opts);
+  const map = opts.servermap ??
+    await mapUpdate(ctx, { storageIndex, fingerprint: keys.fingerprint }, opts);
   const problems: RetrieveResult["problems"] = [];
   for (const s of map.servers) {
     for (const sh of s.shares) {
-      if (sh.problem) problems.push({ serverId: s.server.serverId, shareNumber: sh.shareNumber, problem: sh.problem });
+      if (sh.problem) {
+        problems.push({
+          serverId: s.server.serverId,
+          shareNumber: sh.shareNumber,
+          problem: sh.problem,
+        });
+      }
     }
   }
   for (const version of map.versions) {
@@ -377,7 +431,14 @@ export async function encodeVersion(
   const leaves: Uint8Array[] = [];
   for (let i = 0; i < n; i++) leaves.push(leafHash(i, sharedHash ?? blockHash(blocks![i])));
   const tree = new HashTree(leaves);
-  const prefix = packPrefix({ seqnum, rootHash: tree.root, salt, k, n, dataLength: contents.length });
+  const prefix = packPrefix({
+    seqnum,
+    rootHash: tree.root,
+    salt,
+    k,
+    n,
+    dataLength: contents.length,
+  });
   const signature = await sign(keys.seed, taggedHash(GRID_TAGS.mutableSignature, prefix));
   return {
     prefix,
@@ -398,9 +459,13 @@ export async function publish(
 ): Promise<PublishResult> {
   const servers = ctx.servers;
   if (contents.length > MAX_MUTABLE_SIZE) {
-    throw new GridError(`mutable contents of ${contents.length} bytes exceed the ${MAX_MUTABLE_SIZE}-byte limit`);
+    throw new GridError(
+      `mutable contents of ${contents.length} bytes exceed the ${MAX_MUTABLE_SIZE}-byte limit`,
+    );
   }
-  if (servers.length === 0) throw new NotEnoughServersError("no storage servers are known; cannot publish");
+  if (servers.length === 0) {
+    throw new NotEnoughServersError("no storage servers are known; cannot publish");
+  }
   const { k, n } = encoding === "everywhere" ? { k: 1, n: servers.length } : encoding;
   validateEncoding(k, n);
   const seqnum = (map?.versions.reduce((m, v) => Math.max(m, v.prefix.seqnum), 0) ?? 0) + 1;
@@ -441,7 +506,12 @@ export async function publish(
     for (const [shnum, checkstring] of seenShares) {
       if (mine.includes(shnum)) continue;
       // A share from an older layout: remove it so the server holds only the new version.
-      vectors.push({ share: shnum, test: [{ offset: 0, size: CHECKSTRING_SIZE, specimen: checkstring }], write: [], newLength: 0 });
+      vectors.push({
+        share: shnum,
+        test: [{ offset: 0, size: CHECKSTRING_SIZE, specimen: checkstring }],
+        write: [],
+        newLength: 0,
+      });
     }
     const lease = leaseSecrets(ctx.leaseSecret, keys.storageIndex, server.serverId);
     try {
@@ -454,11 +524,19 @@ export async function publish(
       for (const r of res.reads) {
         const expected = seenShares.get(r.share);
         if (expected === undefined || !bytesEqual(expected, r.data[0] ?? new Uint8Array(0))) {
-          conflicts.push(`server ${toHex(server.serverId).slice(0, 8)} held an unexpected version of share ${r.share}`);
+          conflicts.push(
+            `server ${
+              toHex(server.serverId).slice(0, 8)
+            } held an unexpected version of share ${r.share}`,
+          );
         }
       }
       if (!res.success) {
-        conflicts.push(`server ${toHex(server.serverId).slice(0, 8)} refused: its shares changed since they were read`);
+        conflicts.push(
+          `server ${
+            toHex(server.serverId).slice(0, 8)
+          } refused: its shares changed since they were read`,
+        );
       } else {
         placed.push({ serverId: server.serverId, shares: mine });
       }
@@ -468,14 +546,18 @@ export async function publish(
   });
   if (conflicts.length) {
     throw new UncoordinatedWriteError(
-      `another writer changed this object during publish of version ${seqnum}: ${conflicts.slice(0, 3).join("; ")}`,
+      `another writer changed this object during publish of version ${seqnum}: ${
+        conflicts.slice(0, 3).join("; ")
+      }`,
     );
   }
   const distinct = new Set(placed.flatMap((p) => p.shares)).size;
   if (distinct < k) {
     throw new NotEnoughServersError(
       `only ${distinct} of ${n} shares were stored (need at least ${k}); ` +
-        `${failures.length} server(s) failed: ${failures.slice(0, 3).map((f) => f.error).join("; ")}`,
+        `${failures.length} server(s) failed: ${
+          failures.slice(0, 3).map((f) => f.error).join("; ")
+        }`,
     );
   }
   return { seqnum, rootHash: tree.root, k, n, placed, failures };
@@ -550,7 +632,9 @@ export async function modify(
     }
   }
   throw new UncoordinatedWriteError(
-    `gave up after ${attempts} attempts: other writers kept changing this object (${describe(last)})`,
+    `gave up after ${attempts} attempts: other writers kept changing this object (${
+      describe(last)
+    })`,
   );
 }
 
@@ -588,7 +672,12 @@ export async function check(ctx: MutableContext, keys: MutableVerifyKeys): Promi
   return {
     storageIndex: map.storageIndex,
     newest: newest
-      ? { seqnum: newest.prefix.seqnum, rootHash: newest.prefix.rootHash, k: newest.prefix.k, n: newest.prefix.n }
+      ? {
+        seqnum: newest.prefix.seqnum,
+        rootHash: newest.prefix.rootHash,
+        k: newest.prefix.k,
+        n: newest.prefix.n,
+      }
       : null,
     recoverable: newest !== null && newestDistinct >= newest.prefix.k,
     healthy,

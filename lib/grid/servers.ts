@@ -79,7 +79,10 @@ export class ServerList {
 }
 
 export function permuteServers(storageIndex: Uint8Array, servers: GridServer[]): GridServer[] {
-  const keyed = servers.map((s) => ({ s, k: taggedHash(GRID_TAGS.permutedRing, storageIndex, s.serverId) }));
+  const keyed = servers.map((s) => ({
+    s,
+    k: taggedHash(GRID_TAGS.permutedRing, storageIndex, s.serverId),
+  }));
   keyed.sort((a, b) => compareBytes(a.k, b.k));
   return keyed.map((x) => x.s);
 }
@@ -95,7 +98,11 @@ export function sameServer(a: GridServer, b: GridServer): boolean {
 }
 
 /** Run `fn` over `items` with at most `limit` in flight; results in input order. */
-export async function mapLimit<T, R>(items: T[], limit: number, fn: (item: T, index: number) => Promise<R>): Promise<R[]> {
+export async function mapLimit<T, R>(
+  items: T[],
+  limit: number,
+  fn: (item: T, index: number) => Promise<R>,
+): Promise<R[]> {
   const results = new Array<R>(items.length);
   let next = 0;
   async function worker() {

@@ -77,7 +77,13 @@ export class GridNode {
   knownUrls(extra: StorageUrl[] = []): StorageUrl[] {
     const seen = new Set<string>();
     const out: StorageUrl[] = [];
-    for (const u of [...recordedStorageUrls(this.#state).map((r) => r.url), ...this.intro.storageUrls, ...extra]) {
+    for (
+      const u of [
+        ...recordedStorageUrls(this.#state).map((r) => r.url),
+        ...this.intro.storageUrls,
+        ...extra,
+      ]
+    ) {
       const k = base32Encode(u.pin);
       if (!seen.has(k)) {
         seen.add(k);
@@ -90,7 +96,9 @@ export class GridNode {
   /** A Grid over the given URLs (default: every known server). */
   grid(urls: StorageUrl[] = this.knownUrls(), encoding: MutableEncoding = "everywhere"): Grid {
     const nick = new Map(this.#state.servers.map((s) => [s.serverId, s.nickname]));
-    const servers = new ServerList(urls.map((u) => this.pool.server(u, nick.get(base32Encode(u.pin)))));
+    const servers = new ServerList(
+      urls.map((u) => this.pool.server(u, nick.get(base32Encode(u.pin)))),
+    );
     return new Grid({ servers, leaseSecret: this.leaseSecret, mutableEncoding: encoding });
   }
 

@@ -34,6 +34,7 @@ import {
   CBOR_TYPE,
   HEADERS,
   MAX_SHARE_NUMBER,
+  MAX_WATCH_WAIT,
   OCTET_TYPE,
   type ReadTestWriteRequest,
   type ReadTestWriteResponse,
@@ -41,7 +42,9 @@ import {
   type ServerVersion,
   STORAGE_INDEX_BYTES,
   type UploadResponse,
+  WATCH_DIGEST_BYTES,
 } from "./protocol.ts";
+import { watchId } from "./watch.ts";
 import { parseLocationHint, serverIdString, type StorageUrl } from "./url.ts";
 
 export interface StorageClientOptions {
@@ -55,6 +58,8 @@ export interface StorageClientOptions {
   maxResponseBytes?: number;
   /** Pooled connections unused this long are closed (ms). Default 15000. */
   idleTimeoutMs?: number;
+  /** Called after every request with the HTTP bytes it sent and received (for accounting). */
+  onWire?: ((sent: number, received: number) => void) | null;
 }
 
 /** The server answered with an error status (or a response this client cannot accept). */
@@ -210,6 +215,9 @@ export class StorageClient {
   #waiters: (() => void)[] = [];
   #closed = false;
   #all = new Set<HttpConnection>();
+  /** HTTP bytes sent and received by this client (request and response heads and bodies). */
+  bytesSent = 0;
+  bytesReceived = 0;
 
   constructor(url: StorageUrl, options: StorageClientOptions = {}) {
     checkBytes("the pin", url.pin, 32);
@@ -224,6 +232,7 @@ export class StorageClient {
       maxConnections: Math.max(1, options.maxConnections ?? DEFAULTS.maxConnections),
       maxResponseBytes: options.maxResponseBytes ?? DEFAULTS.maxResponseBytes,
       idleTimeoutMs: options.idleTimeoutMs ?? DEFAULTS.idleTimeoutMs,
+      onWire: options.onWire ?? null,
     };
     this.#targets = targetsOf(url);
     this.#auth = `${AUTH_SCHEME} ${base32Encode(url.swissnum)}`;
@@ -431,6 +440,56 @@ export class StorageClient {
     await this.#call("PUT", `/lease/${this.#si(si)}`, headers, undefined, { ok: [204] });
   }
 
+  /**
+   * Register a slot watch over `storageIndexes` (PUT /mutable/watch/WID). Returns
+   * the watch id (computed locally; any client computes the same) and the digest.
+   */
+  async registerWatch(storageIndexes: Uint8Array[]): Promise<{ wid: string; digest: Uint8Array }> {
+    const wid = watchId(storageIndexes);
+    const body = encodeCbor({ storageIndexes });
+    const r = await this.#call("PUT", `/mutable/watch/${wid}`, [], body, {
+      ok: [200],
+      idempotent: true,
+    });
+    return { wid, digest: this.#digest(r, "watch register") };
+  }
+
+  /**
+   * Poll a slot watch (POST /mutable/watch/WID): the digest now when it differs
+   * from `expect` (or without expect, or wait 0), else when a write changes it
+   * or after `wait` seconds (0..60). A server that does not hold the watch
+   * answers StorageError code "unknown-watch": register it again. `signal`
+   * abandons the poll (its connection is closed).
+   */
+  async pollWatch(
+    wid: string,
+    opts: { expect?: Uint8Array | null; wait?: number; signal?: AbortSignal } = {},
+  ): Promise<Uint8Array> {
+    if (!/^[a-z2-7]{26}$/.test(wid)) throw new TypeError("a watch id is 26 base32 characters");
+    const wait = opts.wait ?? 0;
+    if (!(wait >= 0 && wait <= MAX_WATCH_WAIT)) {
+      throw new RangeError(`wait must be 0..${MAX_WATCH_WAIT} seconds`);
+    }
+    if (opts.expect) checkBytes("expect", opts.expect, WATCH_DIGEST_BYTES);
+    const body = encodeCbor(opts.expect ? { expect: opts.expect, wait } : { wait });
+    const r = await this.#call("POST", `/mutable/watch/${wid}`, [], body, {
+      ok: [200],
+      idempotent: true,
+      // The server may hold the request for `wait` seconds before its first byte.
+      timeoutMs: this.options.timeoutMs + Math.ceil(wait * 1000),
+      signal: opts.signal,
+    });
+    return this.#digest(r, "watch poll");
+  }
+
+  #digest(r: HttpResponse, what: string): Uint8Array {
+    return this.#cbor(r, what, (v) => {
+      const d = bytes(obj(v, `${what} response`).digest, "digest");
+      if (d.length !== WATCH_DIGEST_BYTES) throw new Shape("digest has the wrong length");
+      return d;
+    });
+  }
+
   /** Close every pooled connection; later calls fail. Safe to call twice. */
   close(): void {
     this.#closed = true;
@@ -541,27 +600,53 @@ export class StorageClient {
     route: string,
     extra: [string, string][],
     body: Uint8Array | undefined,
-    o: { ok: number[]; idempotent?: boolean; maxResponseBytes?: number },
+    o: {
+      ok: number[];
+      idempotent?: boolean;
+      maxResponseBytes?: number;
+      timeoutMs?: number;
+      signal?: AbortSignal;
+    },
   ): Promise<HttpResponse> {
     const headers: [string, string][] = [[HEADERS.authorization, this.#auth], ...extra];
     if (body !== undefined && !extra.some(([k]) => k === "Content-Type")) {
       headers.push(["Content-Type", CBOR_TYPE]);
     }
     for (let attempt = 0;; attempt++) {
+      if (o.signal?.aborted) {
+        throw new StorageUnreachableError(`${this.#who}: the request was cancelled`, []);
+      }
       const { pooled, reused } = await this.#acquire(attempt > 0);
       let res: HttpResponse;
+      const conn = pooled.conn;
+      const sent0 = conn.bytesSent;
+      const received0 = conn.bytesReceived;
+      const account = () => {
+        const sent = conn.bytesSent - sent0;
+        const received = conn.bytesReceived - received0;
+        this.bytesSent += sent;
+        this.bytesReceived += received;
+        this.options.onWire?.(sent, received);
+      };
+      const abort = () => conn.destroy();
+      o.signal?.addEventListener("abort", abort, { once: true });
       try {
-        res = await pooled.conn.request({
+        res = await conn.request({
           method,
           path: API_PREFIX + route,
           host: pooled.location,
           headers,
           body,
           maxResponseBytes: o.maxResponseBytes ?? this.options.maxResponseBytes + CBOR_SLACK,
-          timeoutMs: this.options.timeoutMs,
+          timeoutMs: o.timeoutMs ?? this.options.timeoutMs,
         });
       } catch (e) {
+        o.signal?.removeEventListener("abort", abort);
+        account();
         this.#release(pooled, false);
+        if (o.signal?.aborted) {
+          throw new StorageUnreachableError(`${this.#who}: the request was cancelled`, []);
+        }
         if (
           e instanceof ConnectionLostError && e.beforeResponse && reused && o.idempotent &&
           attempt === 0
@@ -570,6 +655,8 @@ export class StorageClient {
         }
         throw this.#wrap(e, pooled.location);
       }
+      o.signal?.removeEventListener("abort", abort);
+      account();
       this.#release(pooled, res.keepAlive);
       if (!o.ok.includes(res.status)) throw this.#errorFrom(res);
       return res;

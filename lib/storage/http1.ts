@@ -415,6 +415,9 @@ export class HttpConnection {
   readonly socket: TLSSocket;
   /** Requests completed on this connection. */
   requests = 0;
+  /** HTTP bytes written (request heads and bodies) and read (responses) on this connection. */
+  bytesSent = 0;
+  bytesReceived = 0;
   #parser: ResponseParser | null = null;
   #resolve: ((r: HttpResponse) => void) | null = null;
   #reject: ((e: Error) => void) | null = null;
@@ -490,6 +493,7 @@ export class HttpConnection {
       return;
     }
     this.#arm();
+    this.bytesReceived += d.length;
     let used: number;
     try {
       used = p.feed(d);
@@ -536,6 +540,7 @@ export class HttpConnection {
       const s = this.socket;
       s.cork();
       const headBytes = enc.encode(head);
+      this.bytesSent += headBytes.length + (req.body?.length ?? 0);
       if (req.body && req.body.length > 0 && req.body.length <= 16384) {
         const all = new Uint8Array(headBytes.length + req.body.length);
         all.set(headBytes);

@@ -1,6 +1,6 @@
 /**
  * The storage protocol: contract (protocol.ts), share store and server
- * (store.ts, server.ts), and the pinned HTTPS client, storage URLs and TLS
+ * (store.ts, server.ts), slot watches (watch.ts), and the pinned HTTPS client, storage URLs and TLS
  * identities (client.ts, url.ts, tls.ts).
  */
 export * from "./protocol.ts";
@@ -12,8 +12,10 @@ export {
   type HandlerOptions,
   type ServeOptions,
   serveStorage,
+  type StorageHandler,
   type StorageServer,
 } from "./server.ts";
+export { watchDigest, WatchHub, type WatchHubOptions, watchId } from "./watch.ts";
 export {
   generateTlsIdentity,
   pinFromCertDer,

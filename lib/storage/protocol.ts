@@ -50,6 +50,8 @@ export const MAX_SHARE_NUMBER = 1 << 24;
  * POST   /shoal/v1/mutable/SI/N/corrupt             CorruptionReport -> 204
  * POST   /shoal/v1/mutable/batch-read               BatchReadRequest -> BatchReadResponse
  * PUT    /shoal/v1/lease/SI                         -> 204 (lease secrets; adds or renews on every share of SI)
+ * PUT    /shoal/v1/mutable/watch/WID                WatchRegisterRequest -> WatchResponse
+ * POST   /shoal/v1/mutable/watch/WID                WatchPollRequest -> WatchResponse (long poll; 404 unknown-watch)
  *
  * Every request carries the Authorization header. Errors: a 4xx/5xx status
  * with an ErrorBody.
@@ -135,6 +137,34 @@ export interface BatchReadRequest {
 }
 export interface BatchReadResponse {
   slots: { storageIndex: Uint8Array; shares: { share: number; data: Uint8Array[] }[] }[];
+}
+
+/**
+ * Slot watches (docs/storage-protocol.md "Slot watches"). WID = base32 of the
+ * first 16 bytes of taggedHash(WATCH_ID_TAG, concatenation of the storage
+ * indexes in order), so any client can compute it and a server checks it.
+ * digest = SHA-256 over, for each storage index in order: u32be(number of
+ * shares) || the first WATCH_CHECKSTRING_BYTES bytes of each share, by share number.
+ */
+export const WATCH_ID_TAG = "shoal:v1:watch-id";
+export const WATCH_ID_BYTES = 16;
+export const WATCH_CHECKSTRING_BYTES = 57;
+export const WATCH_DIGEST_BYTES = 32;
+/** Longest `wait` of a watch poll, in seconds. */
+export const MAX_WATCH_WAIT = 60;
+
+export interface WatchRegisterRequest {
+  /** At most maxBatchSlots distinct storage indexes. */
+  storageIndexes: Uint8Array[];
+}
+export interface WatchPollRequest {
+  /** Answer at once when the digest differs from this (absent/null: answer at once). */
+  expect?: Uint8Array | null;
+  /** Seconds (0..MAX_WATCH_WAIT) to wait for the digest to move away from `expect`. */
+  wait?: number;
+}
+export interface WatchResponse {
+  digest: Uint8Array;
 }
 
 export interface ErrorBody {

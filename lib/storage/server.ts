@@ -25,14 +25,17 @@ import {
   type ErrorBody,
   HEADERS,
   MAX_SHARE_NUMBER,
+  MAX_WATCH_WAIT,
   OCTET_TYPE,
   PROTOCOL_VERSION,
   type ReadTestWriteRequest,
   SECRET_BYTES,
   type ServerVersion,
   STORAGE_INDEX_BYTES,
+  WATCH_DIGEST_BYTES,
 } from "./protocol.ts";
 import { type ShareKind, type ShareStore, StoreError } from "./store.ts";
+import { WatchHub, type WatchHubOptions } from "./watch.ts";
 
 export const DEFAULT_MAX_BODY_SIZE = 64 * 1024 * 1024;
 export const DEFAULT_MAX_BATCH_SLOTS = 4096;
@@ -49,7 +52,16 @@ export interface HandlerOptions {
   software?: string;
   /** Where internal errors are reported (never with a secret). Default: console.error. */
   log?: (line: string) => void;
+  /** Limits of the slot watches kept in memory. */
+  watch?: WatchHubOptions;
 }
+
+/** The handler; close() ends waiting watch polls (serveStorage's shutdown calls it). */
+export type StorageHandler = ((req: Request) => Promise<Response>) & {
+  close(): void;
+  /** The slot watches (for tests and diagnostics). */
+  readonly watches: WatchHub;
+};
 
 /** A request the handler refuses: status, stable code, and a message without secrets. */
 class HttpError extends Error {
@@ -274,6 +286,27 @@ function parseBatch(v: unknown, maxSlots: number): BatchReadRequest {
   };
 }
 
+function parseWatchRegister(v: unknown, maxSlots: number): Uint8Array[] {
+  const o = obj(v, "request");
+  return arr(get(o, "storageIndexes"), "storageIndexes", maxSlots).map((x, i) =>
+    bytes(x, `storageIndexes[${i}]`, STORAGE_INDEX_BYTES)
+  );
+}
+
+function parseWatchPoll(v: unknown): { expect: Uint8Array | null; wait: number } {
+  const o = obj(v, "request");
+  const e = get(o, "expect");
+  const expect = e === null || e === undefined ? null : bytes(e, "expect", WATCH_DIGEST_BYTES);
+  const w = get(o, "wait");
+  if (
+    w !== undefined && w !== null &&
+    (typeof w !== "number" || !Number.isFinite(w) || w < 0 || w > MAX_WATCH_WAIT)
+  ) {
+    bad("wait", `a number of seconds 0..${MAX_WATCH_WAIT}`);
+  }
+  return { expect, wait: typeof w === "number" ? w : 0 };
+}
+
 /** `Range: bytes=B-E` or `bytes=B-` (inclusive end) -> [begin, endExclusive | null]. */
 function parseRange(h: string): [number, number | null] {
   const m = /^bytes=([0-9]+)-([0-9]*)$/.exec(h.trim());
@@ -407,9 +440,10 @@ async function readShare(
 export function createStorageHandler(
   store: ShareStore,
   opts: HandlerOptions,
-): (req: Request) => Promise<Response> {
+): StorageHandler {
   const maxBody = opts.maxBodySize ?? DEFAULT_MAX_BODY_SIZE;
   const maxSlots = opts.maxBatchSlots ?? DEFAULT_MAX_BATCH_SLOTS;
+  const watches = new WatchHub(store, opts.watch);
   const log = opts.log ?? ((l: string) => console.error(l));
   const expectedAuth = utf8(`${AUTH_SCHEME} ${base32Encode(opts.swissnum)}`);
 
@@ -517,6 +551,20 @@ export function createStorageHandler(
       return cborResponse(await store.batchRead(r, maxBody));
     }
 
+    if (seg[0] === "mutable" && seg.length === 3 && seg[1] === "watch") {
+      method("PUT", "POST");
+      if (!SI_RE.test(seg[2])) {
+        throw new HttpError(400, "bad-watch-id", "a watch id is 26 base32 characters");
+      }
+      const wid = seg[2];
+      if (m === "PUT") {
+        const sis = parseWatchRegister(await readCbor(req, maxBody), maxSlots);
+        return cborResponse({ digest: await watches.register(wid, sis) });
+      }
+      const p = parseWatchPoll(await readCbor(req, 64 * 1024));
+      return cborResponse({ digest: await watches.poll(wid, p.expect, p.wait, req.signal) });
+    }
+
     if (seg[0] === "mutable" && seg.length >= 3) {
       const si = parseSi(seg[1]);
       if (seg.length === 3 && seg[2] === "read-test-write") {
@@ -569,7 +617,7 @@ export function createStorageHandler(
     return new Response(null, { status: 204 });
   }
 
-  return async (req: Request): Promise<Response> => {
+  const handler = async (req: Request): Promise<Response> => {
     try {
       return await route(req);
     } catch (e) {
@@ -589,6 +637,7 @@ export function createStorageHandler(
       );
     }
   };
+  return Object.assign(handler, { close: () => watches.close(), watches });
 }
 
 export interface ServeOptions {
@@ -657,6 +706,8 @@ export function serveStorage(opts: ServeOptions): StorageServer {
         ])
           .finally(() => clearTimeout(timer));
       draining = true;
+      // Waiting watch polls answer now instead of holding the shutdown.
+      (opts.handler as Partial<StorageHandler>).close?.();
       if (inflight > 0) await until(new Promise<void>((r) => (onIdle = r)));
       await until(server.shutdown());
     },

@@ -21,7 +21,7 @@
  * disk always has lease metadata.
  */
 import { statfs } from "node:fs/promises";
-import { base32Encode, bytesEqual, decodeCbor, encodeCbor } from "../codec/mod.ts";
+import { base32Decode, base32Encode, bytesEqual, decodeCbor, encodeCbor } from "../codec/mod.ts";
 import { sha256 } from "../crypto/mod.ts";
 import {
   type AllocateResponse,
@@ -238,9 +238,7 @@ export class ShareStore {
   #uploads = new Map<string, Upload>();
   #tmpCounter = 0;
   #spaceCache: { at: number; bytes: number } | null = null;
-  /** Called after every successful mutable write, with the slot's storage index (the node's
-   * discovery uses it to notice a new grid service directory at once). */
-  onMutableWrite: ((storageIndex: Uint8Array) => void) | null = null;
+  #writeListeners = new Set<(storageIndex: Uint8Array) => void>();
 
   private constructor(opts: StoreOptions) {
     this.root = opts.root;
@@ -267,6 +265,29 @@ export class ShareStore {
     }
     await fsyncDir(s.root);
     return s;
+  }
+
+  /**
+   * Call `fn` after every mutable slot change (a successful write or delete, and
+   * garbage collection of the slot) with the slot's storage index. Slot watches
+   * and the node's discovery (a new grid service directory) listen here.
+   * Returns a function that removes the listener.
+   */
+  addMutableWriteListener(fn: (storageIndex: Uint8Array) => void): () => void {
+    this.#writeListeners.add(fn);
+    return () => this.removeMutableWriteListener(fn);
+  }
+
+  removeMutableWriteListener(fn: (storageIndex: Uint8Array) => void): void {
+    this.#writeListeners.delete(fn);
+  }
+
+  #notifyMutableWrite(si: Uint8Array): void {
+    for (const fn of [...this.#writeListeners]) {
+      try {
+        fn(si);
+      } catch { /* a listener's failure must not fail the write */ }
+    }
   }
 
   // ---- helpers -------------------------------------------------------------
@@ -709,6 +730,11 @@ export class ShareStore {
               await Deno.remove(dir, { recursive: true }).catch(() => {});
               await fsyncDir(prefixDir);
               removed++;
+              if (kind === "mutable") {
+                try {
+                  this.#notifyMutableWrite(base32Decode(s.name));
+                } catch { /* not canonical base32: nothing can watch it */ }
+              }
             } else if (meta && live.length < meta.leases.length) {
               meta.leases = live;
               await this.#atomicWrite(`${dir}/${META}`, encodeMeta(meta));
@@ -841,7 +867,7 @@ export class ShareStore {
         } else {
           await fsyncDir(dir);
         }
-        this.onMutableWrite?.(si);
+        this.#notifyMutableWrite(si);
         return { success: true, reads };
       } finally {
         for (const f of files.values()) f.close();

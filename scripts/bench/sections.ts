@@ -1,6 +1,8 @@
 /** Benchmark sections, in the order `deno task bench` runs them. */
 import { section as crypto } from "./crypto.ts";
+import { section as discovery } from "./discovery.ts";
 import { section as erasure } from "./erasure.ts";
+import { section as mutable } from "./mutable.ts";
 import { section as storage } from "./storage.ts";
 
 export interface BenchSection {
@@ -9,4 +11,4 @@ export interface BenchSection {
   run(): Promise<void>;
 }
 
-export const sections: BenchSection[] = [crypto, erasure, storage];
+export const sections: BenchSection[] = [crypto, erasure, storage, mutable, discovery];

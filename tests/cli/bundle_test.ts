@@ -14,7 +14,11 @@ Deno.test("deno bundle builds one runnable file that runs real commands", async 
     }).output();
     assertEquals(b.code, 0, new TextDecoder().decode(b.stderr));
     const run = (args: string[]) =>
-      new Deno.Command(Deno.execPath(), { args: ["run", "-A", bundle, ...args], stdout: "piped", stderr: "piped" }).output();
+      new Deno.Command(Deno.execPath(), {
+        args: ["run", "-A", bundle, ...args],
+        stdout: "piped",
+        stderr: "piped",
+      }).output();
     const help = await run(["--help"]);
     assertEquals(help.code, 0);
     assert(new TextDecoder().decode(help.stdout).includes("Usage: shoal"));

@@ -5,7 +5,9 @@ Deno.test("shoal --help, --version, role help and usage errors", async (t) => {
   await t.step("top-level help lists the roles", async () => {
     const r = await runShoal(["--help"]);
     assertEquals(r.code, 0);
-    for (const role of ["operator", "storage", "client", "quickstart"]) assert(r.stdout.includes(role), role);
+    for (const role of ["operator", "storage", "client", "quickstart"]) {
+      assert(r.stdout.includes(role), role);
+    }
   });
   await t.step("--version", async () => {
     const r = await runShoal(["--version"]);
@@ -14,7 +16,15 @@ Deno.test("shoal --help, --version, role help and usage errors", async (t) => {
   });
   await t.step("each role has --help listing its commands", async () => {
     const expect: Record<string, string[]> = {
-      operator: ["create", "get-introduction-text", "add-announcement", "remove-announcement", "list", "maintain", "run"],
+      operator: [
+        "create",
+        "get-introduction-text",
+        "add-announcement",
+        "remove-announcement",
+        "list",
+        "maintain",
+        "run",
+      ],
       storage: ["create", "run", "url", "join", "announcement"],
       client: ["create-node", "servers", "run"],
     };

@@ -11,8 +11,8 @@ import { Grid, ServerList } from "../../lib/grid/mod.ts";
 import { randomBytes } from "../../lib/crypto/mod.ts";
 import { parseStorageUrl } from "../../lib/storage/mod.ts";
 import {
-  createStorageNode,
   type CreatedNode,
+  createStorageNode,
   freePort,
   runShoal,
   startStorageServer,
@@ -24,7 +24,9 @@ const opts = { sanitizeResources: false, sanitizeOps: false };
 
 async function shoal(args: string[]): Promise<string> {
   const r = await runShoal(args);
-  if (r.code !== 0) throw new Error(`shoal ${args.slice(0, 2).join(" ")} failed (${r.code}): ${r.stderr}`);
+  if (r.code !== 0) {
+    throw new Error(`shoal ${args.slice(0, 2).join(" ")} failed (${r.code}): ${r.stderr}`);
+  }
   return r.stdout.trim();
 }
 
@@ -48,11 +50,20 @@ async function newServer(root: string, name: string): Promise<Srv> {
   return { node, proc, url: proc.url };
 }
 
-async function clientServers(dir: string, refresh = true): Promise<{ nickname: string; serverId: string; storageUrls: string[] }[]> {
-  return JSON.parse(await shoal(["client", "servers", "--dir", dir, "--json", ...(refresh ? ["--refresh"] : [])]));
+async function clientServers(
+  dir: string,
+  refresh = true,
+): Promise<{ nickname: string; serverId: string; storageUrls: string[] }[]> {
+  return JSON.parse(
+    await shoal(["client", "servers", "--dir", dir, "--json", ...(refresh ? ["--refresh"] : [])]),
+  );
 }
 
-async function waitFor(what: string, fn: () => Promise<boolean>, timeoutMs = 20_000): Promise<void> {
+async function waitFor(
+  what: string,
+  fn: () => Promise<boolean>,
+  timeoutMs = 20_000,
+): Promise<void> {
   const end = Date.now() + timeoutMs;
   while (Date.now() < end) {
     if (await fn().catch(() => false)) return;
@@ -66,7 +77,10 @@ async function holds(url: string, cap: string, othersUrls: string[]): Promise<bo
   const pool = new ClientPool({ timeoutMs: 3000 });
   try {
     const mk = (urls: string[]) =>
-      new Grid({ servers: new ServerList(urls.map((u) => pool.server(parseStorageUrl(u)))), leaseSecret: randomBytes(32) });
+      new Grid({
+        servers: new ServerList(urls.map((u) => pool.server(parseStorageUrl(u)))),
+        leaseSecret: randomBytes(32),
+      });
     const everywhere = await mk(othersUrls).readMutable(cap);
     const alone = await mk([url]).readMutable(cap);
     return alone.seqnum === everywhere.seqnum;
@@ -89,13 +103,25 @@ Deno.test("introducer-v3 lifecycle through the command line", opts, async (t) =>
     const readcaps: string[] = [];
 
     await t.step("operator creates the GSD; servers join; operator links them", async () => {
-      await shoal(["operator", "create", "--dir", OP, "--storage", servers[0].url, "--storage", servers[1].url]);
+      await shoal([
+        "operator",
+        "create",
+        "--dir",
+        OP,
+        "--storage",
+        servers[0].url,
+        "--storage",
+        servers[1].url,
+      ]);
       text = await shoal(["operator", "get-introduction-text", "--dir", OP]);
       assert(text.startsWith("shoal:DIR-R1:"), "introduction text starts with the GSD readcap");
       assertEquals(text.split(",").length, 3);
       for (const s of servers) {
         const rc = await shoal(["storage", "join", "--dir", s.node.dir, "--introducer-v3", text]);
-        assert(rc.startsWith("shoal:MUT-R1:"), `join prints the GSA readcap, got ${rc.slice(0, 14)}`);
+        assert(
+          rc.startsWith("shoal:MUT-R1:"),
+          `join prints the GSA readcap, got ${rc.slice(0, 14)}`,
+        );
         assertEquals(await shoal(["storage", "announcement", "--dir", s.node.dir]), rc);
         readcaps.push(rc);
       }
@@ -104,13 +130,19 @@ Deno.test("introducer-v3 lifecycle through the command line", opts, async (t) =>
       assertEquals(dup.code, 1);
       assert(dup.stderr.includes("already"), dup.stderr);
       const list = JSON.parse(await shoal(["operator", "list", "--dir", OP, "--json"]));
-      assertEquals(list.servers.map((s: { petname: string }) => s.petname).sort(), ["alpha", "beta", "gamma"]);
+      assertEquals(list.servers.map((s: { petname: string }) => s.petname).sort(), [
+        "alpha",
+        "beta",
+        "gamma",
+      ]);
       text = await shoal(["operator", "get-introduction-text", "--dir", OP]);
       assertEquals(text.split(",").length, 4, "the text now lists every announced server");
     });
 
     await t.step("the operator directory never holds a GSA writecap", async () => {
-      const writecaps = await Promise.all(servers.map((s) => Deno.readTextFile(`${s.node.dir}/private/gsa-writecap`)));
+      const writecaps = await Promise.all(
+        servers.map((s) => Deno.readTextFile(`${s.node.dir}/private/gsa-writecap`)),
+      );
       for await (const f of walk(OP)) {
         const body = await Deno.readTextFile(f);
         for (const w of writecaps) assert(!body.includes(w.trim()), `${f} holds a GSA writecap`);
@@ -119,7 +151,16 @@ Deno.test("introducer-v3 lifecycle through the command line", opts, async (t) =>
     });
 
     await t.step("a client joins from one line and sees every server", async () => {
-      await shoal(["client", "create-node", "--dir", C, "--introducer-v3", text, "--refresh-interval", "1"]);
+      await shoal([
+        "client",
+        "create-node",
+        "--dir",
+        C,
+        "--introducer-v3",
+        text,
+        "--refresh-interval",
+        "1",
+      ]);
       const list = await clientServers(C);
       assertEquals(list.map((s) => s.nickname).sort(), ["alpha", "beta", "gamma"]);
       for (const s of list) assert(s.storageUrls[0].startsWith("shoal-storage:v1:"));
@@ -130,21 +171,27 @@ Deno.test("introducer-v3 lifecycle through the command line", opts, async (t) =>
     const client = await startShoal(["client", "run", "--dir", C]);
     running.push(client);
 
-    await t.step("remove-announcement: the running client drops the server without restart", async () => {
-      await shoal(["operator", "remove-announcement", "--dir", OP, "gamma"]);
-      await waitFor("client drops gamma", async () => {
-        const l = await clientServers(C, false);
-        return l.length === 2 && !l.some((s) => s.nickname === "gamma");
-      });
-      assert(client.stdout().includes("removed: gamma"), client.stdout());
-    });
+    await t.step(
+      "remove-announcement: the running client drops the server without restart",
+      async () => {
+        await shoal(["operator", "remove-announcement", "--dir", OP, "gamma"]);
+        await waitFor("client drops gamma", async () => {
+          const l = await clientServers(C, false);
+          return l.length === 2 && !l.some((s) => s.nickname === "gamma");
+        });
+        assert(client.stdout().includes("removed: gamma"), client.stdout());
+      },
+    );
 
     await t.step("a server changes address and restarts: clients see the new address", async () => {
       const s = servers[1];
       await s.proc!.stop();
       const port = await freePort();
       const path = `${s.node.dir}/shoal.toml`;
-      const doc = parseToml(await Deno.readTextFile(path)) as Record<string, Record<string, unknown>>;
+      const doc = parseToml(await Deno.readTextFile(path)) as Record<
+        string,
+        Record<string, unknown>
+      >;
       doc.storage.listen = `127.0.0.1:${port}`;
       doc.storage.locations = [`127.0.0.1:${port}`];
       await Deno.writeTextFile(path, stringifyToml(doc));
@@ -152,7 +199,9 @@ Deno.test("introducer-v3 lifecycle through the command line", opts, async (t) =>
       s.url = s.proc.url;
       await waitFor("client sees beta's new port", async () => {
         const l = await clientServers(C, false);
-        return l.some((x) => x.nickname === "beta" && x.storageUrls[0].endsWith(`@127.0.0.1:${port}`));
+        return l.some((x) =>
+          x.nickname === "beta" && x.storageUrls[0].endsWith(`@127.0.0.1:${port}`)
+        );
       });
     });
 
@@ -171,18 +220,24 @@ Deno.test("introducer-v3 lifecycle through the command line", opts, async (t) =>
       for (const cap of [readcaps[0], readcaps[1], rc]) {
         await waitFor("delta holds every GSA", () => holds(d.url, cap, others));
       }
-      await waitFor("client sees delta", async () => (await clientServers(C, false)).some((x) => x.nickname === "delta"));
+      await waitFor(
+        "client sees delta",
+        async () => (await clientServers(C, false)).some((x) => x.nickname === "delta"),
+      );
     });
 
-    await t.step("every server but one stopped: a fresh client still joins through it", async () => {
-      await servers[1].proc!.stop();
-      await servers[3].proc!.stop();
-      servers[1].proc = servers[3].proc = null;
-      const C2 = `${root}/client2`;
-      await shoal(["client", "create-node", "--dir", C2, "--introducer-v3", text]);
-      const l = await clientServers(C2);
-      assertEquals(l.map((s) => s.nickname).sort(), ["alpha", "beta", "delta"]);
-    });
+    await t.step(
+      "every server but one stopped: a fresh client still joins through it",
+      async () => {
+        await servers[1].proc!.stop();
+        await servers[3].proc!.stop();
+        servers[1].proc = servers[3].proc = null;
+        const C2 = `${root}/client2`;
+        await shoal(["client", "create-node", "--dir", C2, "--introducer-v3", text]);
+        const l = await clientServers(C2);
+        assertEquals(l.map((s) => s.nickname).sort(), ["alpha", "beta", "delta"]);
+      },
+    );
 
     await t.step("a server restored from an old backup cannot roll a client back", async () => {
       await servers[0].proc!.stop();
@@ -215,7 +270,10 @@ Deno.test("introducer-v3 lifecycle through the command line", opts, async (t) =>
       const r = await runShoal(["client", "servers", "--dir", C3, "--json", "--refresh"]);
       assertEquals(r.code, 0, r.stderr);
       const l = JSON.parse(r.stdout);
-      assert(!l.some((s: { nickname: string }) => s.nickname === "alpha"), "the tampered announcement is not used");
+      assert(
+        !l.some((s: { nickname: string }) => s.nickname === "alpha"),
+        "the tampered announcement is not used",
+      );
     });
 
     await t.step("malformed introduction texts and readcaps give clear errors", async () => {
@@ -228,7 +286,14 @@ Deno.test("introducer-v3 lifecycle through the command line", opts, async (t) =>
         [`${readcaps[0]},${servers[0].url}`, "directory readcap"],
       ];
       for (const [b, expect] of bad) {
-        const r = await runShoal(["client", "create-node", "--dir", `${root}/bad-${crypto.randomUUID()}`, "--introducer-v3", b]);
+        const r = await runShoal([
+          "client",
+          "create-node",
+          "--dir",
+          `${root}/bad-${crypto.randomUUID()}`,
+          "--introducer-v3",
+          b,
+        ]);
         assert(r.code === 1 || r.code === 2, `exit code ${r.code}`);
         assert(r.stderr.includes(expect), `'${expect}' not in: ${r.stderr}`);
       }

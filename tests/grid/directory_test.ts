@@ -28,7 +28,11 @@ Deno.test("directories on real servers", opts, async (t) => {
       await grid.removeEntry(root, "Café");
       assertEquals((await grid.listDirectory(root)).entries.map((e) => e.name), ["renamed.txt"]);
       await assertRejects(() => grid.setEntry(root, "a/b", sub), DirectoryError, "'/'");
-      await assertRejects(() => grid.setEntry(root, "renamed.txt", sub, { noReplace: true }), DirectoryError, "exists");
+      await assertRejects(
+        () => grid.setEntry(root, "renamed.txt", sub, { noReplace: true }),
+        DirectoryError,
+        "exists",
+      );
     });
 
     await t.step("a readcap holder sees read-only caps only (transitively)", async () => {

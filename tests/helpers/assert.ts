@@ -10,7 +10,9 @@ export async function assertRejects(
   try {
     await fn();
   } catch (e) {
-    if (!(e instanceof cls)) throw new Error(`expected ${cls.name}, got ${(e as Error)?.name}: ${(e as Error)?.message}`);
+    if (!(e instanceof cls)) {
+      throw new Error(`expected ${cls.name}, got ${(e as Error)?.name}: ${(e as Error)?.message}`);
+    }
     if (includes && !e.message.includes(includes)) {
       throw new Error(`expected message containing '${includes}', got '${e.message}'`);
     }

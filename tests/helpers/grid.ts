@@ -6,7 +6,12 @@ import { ClientPool } from "../../lib/discovery/mod.ts";
 import { Grid, type MutableEncoding, ServerList } from "../../lib/grid/mod.ts";
 import { randomBytes } from "../../lib/crypto/mod.ts";
 import { parseStorageUrl } from "../../lib/storage/mod.ts";
-import { createStorageNode, type CreatedNode, startStorageServer, type StorageProcess } from "./storage_process.ts";
+import {
+  type CreatedNode,
+  createStorageNode,
+  startStorageServer,
+  type StorageProcess,
+} from "./storage_process.ts";
 
 export interface TestServer {
   node: CreatedNode;
@@ -21,11 +26,20 @@ export class TestGrid {
   static async start(n: number, opts: { nicknamePrefix?: string } = {}): Promise<TestGrid> {
     const root = await Deno.makeTempDir({ prefix: "shoal-grid-" });
     const nodes = await Promise.all(
-      Array.from({ length: n }, (_, i) =>
-        createStorageNode({ dir: `${root}/s${i}`, nickname: `${opts.nicknamePrefix ?? "s"}${i}` })),
+      Array.from(
+        { length: n },
+        (_, i) =>
+          createStorageNode({
+            dir: `${root}/s${i}`,
+            nickname: `${opts.nicknamePrefix ?? "s"}${i}`,
+          }),
+      ),
     );
     const procs = await Promise.all(nodes.map((nd) => startStorageServer(nd.dir)));
-    return new TestGrid(nodes.map((node, i) => ({ node, url: procs[i].url, proc: procs[i] })), root);
+    return new TestGrid(
+      nodes.map((node, i) => ({ node, url: procs[i].url, proc: procs[i] })),
+      root,
+    );
   }
 
   urls(indices?: number[]): string[] {
@@ -53,7 +67,9 @@ export class TestGrid {
 
   /** Path of the mutable slot directory on server i. */
   slotDir(i: number, storageIndexB32: string): string {
-    return `${this.servers[i].node.dir}/storage/mutable/${storageIndexB32.slice(0, 2)}/${storageIndexB32}`;
+    return `${this.servers[i].node.dir}/storage/mutable/${
+      storageIndexB32.slice(0, 2)
+    }/${storageIndexB32}`;
   }
 
   async close(): Promise<void> {

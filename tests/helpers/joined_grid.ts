@@ -4,7 +4,13 @@
  * announcement, and a client node that has joined (its server list recorded).
  */
 import { parse as parseToml, stringify as stringifyToml } from "smol-toml";
-import { createStorageNode, type CreatedNode, runShoal, startStorageServer, type StorageProcess } from "./storage_process.ts";
+import {
+  type CreatedNode,
+  createStorageNode,
+  runShoal,
+  startStorageServer,
+  type StorageProcess,
+} from "./storage_process.ts";
 
 export interface JoinedServer {
   name: string;
@@ -27,12 +33,19 @@ export interface JoinedGrid {
 
 export async function shoalOk(args: string[]): Promise<string> {
   const r = await runShoal(args);
-  if (r.code !== 0) throw new Error(`shoal ${args.slice(0, 2).join(" ")} failed (${r.code}): ${r.stderr}`);
+  if (r.code !== 0) {
+    throw new Error(`shoal ${args.slice(0, 2).join(" ")} failed (${r.code}): ${r.stderr}`);
+  }
   return r.stdout.trim();
 }
 
 /** Set `[table] key = value` in a node's shoal.toml. */
-export async function setConfig(dir: string, table: string, key: string, value: unknown): Promise<void> {
+export async function setConfig(
+  dir: string,
+  table: string,
+  key: string,
+  value: unknown,
+): Promise<void> {
   const path = `${dir}/shoal.toml`;
   const doc = parseToml(await Deno.readTextFile(path)) as Record<string, Record<string, unknown>>;
   doc[table] = { ...(doc[table] ?? {}), [key]: value };
@@ -40,7 +53,11 @@ export async function setConfig(dir: string, table: string, key: string, value: 
 }
 
 export async function startJoinedGrid(
-  opts: { servers?: number; refreshInterval?: number; shares?: { k: number; n: number; happy: number } } = {},
+  opts: {
+    servers?: number;
+    refreshInterval?: number;
+    shares?: { k: number; n: number; happy: number };
+  } = {},
 ): Promise<JoinedGrid> {
   const count = opts.servers ?? 4;
   const root = await Deno.makeTempDir({ prefix: "shoal-joined-" });
@@ -58,10 +75,23 @@ export async function startJoinedGrid(
       servers[i] = { name, node, proc, url: proc.url, gsaReadcap: "" };
     }));
     const opDir = `${root}/op`;
-    await shoalOk(["operator", "create", "--dir", opDir, ...servers.flatMap((s) => ["--storage", s.url])]);
+    await shoalOk([
+      "operator",
+      "create",
+      "--dir",
+      opDir,
+      ...servers.flatMap((s) => ["--storage", s.url]),
+    ]);
     const text0 = await shoalOk(["operator", "get-introduction-text", "--dir", opDir]);
     for (const s of servers) {
-      s.gsaReadcap = await shoalOk(["storage", "join", "--dir", s.node.dir, "--introducer-v3", text0]);
+      s.gsaReadcap = await shoalOk([
+        "storage",
+        "join",
+        "--dir",
+        s.node.dir,
+        "--introducer-v3",
+        text0,
+      ]);
       await shoalOk(["operator", "add-announcement", "--dir", opDir, s.gsaReadcap]);
     }
     const introText = await shoalOk(["operator", "get-introduction-text", "--dir", opDir]);

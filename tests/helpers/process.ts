@@ -23,7 +23,10 @@ export function startShoal(args: string[]): Promise<ShoalProcess> {
     const dec = new TextDecoder();
     for await (const c of s) f(dec.decode(c, { stream: true }));
   };
-  const pumps = Promise.allSettled([pump(child.stdout, (t) => out += t), pump(child.stderr, (t) => err += t)]);
+  const pumps = Promise.allSettled([
+    pump(child.stdout, (t) => out += t),
+    pump(child.stderr, (t) => err += t),
+  ]);
   const status = child.status.then(async (s) => {
     await pumps;
     return s;

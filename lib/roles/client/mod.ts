@@ -1,2 +1,13 @@
 /** The client role. */
 export * from "./node.ts";
+export * from "./files.ts";
+export * from "./aliases.ts";
+export {
+  ALIAS_NAME_RE,
+  displayPath,
+  type GridPath,
+  looksLikeGridPath,
+  parseGridPath,
+  validateAliasName,
+} from "./paths.ts";
+export { type Progress, progressBar } from "./progress.ts";

@@ -15,6 +15,7 @@ import {
   type RefreshResult,
 } from "../../discovery/mod.ts";
 import type { Grid } from "../../grid/mod.ts";
+import { type ClientGateway, startClientGateway } from "../../web/mod.ts";
 import { GridNode } from "../gridnode.ts";
 import {
   exists,
@@ -87,10 +88,14 @@ export function parseClientConfig(text: string, file: string): ClientConfig {
   }
   const c = (doc.client ?? {}) as Record<string, unknown>;
   const nickname = c.nickname ?? "";
-  if (typeof nickname !== "string") throw new ClientNodeError(`${file}: client.nickname must be text`);
+  if (typeof nickname !== "string") {
+    throw new ClientNodeError(`${file}: client.nickname must be text`);
+  }
   const refreshInterval = c.refresh_interval ?? DEFAULT_REFRESH_INTERVAL;
   if (typeof refreshInterval !== "number" || !(refreshInterval >= 0.1) || refreshInterval > 86400) {
-    throw new ClientNodeError(`${file}: client.refresh_interval must be a number of seconds between 0.1 and 86400`);
+    throw new ClientNodeError(
+      `${file}: client.refresh_interval must be a number of seconds between 0.1 and 86400`,
+    );
   }
   const fanout = c.fanout ?? DEFAULT_FANOUT;
   if (typeof fanout !== "number" || !Number.isInteger(fanout) || fanout < 1 || fanout > 16) {
@@ -101,8 +106,12 @@ export function parseClientConfig(text: string, file: string): ClientConfig {
   const n = sh.n ?? DEFAULT_SHARES.n;
   const happy = sh.happy ?? DEFAULT_SHARES.happy;
   const isInt = (x: unknown): x is number => typeof x === "number" && Number.isInteger(x);
-  if (!isInt(k) || !isInt(n) || !isInt(happy) || k < 1 || n < k || n > 256 || happy < 1 || happy > n) {
-    throw new ClientNodeError(`${file}: [shares] needs integers with 1 <= k <= n <= 256 and 1 <= happy <= n`);
+  if (
+    !isInt(k) || !isInt(n) || !isInt(happy) || k < 1 || n < k || n > 256 || happy < 1 || happy > n
+  ) {
+    throw new ClientNodeError(
+      `${file}: [shares] needs integers with 1 <= k <= n <= 256 and 1 <= happy <= n`,
+    );
   }
   const web = (doc.web ?? {}) as Record<string, unknown>;
   const webPort = web.port ?? DEFAULT_WEB_PORT;
@@ -139,11 +148,17 @@ export async function loadClientNode(dirArg: string): Promise<ClientNode> {
   const dir = normalizeDir(dirArg);
   const text = await readTextOrNull(`${dir}/${CLIENT_CONFIG_FILE}`);
   if (text === null) {
-    throw new ClientNodeError(`${dir} is not a client node (no ${CLIENT_CONFIG_FILE}); create one with 'shoal client create-node'`);
+    throw new ClientNodeError(
+      `${dir} is not a client node (no ${CLIENT_CONFIG_FILE}); create one with 'shoal client create-node'`,
+    );
   }
   const config = parseClientConfig(text, `${dir}/${CLIENT_CONFIG_FILE}`);
   const grid = await GridNode.load(dir);
-  if (!grid) throw new ClientNodeError(`${dir} has no introduction text; recreate it with 'shoal client create-node'`);
+  if (!grid) {
+    throw new ClientNodeError(
+      `${dir} has no introduction text; recreate it with 'shoal client create-node'`,
+    );
+  }
   return { dir, config, grid };
 }
 
@@ -153,7 +168,10 @@ export async function loadClientNode(dirArg: string): Promise<ClientNode> {
  * refreshed first (one small request when nothing changed); if that fails,
  * the last good list is used.
  */
-export async function openGrid(node: ClientNode, opts: { log?: (line: string) => void } = {}): Promise<Grid> {
+export async function openGrid(
+  node: ClientNode,
+  opts: { log?: (line: string) => void } = {},
+): Promise<Grid> {
   const st = node.grid.state;
   const now = Math.floor(Date.now() / 1000);
   if (st.refreshedAt === null || now - st.refreshedAt >= node.config.refreshInterval) {
@@ -167,7 +185,9 @@ export async function openGrid(node: ClientNode, opts: { log?: (line: string) =>
   }
   const urls = recordedStorageUrls(node.grid.state).map((r) => r.url);
   if (urls.length === 0) {
-    throw new ClientNodeError("no storage servers are known yet: the grid has no announced servers");
+    throw new ClientNodeError(
+      "no storage servers are known yet: the grid has no announced servers",
+    );
   }
   const { k, n } = node.config.shares;
   return node.grid.grid(urls, { k, n });
@@ -194,7 +214,10 @@ export interface ServersReport {
   refreshedAt: number | null;
 }
 
-export function serversReport(state: DiscoveryState, now = Math.floor(Date.now() / 1000)): ServersReport {
+export function serversReport(
+  state: DiscoveryState,
+  now = Math.floor(Date.now() / 1000),
+): ServersReport {
   return {
     servers: state.servers.map((s) => ({
       petname: s.petname,
@@ -206,7 +229,12 @@ export function serversReport(state: DiscoveryState, now = Math.floor(Date.now()
       gsaSeqnum: s.gsaSeqnum,
     })),
     gsd: state.gsd
-      ? { seqnum: state.gsd.seqnum, issued: state.gsd.issued, expires: state.gsd.expires, freshness: gsdFreshness(state.gsd, now) }
+      ? {
+        seqnum: state.gsd.seqnum,
+        issued: state.gsd.issued,
+        expires: state.gsd.expires,
+        freshness: gsdFreshness(state.gsd, now),
+      }
       : null,
     refreshedAt: state.refreshedAt,
   };
@@ -218,28 +246,98 @@ export function describeRefresh(r: RefreshResult): string[] {
   if (r.removed.length) lines.push(`removed: ${r.removed.join(", ")}`);
   if (r.updated.length) lines.push(`changed: ${r.updated.join(", ")}`);
   if (r.freshness && r.freshness !== "fresh") {
-    lines.push(`WARNING: the grid service directory has ${r.freshness === "expired" ? "expired" : "expired past its grace period"}`);
+    lines.push(
+      `WARNING: the grid service directory has ${
+        r.freshness === "expired" ? "expired" : "expired past its grace period"
+      }`,
+    );
   }
   for (const p of r.problems) lines.push(`problem: ${p}`);
   return lines;
 }
 
-/** Refresh every interval until `signal` aborts; each outcome goes to `log` (no secrets). */
-export async function runClient(node: ClientNode, signal: AbortSignal, log: (line: string) => void): Promise<void> {
+export interface RunClientOptions {
+  /** Serve the web gateway and dashboard on 127.0.0.1:config.webPort (default true). */
+  web?: boolean;
+  /** Called once the gateway listens, with its URL and the dashboard URL (which carries the token). */
+  onGateway?: (g: { url: string; dashboardUrl: string }) => void;
+}
+
+/**
+ * Refresh every interval until `signal` aborts; each outcome goes to `log` (no secrets).
+ * Also serves the web gateway (lib/web) unless `opts.web` is false; if its port is taken,
+ * the node keeps refreshing and says so.
+ */
+export async function runClient(
+  node: ClientNode,
+  signal: AbortSignal,
+  log: (line: string) => void,
+  opts: RunClientOptions = {},
+): Promise<void> {
   const intervalMs = node.config.refreshInterval * 1000;
+  const gw = opts.web === false ? null : await startClientGateway(node, {
+    signal,
+    convergenceSecret: () => convergenceSecret(node),
+  }).catch((e) => {
+    log(`web gateway not started: ${(e as Error).message}`);
+    return null;
+  });
+  if (gw) {
+    log(`web gateway at ${gw.url}`);
+    log(`dashboard: ${gw.url}?token=${gw.token}`);
+    opts.onGateway?.({ url: gw.url, dashboardUrl: `${gw.url}?token=${gw.token}` });
+  }
+  try {
+    await refreshLoop(node, signal, log, intervalMs, gw);
+  } finally {
+    await gw?.close();
+  }
+}
+
+/** What a refresh can change: the GSD version and every GSA version. */
+function viewKey(state: DiscoveryState): string {
+  return [state.gsd?.checkstring ?? "", ...state.servers.map((s) => s.gsaCheckstring)].join(",");
+}
+
+async function refreshLoop(
+  node: ClientNode,
+  signal: AbortSignal,
+  log: (line: string) => void,
+  intervalMs: number,
+  gw: ClientGateway | null,
+): Promise<void> {
+  // Long poll (docs/discovery.md §5): each refresh waits on one server's slot watch for up to
+  // the interval (at most 60 s), so a change is seen within a round trip of its write.
+  const waitMs = Math.min(intervalMs, 60_000);
   while (!signal.aborted) {
+    const started = Date.now();
+    const before = viewKey(node.grid.state);
+    let pauseMs = intervalMs;
     try {
-      const r = await node.grid.refresh({ fanout: node.config.fanout });
+      const r = await node.grid.refresh({
+        fanout: node.config.fanout,
+        wait: waitMs / 1000,
+        signal,
+      });
+      if (viewKey(node.grid.state) !== before) pauseMs = 0; // changed: poll again at once
+      else if (r.quick === "watch") pauseMs = waitMs - (Date.now() - started); // answered early?
+      gw?.history.recordResult(r, node.grid.state);
+      gw?.refreshed();
       const changes = describeRefresh(r);
       if (r.full || changes.length) {
-        log(`refreshed: ${node.grid.state.servers.length} server(s), GSD version ${node.grid.state.gsd?.seqnum}`);
+        log(
+          `refreshed: ${node.grid.state.servers.length} server(s), GSD version ${node.grid.state.gsd?.seqnum}`,
+        );
       }
       for (const c of changes) log(c);
     } catch (e) {
+      if (signal.aborted) break;
+      gw?.history.recordFailure((e as Error).message, node.grid.state);
       log(`refresh failed (keeping the last good server list): ${(e as Error).message}`);
     }
+    if (pauseMs <= 0 || signal.aborted) continue;
     await new Promise<void>((resolve) => {
-      const t = setTimeout(resolve, intervalMs);
+      const t = setTimeout(resolve, pauseMs);
       signal.addEventListener("abort", () => {
         clearTimeout(t);
         resolve();

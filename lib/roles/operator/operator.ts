@@ -10,7 +10,14 @@
  */
 import { parse } from "smol-toml";
 import { base32Encode } from "../../codec/mod.ts";
-import { type Cap, CapError, formatCap, leaseSecrets, parseCap, readcapOf } from "../../crypto/mod.ts";
+import {
+  type Cap,
+  CapError,
+  formatCap,
+  leaseSecrets,
+  parseCap,
+  readcapOf,
+} from "../../crypto/mod.ts";
 import {
   ClientPool,
   decodeAnnouncement,
@@ -78,7 +85,9 @@ async function readValidity(dir: string): Promise<number> {
   const days = (doc.operator as Record<string, unknown> | undefined)?.gsd_validity_days;
   if (days === undefined) return DEFAULT_GSD_VALIDITY_SECONDS;
   if (typeof days !== "number" || !(days > 0) || days > 3650) {
-    throw new OperatorError(`${dir}/${CONFIG_FILE}: operator.gsd_validity_days must be a number of days (0 < d <= 3650)`);
+    throw new OperatorError(
+      `${dir}/${CONFIG_FILE}: operator.gsd_validity_days must be a number of days (0 < d <= 3650)`,
+    );
   }
   return Math.round(days * 86400);
 }
@@ -87,10 +96,16 @@ export async function loadOperator(dirArg: string): Promise<OperatorNode> {
   const dir = normalizeDir(dirArg);
   const cap = await readTextOrNull(`${dir}/${GSD_WRITECAP_FILE}`);
   if (cap === null) {
-    throw new OperatorError(`${dir} is not an operator node (no ${GSD_WRITECAP_FILE}); create one with 'shoal operator create'`);
+    throw new OperatorError(
+      `${dir} is not an operator node (no ${GSD_WRITECAP_FILE}); create one with 'shoal operator create'`,
+    );
   }
   const node = await GridNode.load(dir);
-  if (!node) throw new OperatorError(`${dir} is missing its introduction text; the operator node is damaged`);
+  if (!node) {
+    throw new OperatorError(
+      `${dir} is missing its introduction text; the operator node is damaged`,
+    );
+  }
   return { dir, gsdWritecap: cap.trim(), node, validity: await readValidity(dir) };
 }
 
@@ -101,12 +116,16 @@ export async function createOperator(
   opts: { validityDays?: number } = {},
 ): Promise<OperatorNode> {
   const dir = normalizeDir(dirArg);
-  if (storageUrlTexts.length === 0) throw new OperatorError("give at least one --storage URL to hold the GSD");
+  if (storageUrlTexts.length === 0) {
+    throw new OperatorError("give at least one --storage URL to hold the GSD");
+  }
   const urls: StorageUrl[] = storageUrlTexts.map((t, i) => {
     try {
       return parseStorageUrl(t);
     } catch (e) {
-      throw new OperatorError(`--storage #${i + 1} is not a valid storage URL: ${(e as Error).message}`);
+      throw new OperatorError(
+        `--storage #${i + 1} is not a valid storage URL: ${(e as Error).message}`,
+      );
     }
   });
   if (await exists(`${dir}/${GSD_WRITECAP_FILE}`) || await exists(`${dir}/${CONFIG_FILE}`)) {
@@ -127,7 +146,10 @@ export async function createOperator(
   }
   const readcap = await readcapOf(parseCap(writecap)) as Extract<Cap, { kind: "dir-read" }>;
   await writePrivate(`${dir}/${GSD_WRITECAP_FILE}`, writecap + "\n");
-  await GridNode.recordIntroduction(dir, formatIntroductionText({ gsdReadcap: readcap, storageUrls: urls }));
+  await GridNode.recordIntroduction(
+    dir,
+    formatIntroductionText({ gsdReadcap: readcap, storageUrls: urls }),
+  );
   await writeFileAtomic(`${dir}/${CONFIG_FILE}`, renderConfig(validity / 86400));
   return await loadOperator(dir);
 }
@@ -144,13 +166,19 @@ export async function readGsd(op: OperatorNode) {
 }
 
 /** `<GSD readcap>,<storage URL>...` using servers in the GSD and the create-time ones. */
-export async function introductionText(op: OperatorNode, opts: { refresh?: boolean } = {}): Promise<string> {
+export async function introductionText(
+  op: OperatorNode,
+  opts: { refresh?: boolean } = {},
+): Promise<string> {
   if (opts.refresh ?? true) {
     try {
       await readGsd(op);
     } catch { /* fall back to what is recorded */ }
   }
-  return formatIntroductionText({ gsdReadcap: op.node.intro.gsdReadcap, storageUrls: op.node.knownUrls() });
+  return formatIntroductionText({
+    gsdReadcap: op.node.intro.gsdReadcap,
+    storageUrls: op.node.knownUrls(),
+  });
 }
 
 export interface AddResult {
@@ -160,17 +188,27 @@ export interface AddResult {
 }
 
 /** Validate the GSA behind `readcapText` and link it as `v1.<petname>`. */
-export async function addAnnouncement(op: OperatorNode, readcapText: string, petnameArg?: string): Promise<AddResult> {
+export async function addAnnouncement(
+  op: OperatorNode,
+  readcapText: string,
+  petnameArg?: string,
+): Promise<AddResult> {
   let cap: Cap;
   try {
     cap = parseCap(readcapText.trim());
   } catch (e) {
-    throw new OperatorError(`not a valid announcement readcap: ${e instanceof CapError ? e.message : String(e)}`);
+    throw new OperatorError(
+      `not a valid announcement readcap: ${e instanceof CapError ? e.message : String(e)}`,
+    );
   }
   if (cap.kind === "mutable-write") {
-    throw new OperatorError("that is an announcement WRITEcap; the operator takes only the readcap (MUT-R1) — never hold a server's writecap");
+    throw new OperatorError(
+      "that is an announcement WRITEcap; the operator takes only the readcap (MUT-R1) — never hold a server's writecap",
+    );
   }
-  if (cap.kind !== "mutable-read") throw new OperatorError(`an announcement readcap is a MUT-R1 cap, not a ${cap.kind} cap`);
+  if (cap.kind !== "mutable-read") {
+    throw new OperatorError(`an announcement readcap is a MUT-R1 cap, not a ${cap.kind} cap`);
+  }
   const capText = formatCap(cap);
   await readGsd(op);
   const current = op.node.state.servers;
@@ -187,14 +225,20 @@ export async function addAnnouncement(op: OperatorNode, readcapText: string, pet
     seqnum = r.seqnum;
   } catch (e) {
     throw new OperatorError(
-      `could not read a valid announcement behind that readcap from the ${grid.servers.size} known servers: ${(e as Error).message}` +
+      `could not read a valid announcement behind that readcap from the ${grid.servers.size} known servers: ${
+        (e as Error).message
+      }` +
         " (has the server run 'shoal storage join'?)",
     );
   }
   if (!announcement.storage) throw new OperatorError("the announcement offers no storage service");
   const serverId = base32Encode(announcement.serverId);
   const dup = current.find((s) => s.serverId === serverId);
-  if (dup) throw new OperatorError(`server ${serverId.slice(0, 8)} is already announced as '${dup.petname}'`);
+  if (dup) {
+    throw new OperatorError(
+      `server ${serverId.slice(0, 8)} is already announced as '${dup.petname}'`,
+    );
+  }
   const petname = validatePetname(petnameArg ?? petnameFromNickname(announcement.nickname));
   if (current.some((s) => s.petname === petname)) {
     throw new OperatorError(`the petname '${petname}' is taken; choose another with --name`);
@@ -204,13 +248,17 @@ export async function addAnnouncement(op: OperatorNode, readcapText: string, pet
   try {
     await op.node.pool.server(url).storage.version();
   } catch (e) {
-    throw new OperatorError(`the announced server is not reachable at its storage URL: ${(e as Error).message}`);
+    throw new OperatorError(
+      `the announced server is not reachable at its storage URL: ${(e as Error).message}`,
+    );
   }
   const target = op.node.grid(publishUrls(op, announcement.storage.storageUrls));
   const name = gsdEntryName(petname);
   const t = now();
   const res = await target.modifyDirectory(op.gsdWritecap, (entries) => {
-    if (entries.some((e) => e.name === name)) throw new OperatorError(`the petname '${petname}' is taken; choose another with --name`);
+    if (entries.some((e) => e.name === name)) {
+      throw new OperatorError(`the petname '${petname}' is taken; choose another with --name`);
+    }
     return {
       entries: [...entries, { name, readcap: capText, metadata: { ctime: t, mtime: t } }],
       meta: { ...gsdMeta(t, op.validity) },
@@ -232,7 +280,10 @@ export async function addAnnouncement(op: OperatorNode, readcapText: string, pet
 }
 
 /** Unlink an announcement by petname or readcap, and republish. */
-export async function removeAnnouncement(op: OperatorNode, which: string): Promise<{ petname: string; seqnum: number }> {
+export async function removeAnnouncement(
+  op: OperatorNode,
+  which: string,
+): Promise<{ petname: string; seqnum: number }> {
   await readGsd(op);
   let capText: string | null = null;
   if (which.startsWith("shoal:")) {
@@ -242,13 +293,19 @@ export async function removeAnnouncement(op: OperatorNode, which: string): Promi
       throw new OperatorError(`not a valid readcap: ${(e as Error).message}`);
     }
   }
-  const server = op.node.state.servers.find((s) => capText ? s.gsaReadcap === capText : s.petname === which);
+  const server = op.node.state.servers.find((s) =>
+    capText ? s.gsaReadcap === capText : s.petname === which
+  );
   // Also look at raw GSD entries (an entry whose GSA could not be read is still removable).
   const grid = op.node.grid(publishUrls(op));
   const listing = await grid.listDirectory(op.gsdWritecap);
   const { links } = gsdLinks(listing.entries);
   const link = links.find((l) => capText ? l.gsaReadcapText === capText : l.petname === which);
-  if (!link) throw new OperatorError(`no announcement '${capText ? "(that readcap)" : which}' is linked in the GSD`);
+  if (!link) {
+    throw new OperatorError(
+      `no announcement '${capText ? "(that readcap)" : which}' is linked in the GSD`,
+    );
+  }
   const removedPin = server ? server.serverId : null;
   // Publish to every server except the removed one.
   const urls = publishUrls(op).filter((u) => base32Encode(u.pin) !== removedPin);
@@ -263,7 +320,10 @@ export async function removeAnnouncement(op: OperatorNode, which: string): Promi
     const intro = op.node.intro;
     const keep = intro.storageUrls.filter((u) => base32Encode(u.pin) !== removedPin);
     if (keep.length !== intro.storageUrls.length && keep.length > 0) {
-      await GridNode.recordIntroduction(op.dir, formatIntroductionText({ gsdReadcap: intro.gsdReadcap, storageUrls: keep }));
+      await GridNode.recordIntroduction(
+        op.dir,
+        formatIntroductionText({ gsdReadcap: intro.gsdReadcap, storageUrls: keep }),
+      );
     }
   }
   const reloaded = await loadOperator(op.dir);
@@ -296,9 +356,13 @@ export async function maintain(op: OperatorNode): Promise<MaintainReport> {
   const before = await grid.checkMutable(op.gsdWritecap);
   if (meta.expires - t < (meta.expires - meta.issued) / 2 || !before.healthy) {
     const m = gsdMeta(t, op.validity);
-    const res = await grid.modifyDirectory(op.gsdWritecap, (entries) => ({ entries, meta: { ...m } }), {
-      encoding: "everywhere",
-    });
+    const res = await grid.modifyDirectory(
+      op.gsdWritecap,
+      (entries) => ({ entries, meta: { ...m } }),
+      {
+        encoding: "everywhere",
+      },
+    );
     resigned = meta.expires - t < (meta.expires - meta.issued) / 2;
     repaired = !before.healthy;
     seqnum = res?.seqnum ?? seqnum;
@@ -307,14 +371,16 @@ export async function maintain(op: OperatorNode): Promise<MaintainReport> {
   const check = await grid.checkMutable(op.gsdWritecap);
   let leasesRenewed = 0;
   const leaseFailures: string[] = [];
-  await Promise.all(grid.servers.all().map(async (s) => {
-    try {
-      const l = leaseSecrets(op.node.leaseSecret, check.storageIndex, s.serverId);
-      await s.storage.renewLease(check.storageIndex, { renew: l.renew, cancel: l.cancel });
-      leasesRenewed++;
-    } catch (e) {
-      leaseFailures.push(`${base32Encode(s.serverId).slice(0, 8)}: ${(e as Error).message}`);
-    }
-  }));
+  await Promise.all(
+    grid.servers.all().map(async (s) => {
+      try {
+        const l = leaseSecrets(op.node.leaseSecret, check.storageIndex, s.serverId);
+        await s.storage.renewLease(check.storageIndex, { renew: l.renew, cancel: l.cancel });
+        leasesRenewed++;
+      } catch (e) {
+        leaseFailures.push(`${base32Encode(s.serverId).slice(0, 8)}: ${(e as Error).message}`);
+      }
+    }),
+  );
   return { resigned, repaired, seqnum, expires, check, leasesRenewed, leaseFailures };
 }

@@ -8,9 +8,20 @@
  *   D/private/servers.json        servers in the GSD, as last read (0600)
  */
 import { base32Encode, bytesEqual } from "../../codec/mod.ts";
-import { formatCap, parseCap, randomBytes, readcapOf, storageIndexFromReadkey } from "../../crypto/mod.ts";
+import {
+  formatCap,
+  parseCap,
+  randomBytes,
+  readcapOf,
+  storageIndexFromReadkey,
+} from "../../crypto/mod.ts";
 import type { ShareStore } from "../../storage/mod.ts";
-import { type Announcement, decodeAnnouncement, encodeAnnouncement, type RefreshResult } from "../../discovery/mod.ts";
+import {
+  type Announcement,
+  decodeAnnouncement,
+  encodeAnnouncement,
+  type RefreshResult,
+} from "../../discovery/mod.ts";
 import { VERSION } from "../../version.ts";
 import { GridNode, INTRODUCTION_FILE } from "../gridnode.ts";
 import { exists, readTextOrNull, writePrivate } from "../nodefs.ts";
@@ -31,7 +42,9 @@ export async function gsaWritecap(dir: string): Promise<string | null> {
 export async function announcementReadcap(dir: string): Promise<string> {
   const w = await gsaWritecap(dir);
   if (w === null) {
-    throw new AnnounceError(`${dir} has not joined a grid; run 'shoal storage join --dir ${dir} --introducer-v3 TEXT'`);
+    throw new AnnounceError(
+      `${dir} has not joined a grid; run 'shoal storage join --dir ${dir} --introducer-v3 TEXT'`,
+    );
   }
   return formatCap(await readcapOf(parseCap(w)));
 }
@@ -62,7 +75,10 @@ export async function joinGrid(dir: string, text: string): Promise<string> {
   await loadStorageNode(dir); // must be a storage node
   await GridNode.recordIntroduction(dir, text);
   if (await gsaWritecap(dir) === null) {
-    await writePrivate(`${dir}/${GSA_WRITECAP_FILE}`, formatCap({ kind: "mutable-write", seed: randomBytes(32) }) + "\n");
+    await writePrivate(
+      `${dir}/${GSA_WRITECAP_FILE}`,
+      formatCap({ kind: "mutable-write", seed: randomBytes(32) }) + "\n",
+    );
   }
   return await announcementReadcap(dir);
 }
@@ -117,15 +133,27 @@ export async function publishAnnouncement(
     }
   }
   if (reason === null) {
-    return { published: false, seqnum: check.newest!.seqnum, reason, servers: targets.length, failures: [], refresh, refreshError };
+    return {
+      published: false,
+      seqnum: check.newest!.seqnum,
+      reason,
+      servers: targets.length,
+      failures: [],
+      refresh,
+      refreshError,
+    };
   }
-  const res = await g.modifyMutable(writecap, () => encodeAnnouncement(want), { encoding: "everywhere" });
+  const res = await g.modifyMutable(writecap, () => encodeAnnouncement(want), {
+    encoding: "everywhere",
+  });
   return {
     published: true,
     seqnum: res?.seqnum ?? null,
     reason,
     servers: targets.length,
-    failures: (res?.failures ?? []).map((f) => `${base32Encode(f.serverId).slice(0, 8)}: ${f.error}`),
+    failures: (res?.failures ?? []).map((f) =>
+      `${base32Encode(f.serverId).slice(0, 8)}: ${f.error}`
+    ),
     refresh,
     refreshError,
   };
@@ -144,7 +172,10 @@ export async function runAnnouncer(
   log: (line: string) => void,
 ): Promise<void> {
   // Not joined yet: check again every interval ('shoal storage join' may run while we serve).
-  while (!signal.aborted && (await gsaWritecap(node.dir) === null || !(await exists(`${node.dir}/${INTRODUCTION_FILE}`)))) {
+  while (
+    !signal.aborted &&
+    (await gsaWritecap(node.dir) === null || !(await exists(`${node.dir}/${INTRODUCTION_FILE}`)))
+  ) {
     await sleep(node.config.refreshInterval * 1000, signal);
   }
   if (signal.aborted) return;
@@ -153,11 +184,11 @@ export async function runAnnouncer(
   const gsdSi = storageIndexFromReadkey(grid.intro.gsdReadcap.readkey);
   let wake: (() => void) | null = null;
   let pending = false;
-  store.onMutableWrite = (si) => {
+  const unlisten = store.addMutableWriteListener((si) => {
     if (!bytesEqual(si, gsdSi)) return;
     pending = true;
     wake?.();
-  };
+  });
   try {
     while (!signal.aborted) {
       pending = false;
@@ -185,7 +216,7 @@ export async function runAnnouncer(
       });
     }
   } finally {
-    store.onMutableWrite = null;
+    unlisten();
     grid.close();
   }
 }

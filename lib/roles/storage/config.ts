@@ -245,7 +245,8 @@ export function parseConfig(text: string, file = "shoal.toml"): StorageConfig {
     gcInterval: dur("gc_interval", CONFIG_DEFAULTS.gcInterval),
     refreshInterval: conv(
       "discovery.refresh_interval",
-      () => parseDuration(str(disc, "discovery", "refresh_interval", CONFIG_DEFAULTS.refreshInterval)),
+      () =>
+        parseDuration(str(disc, "discovery", "refresh_interval", CONFIG_DEFAULTS.refreshInterval)),
     ),
   };
 }

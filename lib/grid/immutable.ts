@@ -1,0 +1,1366 @@
+/**
+ * Immutable files on the grid: upload, download (streaming, ranges), check,
+ * verify, repair. docs/immutable-files.md is the normative description;
+ * immutable_format.ts holds the pure layout.
+ *
+ * Upload: key (convergent or random) → storage index → permuted ring;
+ * allocate share i on ring server i mod S (idempotent per upload secret,
+ * `alreadyHave` = dedupe); servers-of-happiness = maximum matching between
+ * servers and distinct shares; stream segments (encrypt, erasure-code, hash)
+ * with a bounded number of bytes in flight, PATCHing ~1 MiB pieces to every
+ * server in parallel; the front of every share (header, UEB, hashes) is sent
+ * last, so no share completes before the whole file has been sent and
+ * happiness confirmed. Any failure aborts every allocation.
+ *
+ * Download: list shares on every server, open the fastest k distinct shares
+ * (verifying UEB against the cap and the share's block-tree root against the
+ * UEB), then fetch blocks segment by segment (a few in flight), verifying each
+ * block before use and each decoded segment against the ciphertext tree.
+ */
+import { createHash } from "node:crypto";
+import { bytesEqual, decodeSegment, encodeSegment, toHex } from "../codec/mod.ts";
+import {
+  aesCtr,
+  type Cap,
+  convergenceKey,
+  formatCap,
+  immutableStorageIndex,
+  leaseSecrets,
+  parseCap,
+  randomBytes,
+  verifyLeaf,
+} from "../crypto/mod.ts";
+import { GridError, NotEnoughServersError, UnrecoverableError } from "./errors.ts";
+import {
+  blockHash,
+  blockLength,
+  blockOffset,
+  buildTree,
+  decodeUeb,
+  effectiveSegmentSize,
+  encodeUeb,
+  encodingParamsBytes,
+  HASH_SIZE,
+  HEADER_SIZE,
+  ImmutableFormatError,
+  type Layout,
+  layoutOf,
+  levelOffset,
+  packFront,
+  parseHeader,
+  requestedSegmentSize,
+  segmentLeaf,
+  segmentLength,
+  shareLeaf,
+  treeProof,
+  treeRoot,
+  type Ueb,
+  uebHashOf,
+  uebLengthFor,
+  upperPart,
+  validateParams,
+  verifyUpper,
+  verifyWindow,
+} from "./immutable_format.ts";
+import { type GridServer, mapLimit, permuteServers, serverKey } from "./servers.ts";
+
+const ZERO_IV = new Uint8Array(16);
+/** Bytes of one PATCH (blocks of consecutive segments are joined up to this). */
+const PATCH_CHUNK = 1024 * 1024;
+/** Upload: bytes handed to PATCHes not yet acknowledged, across all servers. */
+const MAX_INFLIGHT_BYTES = 8 * 1024 * 1024;
+/** Download: segments fetched ahead of the consumer. */
+const READ_AHEAD = 4;
+/** First read of a share: header, UEB and chain (and everything, for small files). */
+const HEAD_READ = 4096;
+const CONCURRENCY = 32;
+/** Leaf windows of a share's trees kept per share reader. */
+const WINDOW_CACHE = 4;
+
+export interface ImmutableSource {
+  size: number;
+  /** A fresh stream of exactly `size` bytes; may be called more than once. */
+  open(): ReadableStream<Uint8Array>;
+}
+
+export interface UploadOptions {
+  k: number;
+  n: number;
+  happy: number;
+  /** 32 bytes, or null for a random key (--no-convergence). */
+  convergenceSecret: Uint8Array | null;
+  /** Target segment size (default 1 MiB), rounded up to a multiple of k. */
+  segmentSize?: number;
+  onProgress?: (done: number, total: number) => void;
+  signal?: AbortSignal;
+}
+
+export interface UploadResult {
+  cap: string;
+  storageIndex: Uint8Array;
+  size: number;
+  placed: { serverId: Uint8Array; shares: number[] }[];
+  /** Shares the servers already held (deduplicated, verified byte for byte). */
+  alreadyHad: number;
+}
+
+export interface ImmutableShareStatus {
+  shareNumber: number;
+  ok: boolean;
+  problem?: string;
+}
+
+export interface ImmutableCheck {
+  storageIndex: Uint8Array;
+  k: number;
+  n: number;
+  size: number;
+  /** Distinct valid share numbers found. */
+  sharesFound: number;
+  /** Servers-of-happiness of the valid shares (maximum matching servers ↔ distinct shares). */
+  happiness: number;
+  /** At least k distinct valid shares. */
+  recoverable: boolean;
+  /** All n shares valid somewhere. */
+  healthy: boolean;
+  /** Whether every block was downloaded and checked (verify) or only headers (check). */
+  verifiedBlocks: boolean;
+  servers: {
+    serverId: Uint8Array;
+    nickname?: string;
+    error?: string;
+    shares: ImmutableShareStatus[];
+  }[];
+}
+
+export interface ImmutableContext {
+  /** Servers, any order: every operation orders them on the storage index's permuted ring. */
+  servers: GridServer[];
+  leaseSecret: Uint8Array;
+}
+
+export interface DownloadOptions {
+  offset?: number;
+  length?: number;
+  onProgress?: (done: number, total: number) => void;
+  signal?: AbortSignal;
+}
+
+function describe(e: unknown): string {
+  return e instanceof Error ? e.message : String(e);
+}
+
+function shortId(server: GridServer): string {
+  return server.nickname ?? toHex(server.serverId).slice(0, 8);
+}
+
+/** Maximum matching between servers and share numbers (Kuhn's algorithm). */
+export function happinessOf(holdings: Map<string, Set<number>>): number {
+  const shareOwner = new Map<number, string>();
+  const servers = [...holdings.keys()];
+  function tryAssign(s: string, seen: Set<number>): boolean {
+    for (const sh of holdings.get(s)!) {
+      if (seen.has(sh)) continue;
+      seen.add(sh);
+      const owner = shareOwner.get(sh);
+      if (owner === undefined || tryAssign(owner, seen)) {
+        shareOwner.set(sh, s);
+        return true;
+      }
+    }
+    return false;
+  }
+  let m = 0;
+  for (const s of servers) if (tryAssign(s, new Set())) m++;
+  return m;
+}
+
+function checkAbort(signal?: AbortSignal): void {
+  if (signal?.aborted) {
+    throw signal.reason instanceof Error
+      ? signal.reason
+      : new GridError("the operation was aborted");
+  }
+}
+
+// ---------------------------------------------------------------- sources
+
+function sourceOf(source: ImmutableSource | Uint8Array): ImmutableSource {
+  if (!(source instanceof Uint8Array)) return source;
+  const data = source;
+  return {
+    size: data.length,
+    open: () => {
+      let off = 0;
+      return new ReadableStream<Uint8Array>({
+        pull(c) {
+          if (off >= data.length) return c.close();
+          const end = Math.min(data.length, off + PATCH_CHUNK);
+          c.enqueue(data.subarray(off, end));
+          off = end;
+        },
+      });
+    },
+  };
+}
+
+/** Cut a stream into segments of the given lengths; errors if the stream is not exactly `size` bytes. */
+async function* segmentsOf(
+  stream: ReadableStream<Uint8Array>,
+  l: Layout,
+): AsyncGenerator<Uint8Array> {
+  const reader = stream.getReader();
+  let left: Uint8Array = new Uint8Array(0);
+  let read = 0;
+  try {
+    for (let i = 0; i < l.numSegments; i++) {
+      const len = segmentLength(l, i);
+      const out = new Uint8Array(len);
+      let filled = 0;
+      while (filled < len) {
+        if (left.length === 0) {
+          const { value, done } = await reader.read();
+          if (done) {
+            throw new GridError(
+              `the source ended after ${read} bytes, but its size was given as ${l.size}`,
+            );
+          }
+          left = value;
+          read += value.length;
+          continue;
+        }
+        const take = Math.min(left.length, len - filled);
+        out.set(left.subarray(0, take), filled);
+        filled += take;
+        left = left.subarray(take);
+      }
+      yield out;
+    }
+    while (left.length === 0) {
+      const { value, done } = await reader.read();
+      if (done) return;
+      left = value;
+      read += value.length;
+    }
+    throw new GridError(`the source has more than the ${l.size} bytes its size says`);
+  } finally {
+    reader.cancel().catch(() => {});
+  }
+}
+
+async function hashSource(src: ImmutableSource, signal?: AbortSignal): Promise<Uint8Array> {
+  const h = createHash("sha256");
+  let total = 0;
+  const reader = src.open().getReader();
+  try {
+    for (;;) {
+      checkAbort(signal);
+      const { value, done } = await reader.read();
+      if (done) break;
+      h.update(value);
+      total += value.length;
+      if (total > src.size) break;
+    }
+  } finally {
+    reader.cancel().catch(() => {});
+  }
+  if (total !== src.size) {
+    throw new GridError(
+      `the source gave ${
+        total > src.size ? "more than " : ""
+      }${total} bytes, but its size was given as ${src.size}`,
+    );
+  }
+  return new Uint8Array(h.digest());
+}
+
+// ---------------------------------------------------------------- upload session
+
+interface Target {
+  server: GridServer;
+  key: string;
+  /** Shares this server already held (alreadyHave). */
+  held: Set<number>;
+  /** Shares allocated to us for this upload. */
+  uploading: Set<number>;
+  /** Shares whose upload completed (201). */
+  done: Set<number>;
+  /** Shares this server would not take (failed or refused). */
+  refused: Set<number>;
+  failed?: string;
+}
+
+interface Pending {
+  offset: number;
+  parts: Uint8Array[];
+  length: number;
+}
+
+/** Allocation, streaming PATCHes, finalization and abort of one upload (or repair) to many servers. */
+class UploadSession {
+  readonly uploadSecret = randomBytes(32);
+  readonly targets = new Map<string, Target>();
+  #pending = new Map<string, Pending>();
+  #inflight = 0;
+  #waiters: (() => void)[] = [];
+  #flushes = new Set<Promise<void>>();
+  failures: { serverId: Uint8Array; error: string }[] = [];
+  /** Set when happiness can no longer be reached. */
+  fatal: Error | null = null;
+
+  constructor(
+    readonly si: Uint8Array,
+    readonly layout: Layout,
+    readonly leaseSecret: Uint8Array,
+    readonly happy: number,
+    /** Holdings outside this session that count toward happiness (repair). */
+    readonly existing: Map<string, Set<number>> = new Map(),
+  ) {}
+
+  #target(server: GridServer): Target {
+    const key = serverKey(server.serverId);
+    let t = this.targets.get(key);
+    if (!t) {
+      t = {
+        server,
+        key,
+        held: new Set(),
+        uploading: new Set(),
+        done: new Set(),
+        refused: new Set(),
+      };
+      this.targets.set(key, t);
+    }
+    return t;
+  }
+
+  /**
+   * Allocate `plan` (share → server) and re-place shares a server would not
+   * take on the other `candidates` (least loaded first, ring order).
+   */
+  async allocate(plan: Map<number, GridServer>, candidates: GridServer[]): Promise<void> {
+    let round = new Map(plan);
+    for (const s of candidates) this.#target(s);
+    while (round.size > 0) {
+      const byServer = new Map<string, number[]>();
+      for (const [sh, server] of round) {
+        const t = this.#target(server);
+        const list = byServer.get(t.key) ?? [];
+        list.push(sh);
+        byServer.set(t.key, list);
+      }
+      const retry: number[] = [];
+      await mapLimit([...byServer], CONCURRENCY, async ([key, shares]) => {
+        const t = this.targets.get(key)!;
+        const lease = leaseSecrets(this.leaseSecret, this.si, t.server.serverId);
+        try {
+          const r = await t.server.storage.allocate(this.si, {
+            upload: this.uploadSecret,
+            leaseRenew: lease.renew,
+            leaseCancel: lease.cancel,
+          }, { shareNumbers: shares, allocatedSize: this.layout.shareSize });
+          for (const sh of r.alreadyHave) if (shares.includes(sh)) t.held.add(sh);
+          for (const sh of r.allocated) if (shares.includes(sh)) t.uploading.add(sh);
+          for (const sh of shares) {
+            if (!t.held.has(sh) && !t.uploading.has(sh)) {
+              t.refused.add(sh);
+              retry.push(sh);
+            }
+          }
+        } catch (e) {
+          this.#fail(t, `allocate: ${describe(e)}`);
+          for (const sh of shares) t.refused.add(sh);
+          retry.push(...shares);
+        }
+      });
+      round = new Map();
+      for (const sh of retry.sort((a, b) => a - b)) {
+        const options = candidates
+          .map((s) => this.targets.get(serverKey(s.serverId))!)
+          .filter((t) =>
+            !t.failed && !t.refused.has(sh) && !t.held.has(sh) && !t.uploading.has(sh)
+          );
+        if (options.length === 0) continue;
+        const load = (t: Target) =>
+          t.held.size + t.uploading.size + [...round.values()].filter((s) => sameKey(s, t)).length;
+        let best = options[0];
+        for (const t of options) if (load(t) < load(best)) best = t;
+        round.set(sh, best.server);
+      }
+    }
+  }
+
+  /** Happiness counting held + (still) uploading shares on live servers + existing holdings. */
+  happiness(which: "planned" | "complete" = "planned"): number {
+    const m = new Map<string, Set<number>>();
+    for (const [k, v] of this.existing) m.set(k, new Set(v));
+    for (const t of this.targets.values()) {
+      const set = m.get(t.key) ?? new Set<number>();
+      for (const s of t.held) set.add(s);
+      if (!t.failed) { for (const s of which === "planned" ? t.uploading : t.done) set.add(s); }
+      if (set.size) m.set(t.key, set);
+    }
+    return happinessOf(m);
+  }
+
+  liveCount(): number {
+    return [...this.targets.values()].filter((t) => !t.failed).length;
+  }
+
+  #fail(t: Target, error: string): void {
+    if (t.failed) return;
+    t.failed = error;
+    this.failures.push({ serverId: t.server.serverId, error });
+    for (const sh of [...this.#pending.keys()]) {
+      if (sh.startsWith(`${t.key}:`)) this.#pending.delete(sh);
+    }
+    const h = this.happiness();
+    if (h < this.happy && !this.fatal) {
+      this.fatal = new NotEnoughServersError(
+        `need ${this.happy} servers holding distinct shares, have ${h}: ` +
+          `server ${shortId(t.server)} failed during the upload (${error})`,
+      );
+    }
+  }
+
+  /** Queue `data` for share `sh` on every target uploading it, at `offset`. */
+  write(sh: number, offset: number, data: Uint8Array): void {
+    if (data.length === 0) return;
+    for (const t of this.targets.values()) {
+      if (t.failed || !t.uploading.has(sh)) continue;
+      const key = `${t.key}:${sh}`;
+      let p = this.#pending.get(key);
+      if (p && p.offset + p.length !== offset) {
+        this.#flush(t, sh, p);
+        p = undefined;
+      }
+      if (!p) {
+        p = { offset, parts: [], length: 0 };
+        this.#pending.set(key, p);
+      }
+      p.parts.push(data);
+      p.length += data.length;
+      if (p.length >= PATCH_CHUNK) {
+        this.#pending.delete(key);
+        this.#flush(t, sh, p);
+      }
+    }
+  }
+
+  #flush(t: Target, sh: number, p: Pending): void {
+    const body = p.parts.length === 1 ? p.parts[0] : concat(p.parts, p.length);
+    this.#inflight += body.length;
+    const job = (async () => {
+      try {
+        if (t.failed) return;
+        const r = await t.server.storage.upload(this.si, sh, this.uploadSecret, p.offset, body);
+        if (r.required.length === 0) t.done.add(sh);
+      } catch (e) {
+        this.#fail(t, `upload of share ${sh}: ${describe(e)}`);
+      } finally {
+        this.#inflight -= body.length;
+        this.#wake();
+      }
+    })();
+    this.#flushes.add(job);
+    job.finally(() => this.#flushes.delete(job));
+  }
+
+  #wake(): void {
+    const w = this.#waiters;
+    this.#waiters = [];
+    for (const f of w) f();
+  }
+
+  /** Wait until the bytes in flight drop below the budget. */
+  async room(): Promise<void> {
+    while (this.#inflight > MAX_INFLIGHT_BYTES) {
+      await new Promise<void>((r) => this.#waiters.push(r));
+    }
+  }
+
+  /** Send everything queued and wait for every PATCH. */
+  async drain(): Promise<void> {
+    for (const [key, p] of [...this.#pending]) {
+      this.#pending.delete(key);
+      const i = key.lastIndexOf(":");
+      this.#flush(this.targets.get(key.slice(0, i))!, Number(key.slice(i + 1)), p);
+    }
+    while (this.#flushes.size) await Promise.all([...this.#flushes]);
+  }
+
+  /** Send the front of every uploading share (high offsets first, so offset 0 completes it). */
+  async finalize(front: (sh: number) => Uint8Array): Promise<void> {
+    const jobs: [Target, number][] = [];
+    for (const t of this.targets.values()) {
+      if (!t.failed) { for (const sh of t.uploading) jobs.push([t, sh]); }
+    }
+    await mapLimit(jobs, CONCURRENCY, async ([t, sh]) => {
+      if (t.failed) return;
+      const bytes = front(sh);
+      const starts: number[] = [];
+      for (let off = 0; off < bytes.length; off += PATCH_CHUNK) starts.push(off);
+      try {
+        for (const off of starts.reverse()) {
+          const r = await t.server.storage.upload(
+            this.si,
+            sh,
+            this.uploadSecret,
+            off,
+            bytes.subarray(off, Math.min(bytes.length, off + PATCH_CHUNK)),
+          );
+          if (r.required.length === 0) t.done.add(sh);
+        }
+        if (!t.done.has(sh)) this.#fail(t, `share ${sh} is still incomplete after its last piece`);
+      } catch (e) {
+        this.#fail(t, `upload of share ${sh}: ${describe(e)}`);
+      }
+    });
+  }
+
+  /** Abort every allocation not yet complete (best effort, in parallel). */
+  async abortAll(): Promise<void> {
+    const jobs: [Target, number][] = [];
+    for (const t of this.targets.values()) {
+      for (const sh of t.uploading) if (!t.done.has(sh)) jobs.push([t, sh]);
+    }
+    this.#pending.clear();
+    await Promise.all([...this.#flushes]).catch(() => {});
+    await mapLimit(jobs, CONCURRENCY, async ([t, sh]) => {
+      await t.server.storage.abortUpload(this.si, sh, this.uploadSecret).catch(() => {});
+    });
+  }
+
+  placed(): { serverId: Uint8Array; shares: number[] }[] {
+    const out: { serverId: Uint8Array; shares: number[] }[] = [];
+    for (const t of this.targets.values()) {
+      const shares = [...new Set([...t.held, ...(t.failed ? [] : t.done)])].sort((a, b) => a - b);
+      if (shares.length) out.push({ serverId: t.server.serverId, shares });
+    }
+    return out;
+  }
+}
+
+function sameKey(s: GridServer, t: Target): boolean {
+  return serverKey(s.serverId) === t.key;
+}
+
+function concat(parts: Uint8Array[], length: number): Uint8Array {
+  const out = new Uint8Array(length);
+  let off = 0;
+  for (const p of parts) {
+    out.set(p, off);
+    off += p.length;
+  }
+  return out;
+}
+
+/** Streams block hashes and (optionally) uploads blocks; builds trees and UEB at the end. */
+class Encoder {
+  readonly blockLeaves: Uint8Array[][];
+  readonly segLeaves: Uint8Array[] = [];
+  constructor(readonly layout: Layout) {
+    this.blockLeaves = Array.from({ length: layout.n }, () => []);
+  }
+
+  /** Erasure-code one ciphertext segment; hand the blocks to `session`. */
+  add(i: number, ciphertext: Uint8Array, session: UploadSession): void {
+    const l = this.layout;
+    this.segLeaves.push(segmentLeaf(ciphertext));
+    const blocks = encodeSegment(ciphertext, l.k, l.n);
+    for (let s = 0; s < l.n; s++) {
+      this.blockLeaves[s].push(blockHash(blocks[s]));
+      session.write(s, blockOffset(l, i), blocks[s]);
+    }
+  }
+
+  finish(): {
+    ueb: Uint8Array;
+    uebHash: Uint8Array;
+    uebFields: Ueb;
+    front: (sh: number) => Uint8Array;
+  } {
+    const l = this.layout;
+    const blockTrees = this.blockLeaves.map(buildTree);
+    const shareTree = buildTree(blockTrees.map((t, s) => shareLeaf(s, treeRoot(t))));
+    const ctTree = buildTree(this.segLeaves);
+    const uebFields: Ueb = {
+      size: l.size,
+      k: l.k,
+      n: l.n,
+      segmentSize: l.segmentSize,
+      shareRoot: treeRoot(shareTree),
+      ciphertextRoot: treeRoot(ctTree),
+    };
+    const ueb = encodeUeb(uebFields);
+    const dn = l.chainLength;
+    return {
+      ueb,
+      uebHash: uebHashOf(ueb),
+      uebFields,
+      front: (sh) => packFront(l, sh, ueb, blockTrees[sh], treeProof(shareTree, dn, sh), ctTree),
+    };
+  }
+}
+
+/** Upload an immutable file. `internal.key` (tests and vectors only) fixes the encryption key. */
+export async function uploadImmutable(
+  ctx: ImmutableContext,
+  source: ImmutableSource | Uint8Array,
+  opts: UploadOptions,
+  internal: { key?: Uint8Array } = {},
+): Promise<UploadResult> {
+  const { k, n, happy } = opts;
+  validateParams(k, n, happy);
+  const src = sourceOf(source);
+  if (!Number.isSafeInteger(src.size) || src.size < 0) {
+    throw new RangeError(`bad source size ${src.size}`);
+  }
+  const reqSeg = requestedSegmentSize(k, opts.segmentSize);
+  let key: Uint8Array;
+  if (internal.key) key = internal.key;
+  else if (opts.convergenceSecret) {
+    const params = encodingParamsBytes({ k, n, segmentSize: reqSeg });
+    key = convergenceKey(opts.convergenceSecret, params, await hashSource(src, opts.signal));
+  } else key = randomBytes(32);
+  const si = immutableStorageIndex(key);
+  const segmentSize = effectiveSegmentSize(src.size, k, reqSeg);
+  const params = { size: src.size, k, n, segmentSize };
+  const layout = layoutOf(params, uebLengthFor(params));
+  const excluded = new Set<string>();
+  let last: Error | null = null;
+  for (let attempt = 0; attempt < 3; attempt++) {
+    const servers = permuteServers(si, ctx.servers).filter((s) =>
+      !excluded.has(serverKey(s.serverId))
+    );
+    if (servers.length < happy) {
+      throw last ?? new NotEnoughServersError(
+        `need ${happy} servers to place shares on, have ${servers.length}; add storage servers or lower happy`,
+      );
+    }
+    const session = new UploadSession(si, layout, ctx.leaseSecret, happy);
+    try {
+      return await uploadOnce(session, servers, src, key, layout, opts);
+    } catch (e) {
+      await session.abortAll();
+      const midway = e instanceof NotEnoughServersError && session.failures.length > 0 &&
+        session.failures.length < servers.length && !opts.signal?.aborted;
+      if (!midway) throw e;
+      // Move the lost servers' shares elsewhere: start again without them.
+      for (const f of session.failures) excluded.add(serverKey(f.serverId));
+      last = e as Error;
+    }
+  }
+  throw last!;
+}
+
+async function uploadOnce(
+  session: UploadSession,
+  servers: GridServer[],
+  src: ImmutableSource,
+  key: Uint8Array,
+  l: Layout,
+  opts: UploadOptions,
+): Promise<UploadResult> {
+  const plan = new Map<number, GridServer>();
+  for (let s = 0; s < l.n; s++) plan.set(s, servers[s % servers.length]);
+  await session.allocate(plan, servers);
+  const h = session.happiness();
+  if (h < opts.happy) {
+    const failed = session.failures.length
+      ? `; ${session.failures.length} server(s) failed: ${
+        session.failures.slice(0, 3).map((f) => f.error).join("; ")
+      }`
+      : "";
+    throw new NotEnoughServersError(
+      `need ${opts.happy} servers holding distinct shares, have ${h} ` +
+        `(${servers.length} servers known, ${session.liveCount()} accepted shares)${failed}`,
+    );
+  }
+  const encoder = new Encoder(l);
+  let i = 0;
+  let done = 0;
+  for await (const plain of segmentsOf(src.open(), l)) {
+    checkAbort(opts.signal);
+    if (session.fatal) throw session.fatal;
+    const ct = await aesCtr(key, ZERO_IV, plain, i * l.segmentSize);
+    encoder.add(i, ct, session);
+    done += plain.length;
+    opts.onProgress?.(done, l.size);
+    await session.room();
+    i++;
+  }
+  await session.drain();
+  if (session.fatal) throw session.fatal;
+  checkAbort(opts.signal);
+  const fin = encoder.finish();
+  // Deduplicated shares must be exactly what we would have written.
+  let alreadyHad = 0;
+  await mapLimit([...session.targets.values()], CONCURRENCY, async (t) => {
+    for (const sh of [...t.held]) {
+      const want = fin.front(sh);
+      try {
+        const got = await t.server.storage.readImmutable(session.si, sh, 0, want.length);
+        if (bytesEqual(got, want)) {
+          alreadyHad++;
+          continue;
+        }
+        t.server.storage.reportCorruption(
+          "immutable",
+          session.si,
+          sh,
+          "share differs from its re-encoding",
+        ).catch(
+          () => {},
+        );
+      } catch { /* counted as not held */ }
+      t.held.delete(sh);
+    }
+  });
+  await session.finalize(fin.front);
+  const complete = session.happiness("complete");
+  if (complete < opts.happy) {
+    throw new NotEnoughServersError(
+      `need ${opts.happy} servers holding distinct shares, have ${complete} after the upload; ` +
+        `${session.failures.length} server(s) failed: ${
+          session.failures.slice(0, 3).map((f) => f.error).join("; ")
+        }`,
+    );
+  }
+  const cap = formatCap({
+    kind: "immutable-read",
+    key,
+    uebHash: fin.uebHash,
+    k: l.k,
+    n: l.n,
+    size: l.size,
+  });
+  return { cap, storageIndex: session.si, size: l.size, placed: session.placed(), alreadyHad };
+}
+
+// ---------------------------------------------------------------- reading shares
+
+class CorruptShareError extends GridError {
+  override name = "CorruptShareError";
+}
+
+interface CapInfo {
+  storageIndex: Uint8Array;
+  key: Uint8Array | null;
+  uebHash: Uint8Array;
+  k: number;
+  n: number;
+  size: number;
+}
+
+function capInfo(cap: string | Cap): CapInfo {
+  const c = typeof cap === "string" ? parseCap(cap) : cap;
+  if (c.kind === "immutable-read") {
+    return {
+      storageIndex: immutableStorageIndex(c.key),
+      key: c.key,
+      uebHash: c.uebHash,
+      k: c.k,
+      n: c.n,
+      size: c.size,
+    };
+  }
+  if (c.kind === "immutable-verify") {
+    return {
+      storageIndex: c.storageIndex,
+      key: null,
+      uebHash: c.uebHash,
+      k: c.k,
+      n: c.n,
+      size: c.size,
+    };
+  }
+  throw new GridError(`expected an immutable file cap (CHK-R1 or CHK-V1), got a ${c.kind} cap`);
+}
+
+/** One share on one server, opened lazily and verified piece by piece. */
+class ShareReader {
+  layout!: Layout;
+  ueb!: Uint8Array;
+  uebFields!: Ueb;
+  #head: Uint8Array = new Uint8Array(0);
+  #blockWindows: Uint8Array[] = [];
+  #ctWindows: Uint8Array[] | null = null;
+  #cache = new Map<string, Promise<Uint8Array[]>>();
+  bad: string | null = null;
+
+  constructor(
+    readonly server: GridServer,
+    readonly shnum: number,
+    readonly info: CapInfo,
+    readonly latency: number,
+  ) {}
+
+  async #read(offset: number, length: number): Promise<Uint8Array> {
+    if (offset + length <= this.#head.length) return this.#head.subarray(offset, offset + length);
+    const b = await this.server.storage.readImmutable(
+      this.info.storageIndex,
+      this.shnum,
+      offset,
+      length,
+    );
+    if (b.length !== length) {
+      throw new CorruptShareError(
+        `share is shorter than its layout (read ${b.length} of ${length} bytes at ${offset})`,
+      );
+    }
+    return b;
+  }
+
+  /** Read and verify header, UEB (against the cap), block root (against the UEB) and the block tree's upper part. */
+  async open(): Promise<void> {
+    const info = this.info;
+    this.#head = await this.server.storage.readImmutable(
+      info.storageIndex,
+      this.shnum,
+      0,
+      HEADER_SIZE + HEAD_READ,
+    );
+    let hdr;
+    try {
+      hdr = parseHeader(this.#head);
+    } catch (e) {
+      throw new CorruptShareError(describe(e));
+    }
+    if (hdr.shareNumber !== this.shnum) {
+      throw new CorruptShareError(
+        `share says it is number ${hdr.shareNumber} but is stored as ${this.shnum}`,
+      );
+    }
+    this.ueb = (await this.#read(HEADER_SIZE, hdr.uebLength)).slice();
+    if (!bytesEqual(uebHashOf(this.ueb), info.uebHash)) {
+      throw new CorruptShareError(
+        "the share's UEB does not match the cap (wrong file or corrupted)",
+      );
+    }
+    let u: Ueb;
+    try {
+      u = decodeUeb(this.ueb);
+    } catch (e) {
+      throw new GridError(`the file's UEB is invalid: ${describe(e)}`);
+    }
+    if (u.k !== info.k || u.n !== info.n || u.size !== info.size) {
+      throw new GridError("the file's UEB disagrees with the cap about k, n or size");
+    }
+    this.uebFields = u;
+    const l = layoutOf(u, hdr.uebLength);
+    this.layout = l;
+    if (this.shnum >= l.n) {
+      throw new CorruptShareError(`share number ${this.shnum} is not below n = ${l.n}`);
+    }
+    const root = await this.#read(l.blockRootOffset, HASH_SIZE);
+    const chainBytes = await this.#read(l.chainOffset, l.chainLength * HASH_SIZE);
+    const chain: Uint8Array[] = [];
+    for (let i = 0; i < l.chainLength; i++) {
+      chain.push(chainBytes.subarray(i * HASH_SIZE, (i + 1) * HASH_SIZE));
+    }
+    if (!verifyLeaf(u.shareRoot, l.n, this.shnum, shareLeaf(this.shnum, root), chain)) {
+      throw new CorruptShareError(
+        "the share's block-tree root does not match the UEB's share root",
+      );
+    }
+    const up = upperPart(l.treeDepth);
+    const upper = await this.#read(l.blockTreeOffset + up.offset * HASH_SIZE, up.nodes * HASH_SIZE);
+    const windows = verifyUpper(l.treeDepth, upper, root);
+    if (!windows) {
+      throw new CorruptShareError("the share's block hash tree does not match its root");
+    }
+    this.#blockWindows = windows;
+  }
+
+  #window(
+    kind: "b" | "c",
+    w: number,
+    treeOffset: number,
+    roots: Uint8Array[],
+  ): Promise<Uint8Array[]> {
+    const key = `${kind}${w}`;
+    let p = this.#cache.get(key);
+    if (!p) {
+      const l = this.layout;
+      const h = upperPart(l.treeDepth).level;
+      const count = 2 ** h;
+      p = this.#read(
+        treeOffset + (levelOffset(l.treeDepth, 0) + w * count) * HASH_SIZE,
+        count * HASH_SIZE,
+      )
+        .then((bytes) => {
+          const leaves = verifyWindow(bytes, roots[w]);
+          if (!leaves) {
+            throw new CorruptShareError(
+              `the share's ${kind === "b" ? "block" : "ciphertext"} hash tree is corrupted`,
+            );
+          }
+          return leaves;
+        });
+      p.catch(() => this.#cache.delete(key));
+      this.#cache.set(key, p);
+      if (this.#cache.size > WINDOW_CACHE) this.#cache.delete(this.#cache.keys().next().value!);
+    }
+    return p;
+  }
+
+  /** Block i of this share, verified. */
+  async block(i: number): Promise<Uint8Array> {
+    const l = this.layout;
+    const h = upperPart(l.treeDepth).level;
+    const leaves = await this.#window("b", i >> h, l.blockTreeOffset, this.#blockWindows);
+    const len = blockLength(l, i);
+    const b = len === 0 ? new Uint8Array(0) : await this.#read(blockOffset(l, i), len);
+    if (!bytesEqual(blockHash(b), leaves[i - ((i >> h) << h)])) {
+      throw new CorruptShareError(`block ${i} does not match the share's block hash tree`);
+    }
+    return b;
+  }
+
+  /** The ciphertext-tree leaf of segment i, verified against the UEB (read from this share). */
+  async segmentLeaf(i: number): Promise<Uint8Array> {
+    const l = this.layout;
+    if (!this.#ctWindows) {
+      const up = upperPart(l.treeDepth);
+      const upper = await this.#read(l.ctTreeOffset + up.offset * HASH_SIZE, up.nodes * HASH_SIZE);
+      const w = verifyUpper(l.treeDepth, upper, this.uebFields.ciphertextRoot);
+      if (!w) {
+        throw new CorruptShareError("the share's ciphertext hash tree does not match the UEB");
+      }
+      this.#ctWindows = w;
+    }
+    const h = upperPart(l.treeDepth).level;
+    const leaves = await this.#window("c", i >> h, l.ctTreeOffset, this.#ctWindows);
+    return leaves[i - ((i >> h) << h)];
+  }
+}
+
+interface Located {
+  server: GridServer;
+  shares: number[];
+  latency: number;
+  error?: string;
+}
+
+/**
+ * Ask every server (ring order, in parallel) which shares of `si` it holds.
+ * Unless `waitAll`, resolves once k distinct shares are known plus a short
+ * grace period; `all` settles when every server has answered (`results` grows).
+ */
+function locate(
+  servers: GridServer[],
+  si: Uint8Array,
+  waitAll: boolean,
+  k: number,
+): { ready: Promise<Located[]>; all: Promise<Located[]> } {
+  const t0 = performance.now();
+  const results: Located[] = [];
+  let resolveEarly!: () => void;
+  const early = new Promise<void>((r) => (resolveEarly = r));
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  const all = Promise.all(servers.map(async (server) => {
+    try {
+      const shares = await server.storage.listImmutable(si);
+      results.push({ server, shares, latency: performance.now() - t0 });
+    } catch (e) {
+      results.push({ server, shares: [], latency: Infinity, error: describe(e) });
+    }
+    if (!waitAll && timer === undefined) {
+      const distinct = new Set(results.flatMap((r) => r.shares)).size;
+      if (distinct >= k) {
+        // Enough to start: give slower servers a short grace period, then go.
+        timer = setTimeout(resolveEarly, Math.max(50, 2 * (performance.now() - t0)));
+      }
+    }
+  })).then(() => {
+    clearTimeout(timer);
+    return results;
+  });
+  const ready = Promise.race([all, early]).then(() => [...results]);
+  return { ready, all };
+}
+
+/** Chooses and replaces the k shares a download reads from. */
+class ShareSet {
+  readers: ShareReader[] = [];
+  #candidates: ShareReader[] = [];
+  #lock: Promise<unknown> = Promise.resolve();
+  problems: { serverId: Uint8Array; shareNumber: number; problem: string }[] = [];
+  firstError: Error | null = null;
+
+  constructor(readonly info: CapInfo, located: Located[]) {
+    this.addLocated(located);
+  }
+
+  addLocated(located: Located[]): void {
+    for (const loc of located) {
+      for (const sh of loc.shares) {
+        if (sh >= this.info.n) continue;
+        if (this.#candidates.some((c) => c.shnum === sh && c.server === loc.server)) continue;
+        this.#candidates.push(new ShareReader(loc.server, sh, this.info, loc.latency));
+      }
+    }
+    // Prefer data shares (no decoding arithmetic), then the fastest servers.
+    const k = this.info.k;
+    this.#candidates.sort((a, b) =>
+      (a.shnum < k ? 0 : 1) - (b.shnum < k ? 0 : 1) || a.latency - b.latency
+    );
+  }
+
+  markBad(r: ShareReader, e: unknown): void {
+    if (r.bad) return;
+    const problem = describe(e);
+    r.bad = problem;
+    this.problems.push({ serverId: r.server.serverId, shareNumber: r.shnum, problem });
+    if (e instanceof CorruptShareError) {
+      r.server.storage.reportCorruption("immutable", this.info.storageIndex, r.shnum, problem)
+        .catch(() => {});
+    } else if (!(e instanceof Error && e.name.startsWith("Storage")) && !this.firstError) {
+      this.firstError = e as Error;
+    }
+  }
+
+  /** k opened, healthy readers with distinct share numbers (opening more as needed). */
+  pick(): Promise<ShareReader[]> {
+    const run = this.#lock.then(() => this.#pick());
+    this.#lock = run.catch(() => {});
+    return run;
+  }
+
+  async #pick(): Promise<ShareReader[]> {
+    const k = this.info.k;
+    for (;;) {
+      const good = this.readers.filter((r) => !r.bad);
+      if (good.length >= k) return good.slice(0, k);
+      const have = new Set(good.map((r) => r.shnum));
+      const next: ShareReader[] = [];
+      for (const c of this.#candidates) {
+        if (next.length >= k - good.length) break;
+        if (c.bad || have.has(c.shnum) || this.readers.includes(c)) continue;
+        have.add(c.shnum);
+        next.push(c);
+      }
+      if (next.length === 0) {
+        const distinct = new Set(good.map((r) => r.shnum)).size;
+        const detail = this.problems.slice(0, 3).map((p) => p.problem).join("; ");
+        throw this.firstError ?? new UnrecoverableError(
+          `not enough shares: found ${distinct} valid distinct share(s), need k = ${k}` +
+            (detail ? ` (problems: ${detail})` : ""),
+        );
+      }
+      await Promise.all(next.map(async (r) => {
+        try {
+          await r.open();
+          this.readers.push(r);
+        } catch (e) {
+          this.markBad(r, e);
+        }
+      }));
+    }
+  }
+}
+
+/** Fetch, verify and decode ciphertext segment i. */
+async function fetchSegment(set: ShareSet, i: number): Promise<Uint8Array> {
+  for (;;) {
+    const readers = await set.pick();
+    const l = readers[0].layout;
+    const results = await Promise.allSettled(readers.map((r) => r.block(i)));
+    let failed = false;
+    results.forEach((res, j) => {
+      if (res.status === "rejected") {
+        failed = true;
+        set.markBad(readers[j], res.reason);
+      }
+    });
+    if (failed) continue;
+    const blocks = results.map((r, j) => ({
+      index: readers[j].shnum,
+      data: (r as PromiseFulfilledResult<Uint8Array>).value,
+    }));
+    const seg = decodeSegment(blocks, l.k, l.n, segmentLength(l, i));
+    let leaf: Uint8Array;
+    try {
+      leaf = await readers[0].segmentLeaf(i);
+    } catch (e) {
+      set.markBad(readers[0], e);
+      continue;
+    }
+    if (!bytesEqual(segmentLeaf(seg), leaf)) {
+      throw new UnrecoverableError(
+        `segment ${i} decodes to ciphertext that does not match the file's ciphertext hash tree: ` +
+          "the shares are inconsistent (a faulty uploader); the file cannot be read safely",
+      );
+    }
+    return seg;
+  }
+}
+
+/** Download (a range of) an immutable file as a stream of verified plaintext. */
+export function downloadImmutable(
+  ctx: ImmutableContext,
+  cap: string | Cap,
+  opts: DownloadOptions = {},
+): ReadableStream<Uint8Array> {
+  let gen: AsyncGenerator<Uint8Array> | null = null;
+  return new ReadableStream<Uint8Array>({
+    async pull(controller) {
+      try {
+        gen ??= downloadSegments(ctx, cap, opts);
+        const { value, done } = await gen.next();
+        if (done) controller.close();
+        else controller.enqueue(value);
+      } catch (e) {
+        controller.error(e);
+      }
+    },
+    async cancel() {
+      await gen?.return(undefined);
+    },
+  }, { highWaterMark: 0 });
+}
+
+async function* downloadSegments(
+  ctx: ImmutableContext,
+  cap: string | Cap,
+  opts: DownloadOptions,
+): AsyncGenerator<Uint8Array> {
+  const info = capInfo(cap);
+  if (!info.key) {
+    throw new GridError("downloading needs a readcap (CHK-R1); a verify cap cannot decrypt");
+  }
+  const key = info.key;
+  const offset = opts.offset ?? 0;
+  if (!Number.isSafeInteger(offset) || offset < 0 || offset > info.size) {
+    throw new RangeError(`offset ${offset} is outside the file (size ${info.size})`);
+  }
+  const requested = opts.length ?? info.size - offset;
+  if (!Number.isSafeInteger(requested) || requested < 0) {
+    throw new RangeError(`bad length ${requested}`);
+  }
+  const length = Math.min(requested, info.size - offset);
+  opts.onProgress?.(0, length);
+  if (length === 0) return;
+  checkAbort(opts.signal);
+  const servers = permuteServers(info.storageIndex, ctx.servers);
+  const where = locate(servers, info.storageIndex, false, info.k);
+  const set = new ShareSet(info, await where.ready);
+  where.all.then((late) => set.addLocated(late));
+  const first = await set.pick();
+  const l = first[0].layout;
+  const s0 = Math.floor(offset / l.segmentSize);
+  const s1 = Math.floor((offset + length - 1) / l.segmentSize);
+  const queue: Promise<Uint8Array>[] = [];
+  let next = s0;
+  const fill = () => {
+    while (next <= s1 && queue.length < READ_AHEAD) {
+      const i = next++;
+      const p = fetchSegment(set, i).then((ct) => aesCtr(key, ZERO_IV, ct, i * l.segmentSize));
+      p.catch(() => {}); // observed when awaited
+      queue.push(p);
+    }
+  };
+  let done = 0;
+  for (let i = s0; i <= s1; i++) {
+    checkAbort(opts.signal);
+    fill();
+    const plain = await queue.shift()!;
+    const segStart = i * l.segmentSize;
+    const from = Math.max(offset, segStart) - segStart;
+    const to = Math.min(offset + length, segStart + plain.length) - segStart;
+    const piece = plain.subarray(from, to);
+    done += piece.length;
+    yield piece;
+    opts.onProgress?.(done, length);
+  }
+}
+
+// ---------------------------------------------------------------- check, verify, repair
+
+async function examine(
+  ctx: ImmutableContext,
+  info: CapInfo,
+  verifyBlocks: boolean,
+): Promise<{ check: ImmutableCheck; readers: ShareReader[]; located: Located[] }> {
+  const servers = permuteServers(info.storageIndex, ctx.servers);
+  const located = await locate(servers, info.storageIndex, true, info.k).all;
+  const order = new Map(servers.map((s, i) => [serverKey(s.serverId), i]));
+  located.sort((a, b) =>
+    order.get(serverKey(a.server.serverId))! - order.get(serverKey(b.server.serverId))!
+  );
+  const readers: ShareReader[] = [];
+  const entries = located.flatMap((loc) => loc.shares.map((sh) => ({ loc, sh })));
+  const status = new Map<string, ImmutableShareStatus>();
+  await mapLimit(entries, verifyBlocks ? 4 : CONCURRENCY, async ({ loc, sh }) => {
+    const r = new ShareReader(loc.server, sh, info, loc.latency);
+    const st: ImmutableShareStatus = { shareNumber: sh, ok: false };
+    status.set(`${serverKey(loc.server.serverId)}:${sh}`, st);
+    try {
+      if (sh >= info.n) {
+        throw new CorruptShareError(`share number ${sh} is not below n = ${info.n}`);
+      }
+      await r.open();
+      if (verifyBlocks) {
+        const l = r.layout;
+        await mapLimit(Array.from({ length: l.numSegments }, (_, i) => i), 2, async (i) => {
+          await r.block(i);
+          await r.segmentLeaf(i);
+        });
+      }
+      st.ok = true;
+      readers.push(r);
+    } catch (e) {
+      st.problem = describe(e);
+      if (e instanceof CorruptShareError) {
+        loc.server.storage.reportCorruption("immutable", info.storageIndex, sh, st.problem).catch(
+          () => {},
+        );
+      }
+    }
+  });
+  const holdings = new Map<string, Set<number>>();
+  for (const r of readers) {
+    const key = serverKey(r.server.serverId);
+    const set = holdings.get(key) ?? new Set<number>();
+    set.add(r.shnum);
+    holdings.set(key, set);
+  }
+  const distinct = new Set(readers.map((r) => r.shnum)).size;
+  const check: ImmutableCheck = {
+    storageIndex: info.storageIndex,
+    k: info.k,
+    n: info.n,
+    size: info.size,
+    sharesFound: distinct,
+    happiness: happinessOf(holdings),
+    recoverable: distinct >= info.k,
+    healthy: distinct === info.n,
+    verifiedBlocks: verifyBlocks,
+    servers: located.map((loc) => ({
+      serverId: loc.server.serverId,
+      nickname: loc.server.nickname,
+      error: loc.error,
+      shares: loc.shares.map((sh) => status.get(`${serverKey(loc.server.serverId)}:${sh}`)!),
+    })),
+  };
+  return { check, readers, located };
+}
+
+/** Which servers hold which shares, with headers, UEB and hash-tree roots verified (no block download). */
+export async function checkImmutable(
+  ctx: ImmutableContext,
+  cap: string | Cap,
+): Promise<ImmutableCheck> {
+  return (await examine(ctx, capInfo(cap), false)).check;
+}
+
+/** Download and check every block of every share. */
+export async function verifyImmutable(
+  ctx: ImmutableContext,
+  cap: string | Cap,
+): Promise<ImmutableCheck> {
+  return (await examine(ctx, capInfo(cap), true)).check;
+}
+
+/**
+ * Re-create missing shares (from any k valid ones; a verify cap suffices) on
+ * servers that hold none, in ring order, until every share exists and
+ * happiness is at least `happy` (default: min(n, servers known)).
+ */
+export async function repairImmutable(
+  ctx: ImmutableContext,
+  cap: string | Cap,
+  opts: {
+    happy?: number;
+    onProgress?: (done: number, total: number) => void;
+    signal?: AbortSignal;
+  } = {},
+): Promise<{ repaired: boolean; before: ImmutableCheck; after: ImmutableCheck }> {
+  const info = capInfo(cap);
+  const { check: before, readers, located } = await examine(ctx, info, false);
+  const live = located.filter((l) => !l.error).map((l) => l.server);
+  const happy = Math.min(opts.happy ?? info.n, info.n, Math.max(live.length, 1));
+  if (before.healthy && before.happiness >= happy) {
+    return { repaired: false, before, after: before };
+  }
+  if (!before.recoverable) {
+    throw new UnrecoverableError(
+      `cannot repair: only ${before.sharesFound} valid distinct share(s) found, ${info.k} needed`,
+    );
+  }
+  const holdings = new Map<string, Set<number>>();
+  for (const r of readers) {
+    const key = serverKey(r.server.serverId);
+    holdings.set(key, (holdings.get(key) ?? new Set()).add(r.shnum));
+  }
+  const have = new Set(readers.map((r) => r.shnum));
+  const ring = permuteServers(info.storageIndex, live);
+  const load = (s: GridServer, plan: Map<number, GridServer>) =>
+    (holdings.get(serverKey(s.serverId))?.size ?? 0) +
+    [...plan.values()].filter((x) => x === s).length;
+  const plan = new Map<number, GridServer>();
+  for (let sh = 0; sh < info.n; sh++) {
+    if (have.has(sh)) continue;
+    let best: GridServer | null = null;
+    for (const s of ring) if (!best || load(s, plan) < load(best, plan)) best = s;
+    if (best) plan.set(sh, best);
+  }
+  // Still short of happiness: copy shares held only by crowded servers to empty ones.
+  const planned = () => {
+    const m = new Map<string, Set<number>>();
+    for (const [k, v] of holdings) m.set(k, new Set(v));
+    for (const [sh, s] of plan) {
+      const key = serverKey(s.serverId);
+      m.set(key, (m.get(key) ?? new Set()).add(sh));
+    }
+    return m;
+  };
+  const extra: [number, GridServer][] = [];
+  for (const s of ring) {
+    if (happinessOf(planned()) + extra.length >= happy) break;
+    if (load(s, plan) > 0 || extra.some(([, x]) => x === s)) continue;
+    const counts = new Map<number, number>();
+    for (const set of planned().values()) {
+      for (const sh of set) counts.set(sh, (counts.get(sh) ?? 0) + 1);
+    }
+    const crowded = [...planned().entries()].filter(([, set]) => set.size > 1).flatMap((
+      [, set],
+    ) => [...set]);
+    const pick = crowded.find((sh) => !extra.some(([x]) => x === sh) && !plan.has(sh));
+    if (pick !== undefined) extra.push([pick, s]);
+  }
+  const first = readers[0];
+  const l = first.layout;
+  const session = new UploadSession(info.storageIndex, l, ctx.leaseSecret, happy, holdings);
+  const allPlan = new Map(plan);
+  // Duplicate copies use a second session-level allocation round.
+  try {
+    await session.allocate(allPlan, ring);
+    for (const [sh, s] of extra) await session.allocate(new Map([[sh, s]]), [s]);
+    const set = new ShareSet(info, located);
+    const encoder = new Encoder(l);
+    for (let i = 0; i < l.numSegments; i++) {
+      checkAbort(opts.signal);
+      if (session.fatal) throw session.fatal;
+      encoder.add(i, await fetchSegment(set, i), session);
+      opts.onProgress?.(Math.min(l.size, (i + 1) * l.segmentSize), l.size);
+      await session.room();
+    }
+    await session.drain();
+    const fin = encoder.finish();
+    if (!bytesEqual(fin.ueb, first.ueb)) {
+      throw new GridError(
+        "re-encoding the file did not reproduce its UEB; refusing to write repaired shares",
+      );
+    }
+    await session.finalize(fin.front);
+  } catch (e) {
+    await session.abortAll();
+    throw e;
+  }
+  const after = await checkImmutable(ctx, cap);
+  return { repaired: true, before, after };
+}
+
+export { ImmutableFormatError };

@@ -1,0 +1,325 @@
+/**
+ * Bench section `discovery` (issue 5): joining a grid, refreshing it, and how
+ * fast a removal reaches running clients, on real storage servers on loopback
+ * (scripts/bench/harness.ts; several stores per process, share stores on
+ * tmpfs because setup writes every GSA to every server: M^2 shares).
+ *
+ * Setup per grid size M (10, 50, 200), with the library directly (fast): each
+ * server's GSA is written with its own fresh writecap, k = 1 with a share on
+ * all M servers (what `shoal storage join` does); the GSD links all M GSAs and
+ * is replicated on all M (what `operator create` + `add-announcement` build).
+ * The introduction text lists all M storage URLs (as `get-introduction-text`
+ * prints them) pointing at the stores' TLS ports; the GSAs announce the same
+ * servers (same pins) at their byte-counting front ports, so a client's later
+ * refreshes (which use the recorded, announced URLs) are counted to the byte.
+ *
+ * - join: a fresh client node (createClientNode + loadClientNode) refreshes
+ *   once, as `shoal client servers --refresh` does: time, HTTP requests
+ *   (counted by the servers, and by ClientPool.requests), requests to the
+ *   first server. Target: 200 servers in < 2 s, <= 4 round trips to the first.
+ * - unchanged refresh: requests and bytes on the wire (TLS included) per
+ *   refresh, as the client does it (rotating servers), and on a kept-open
+ *   connection. Target: <= 1 request and < 2 KB.
+ * - what-if: join and refresh on 10 servers that set TCP_NODELAY (server_pool.ts).
+ * - removal: 20 client nodes in this process (each its own GridNode and
+ *   ClientPool) run the client daemon loop (runClient, refresh interval 1 s);
+ *   the operator unlinks one server (republish to the other M - 1, as
+ *   `remove-announcement` does); time until every client has logged the removal.
+ *
+ *   deno task bench discovery
+ */
+import {
+  ClientPool,
+  encodeAnnouncement,
+  formatIntroductionText,
+  gsdEntryName,
+  gsdMeta,
+} from "../../lib/discovery/mod.ts";
+import { type DirEntry, Grid, mapLimit, ServerList } from "../../lib/grid/mod.ts";
+import { type Cap, formatCap, parseCap, randomBytes, readcapOf } from "../../lib/crypto/mod.ts";
+import {
+  type ClientNode,
+  createClientNode,
+  loadClientNode,
+  runClient,
+} from "../../lib/roles/client/mod.ts";
+import { VERSION } from "../../lib/version.ts";
+import {
+  type BenchServers,
+  kb,
+  line,
+  machineLine,
+  median,
+  medP95,
+  ms,
+  printBaselines,
+  rawBaselines,
+  startServers,
+} from "./harness.ts";
+import type { BenchSection } from "./sections.ts";
+
+const SIZES = [10, 50, 200];
+const JOINS = 5;
+const REFRESHES = 10;
+const CLIENTS = 20;
+const REMOVAL_TIMEOUT_MS = 60_000;
+
+interface BenchGrid {
+  m: number;
+  gsdWritecap: string;
+  introText: string;
+  /** A Grid over the M servers (direct URLs), as the operator uses it. */
+  pool: ClientPool;
+  grid: Grid;
+  setupMs: number;
+}
+
+async function buildGrid(servers: BenchServers, m: number): Promise<BenchGrid> {
+  const t0 = performance.now();
+  const pool = new ClientPool({ timeoutMs: 60_000 });
+  const grid = new Grid({
+    servers: new ServerList(servers.parsed.slice(0, m).map((u) => pool.server(u))),
+    leaseSecret: randomBytes(32),
+    mutableEncoding: "everywhere",
+  });
+  const now = Math.floor(Date.now() / 1000);
+  const gsaReadcaps = await mapLimit(Array.from({ length: m }, (_, i) => i), 8, async (i) => {
+    const url = servers.countedParsed[i];
+    const { writecap } = await grid.createMutableFile(
+      encodeAnnouncement({
+        nickname: `s${i}`,
+        serverId: url.pin,
+        software: `shoal/${VERSION}`,
+        announced: now,
+        storage: { type: "storage", storageUrls: [url] },
+        otherServices: [],
+      }),
+      "everywhere",
+    );
+    return formatCap(await readcapOf(parseCap(writecap)));
+  });
+  const entries: DirEntry[] = gsaReadcaps.map((readcap, i) => ({
+    name: gsdEntryName(`s${i}`),
+    readcap,
+    metadata: { ctime: now, mtime: now },
+  }));
+  const gsdWritecap = await grid.createDirectory(entries, "everywhere", { ...gsdMeta(now) });
+  const gsdReadcap = await readcapOf(parseCap(gsdWritecap)) as Extract<Cap, { kind: "dir-read" }>;
+  const introText = formatIntroductionText({ gsdReadcap, storageUrls: servers.parsed.slice(0, m) });
+  return { m, gsdWritecap, introText, pool, grid, setupMs: performance.now() - t0 };
+}
+
+async function newClient(root: string, name: string, introText: string): Promise<ClientNode> {
+  const dir = `${root}/${name}`;
+  await createClientNode(dir, introText, { refreshInterval: 1, webPort: 0 });
+  return await loadClientNode(dir);
+}
+
+const sum = (xs: number[]) => xs.reduce((a, b) => a + b, 0);
+
+async function joinAndRefresh(
+  servers: BenchServers,
+  g: BenchGrid,
+  root: string,
+  tag = "",
+): Promise<void> {
+  const times: number[] = [];
+  const firstReqs: number[] = [];
+  const totalReqs: number[] = [];
+  const poolReqs: number[] = [];
+  const clients: ClientNode[] = [];
+  try {
+    for (let j = 0; j < JOINS; j++) {
+      const c = await newClient(root, `join${tag}-${g.m}-${j}`, g.introText);
+      clients.push(c);
+      await servers.reset();
+      const t0 = performance.now();
+      const r = await c.grid.refresh({ fanout: c.config.fanout });
+      times.push(performance.now() - t0);
+      if (r.state.servers.length !== g.m) {
+        throw new Error(
+          `join found ${r.state.servers.length} servers, expected ${g.m}: ${r.problems[0]}`,
+        );
+      }
+      const st = await servers.stats();
+      firstReqs.push(st[0].requests);
+      totalReqs.push(sum(st.map((s) => s.requests)));
+      poolReqs.push(c.grid.pool.requests);
+    }
+    const target = g.m === 200 ? `target < 2 s: ${median(times) < 2000 ? "met" : "MISSED"}` : "";
+    line(`${g.m} servers: join (fresh client node, fanout 2)`, medP95(times), target);
+    line(
+      `${g.m} servers: HTTP requests to the first server`,
+      `${Math.max(...firstReqs)}`,
+      `target <= 4: ${
+        Math.max(...firstReqs) <= 4 ? "met" : "MISSED"
+      } (+ TCP and TLS 1.3 handshakes)`,
+    );
+    line(
+      `${g.m} servers: HTTP requests in all (servers / ClientPool)`,
+      `${Math.max(...totalReqs)} / ${Math.max(...poolReqs)}`,
+    );
+
+    // Unchanged refreshes, as the client does them (rotating the server asked).
+    const c = clients[0];
+    const rot = {
+      reqs: [] as number[],
+      bytes: [] as number[],
+      conns: [] as number[],
+      t: [] as number[],
+    };
+    const same = {
+      reqs: [] as number[],
+      bytes: [] as number[],
+      conns: [] as number[],
+      t: [] as number[],
+    };
+    for (let i = 0; i < 2 * REFRESHES; i++) {
+      const keep = i >= REFRESHES;
+      if (keep && i > REFRESHES) {
+        // Ask the same server as last time, over its kept-open connection.
+        await c.grid.saveState({ ...c.grid.state, cursor: c.grid.state.cursor - 1 });
+      }
+      const into = keep ? same : rot;
+      await servers.reset();
+      const before = c.grid.pool.requests;
+      const t0 = performance.now();
+      const r = await c.grid.refresh({ fanout: c.config.fanout });
+      const dt = performance.now() - t0;
+      if (r.full) {
+        throw new Error(`an unchanged refresh did a full read (${r.problems.join("; ")})`);
+      }
+      const st = await servers.stats();
+      if (keep && i === REFRESHES) continue; // the connection was opened by this one
+      into.t.push(dt);
+      into.reqs.push(c.grid.pool.requests - before);
+      into.bytes.push(sum(st.map((s) => s.bytesIn + s.bytesOut)));
+      into.conns.push(sum(st.map((s) => s.connections)));
+    }
+    const verdict = (reqs: number[], bytes: number[]) =>
+      `target <= 1 req, < 2 KB: ${
+        Math.max(...reqs) <= 1 && Math.max(...bytes) < 2000 ? "met" : "MISSED"
+      }`;
+    line(
+      `${g.m} servers: unchanged refresh, rotating: requests`,
+      `${Math.max(...rot.reqs)}`,
+      `${sum(rot.conns)} new TLS connection(s) in ${rot.reqs.length} refreshes; ${medP95(rot.t)}`,
+    );
+    line(
+      `${g.m} servers: unchanged refresh, rotating: bytes on wire`,
+      `${kb(median(rot.bytes))}`,
+      `(max ${kb(Math.max(...rot.bytes))}) ${verdict(rot.reqs, rot.bytes)}`,
+    );
+    line(
+      `${g.m} servers: unchanged refresh, open connection: bytes`,
+      `${kb(median(same.bytes))}`,
+      `${Math.max(...same.reqs)} request(s); ${medP95(same.t)}; ${verdict(same.reqs, same.bytes)}`,
+    );
+  } finally {
+    for (const c of clients) c.grid.close();
+  }
+}
+
+async function removal(g: BenchGrid, root: string): Promise<void> {
+  const clients: ClientNode[] = [];
+  const ctrl = new AbortController();
+  const runs: Promise<void>[] = [];
+  try {
+    for (let i = 0; i < CLIENTS; i++) {
+      const c = await newClient(root, `run-${g.m}-${i}`, g.introText);
+      await c.grid.refresh({ fanout: c.config.fanout });
+      clients.push(c);
+    }
+    const seen: (number | null)[] = clients.map(() => null);
+    const failures: string[] = [];
+    for (const [i, c] of clients.entries()) {
+      runs.push(runClient(c, ctrl.signal, (l) => {
+        if (l.startsWith("removed:") && seen[i] === null) seen[i] = performance.now();
+        if (l.startsWith("refresh failed")) failures.push(l);
+      }, { web: false }));
+    }
+    await new Promise((r) => setTimeout(r, 2500)); // all clients in their steady rhythm
+    const victim = `s${g.m - 1}`;
+    const others = new Grid({
+      servers: new ServerList(
+        g.grid.servers.all().filter((s) => s !== g.grid.servers.all()[g.m - 1]),
+      ),
+      leaseSecret: g.grid.leaseSecret,
+      mutableEncoding: "everywhere",
+    });
+    const now = Math.floor(Date.now() / 1000);
+    const t0 = performance.now();
+    await others.modifyDirectory(g.gsdWritecap, (entries) => ({
+      entries: entries.filter((e) => e.name !== gsdEntryName(victim)),
+      meta: { ...gsdMeta(now) },
+    }), { encoding: "everywhere" });
+    const t1 = performance.now();
+    while (seen.some((s) => s === null) && performance.now() - t1 < REMOVAL_TIMEOUT_MS) {
+      await new Promise((r) => setTimeout(r, 20));
+    }
+    const after = seen.filter((s): s is number => s !== null).map((s) => s - t1);
+    const all = after.length === CLIENTS;
+    line(
+      `${g.m} servers: removal, operator republish (${g.m - 1} servers)`,
+      ms(t1 - t0),
+    );
+    line(
+      `${g.m} servers: removal seen by all ${CLIENTS} clients (1 s refresh)`,
+      all ? ms(Math.max(...after)) : `${after.length}/${CLIENTS} in ${REMOVAL_TIMEOUT_MS / 1000} s`,
+      `after the republish; median client ${ms(median(after))}` +
+        (failures.length ? `; ${failures.length} failed refreshes` : ""),
+    );
+  } finally {
+    ctrl.abort();
+    await Promise.all(runs);
+    for (const c of clients) c.grid.close();
+  }
+}
+
+async function run(): Promise<void> {
+  console.log(`machine: ${machineLine()}`);
+  printBaselines(await rawBaselines());
+  const servers = await startServers(Math.max(...SIZES), { tmpfs: true });
+  const root = await Deno.makeTempDir({ prefix: "shoal-bench-discovery-" });
+  try {
+    console.log(servers.describe());
+    console.log(
+      "(a grid of M uses the first M stores; introduction text -> TLS ports; GSAs -> byte-counting " +
+        "fronts of the same stores)",
+    );
+    for (const m of SIZES) {
+      const g = await buildGrid(servers, m);
+      try {
+        console.log(`grid of ${m}: setup (M GSAs + GSD, each on all M servers) ${ms(g.setupMs)}`);
+        await joinAndRefresh(servers, g, root);
+        await removal(g, root);
+      } finally {
+        g.pool.close();
+      }
+    }
+    // What-if: the same 10-server grid on servers that set TCP_NODELAY (see server_pool.ts).
+    const fixed = await startServers(10, { tmpfs: true, serve: "node-https" });
+    try {
+      console.log(`what-if, ${fixed.describe()}:`);
+      const g = await buildGrid(fixed, 10);
+      try {
+        await joinAndRefresh(fixed, g, root, "-nodelay");
+      } finally {
+        g.pool.close();
+      }
+    } finally {
+      await fixed.close();
+    }
+  } finally {
+    await servers.close();
+    await Deno.remove(root, { recursive: true }).catch(() => {});
+  }
+}
+
+export const section: BenchSection = {
+  name: "discovery",
+  title: "joining and refreshing a grid, and how fast a removal reaches clients (issue 5)",
+  run,
+};
+
+if (import.meta.main) await run();

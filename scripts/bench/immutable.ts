@@ -1,0 +1,167 @@
+/**
+ * Bench section `immutable`: upload and download of one large immutable file
+ * (default 1 GiB; SHOAL_BENCH_IMMUTABLE_MB overrides) at 3-of-10 on 10
+ * loopback storage servers (real `shoal storage run` processes), with this
+ * process's peak RSS, beside the raw single-process pipeline measured in the
+ * same run: AES-256-CTR + erasure coding 3-of-10 + block and segment hashes
+ * per 1 MiB segment (upload's CPU work), and verify-hash + decode + decrypt
+ * (download's). 1 MB = 10^6 bytes. Targets (issue 6): upload >= 60 MB/s,
+ * download >= 100 MB/s, RSS < 200 MB.
+ */
+import type { BenchSection } from "./sections.ts";
+import { createHash } from "node:crypto";
+import { decodeSegment, encodeSegment } from "../../lib/codec/mod.ts";
+import { aesCtr, randomBytes, taggedHash, TAGS } from "../../lib/crypto/mod.ts";
+import type { ImmutableSource } from "../../lib/grid/mod.ts";
+import { TestGrid } from "../../tests/helpers/grid.ts";
+
+const MB = 1e6;
+const CHUNK = 1024 * 1024;
+
+function line(label: string, value: string, note = ""): void {
+  console.log(`${label.padEnd(52)} ${value.padStart(12)}${note ? `  ${note}` : ""}`);
+}
+
+function generated(size: number, seed: Uint8Array): ImmutableSource {
+  return {
+    size,
+    open: () => {
+      let off = 0;
+      return new ReadableStream<Uint8Array>({
+        async pull(c) {
+          if (off >= size) return c.close();
+          const n = Math.min(CHUNK, size - off);
+          c.enqueue(await aesCtr(seed, new Uint8Array(16), new Uint8Array(n), off));
+          off += n;
+        },
+      });
+    },
+  };
+}
+
+/** The upload's CPU work alone, one process, no I/O: MB/s of plaintext. */
+async function rawUpload(bytes: number): Promise<number> {
+  const key = randomBytes(32);
+  const seg = new Uint8Array(Math.ceil(CHUNK / 3) * 3);
+  crypto.getRandomValues(seg.subarray(0, 65536));
+  const t0 = performance.now();
+  for (let off = 0; off < bytes; off += seg.length) {
+    const ct = await aesCtr(key, new Uint8Array(16), seg, off);
+    taggedHash(TAGS.segmentHash, ct);
+    for (const b of encodeSegment(ct, 3, 10)) taggedHash(TAGS.blockHash, b);
+  }
+  return bytes / MB / ((performance.now() - t0) / 1000);
+}
+
+/** The download's CPU work alone: hash k blocks, decode from 3 shares (1 parity), hash, decrypt. */
+async function rawDownload(bytes: number): Promise<number> {
+  const key = randomBytes(32);
+  const seg = new Uint8Array(Math.ceil(CHUNK / 3) * 3);
+  const blocks = encodeSegment(seg, 3, 10);
+  const t0 = performance.now();
+  for (let off = 0; off < bytes; off += seg.length) {
+    const chosen = [0, 1, 3].map((i) => ({ index: i, data: blocks[i] }));
+    for (const c of chosen) taggedHash(TAGS.blockHash, c.data);
+    const ct = decodeSegment(chosen, 3, 10, seg.length);
+    taggedHash(TAGS.segmentHash, ct);
+    await aesCtr(key, new Uint8Array(16), ct, off);
+  }
+  return bytes / MB / ((performance.now() - t0) / 1000);
+}
+
+/** Write + fsync of `bytes` in 1 MiB writes to a file in the temp dir the servers use: MB/s. */
+async function diskSync(bytes: number): Promise<number> {
+  const dir = await Deno.makeTempDir({ prefix: "shoal-bench-disk-" });
+  try {
+    const buf = randomBytes(CHUNK);
+    const t0 = performance.now();
+    const f = await Deno.open(`${dir}/f`, { write: true, create: true });
+    for (let off = 0; off < bytes; off += CHUNK) await f.write(buf);
+    await f.sync();
+    f.close();
+    return bytes / MB / ((performance.now() - t0) / 1000);
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+}
+
+async function run(): Promise<void> {
+  const size = Number(Deno.env.get("SHOAL_BENCH_IMMUTABLE_MB") ?? "1024") * 1024 * 1024;
+  console.log(
+    `file: ${(size / MB).toFixed(0)} MB, 3-of-10, happy 7, 1 MiB segments, 10 loopback servers`,
+  );
+  const rawBytes = Math.min(size, 256 * 1024 * 1024);
+  const g = await TestGrid.start(10);
+  const rss0 = Deno.memoryUsage().rss;
+  let peak = rss0;
+  const timer = setInterval(() => (peak = Math.max(peak, Deno.memoryUsage().rss)), 25);
+  try {
+    const grid = g.grid();
+    // Servers, connections and code warmed up on a small file first.
+    await grid.uploadImmutable(randomBytes(4 * CHUNK), {
+      k: 3,
+      n: 10,
+      happy: 7,
+      convergenceSecret: null,
+    });
+    const src = generated(size, randomBytes(32));
+    let t0 = performance.now();
+    const r = await grid.uploadImmutable(src, { k: 3, n: 10, happy: 7, convergenceSecret: null });
+    const up = size / MB / ((performance.now() - t0) / 1000);
+    t0 = performance.now();
+    const h = createHash("sha256");
+    let got = 0;
+    for await (const c of grid.downloadImmutable(r.cap)) {
+      h.update(c);
+      got += c.length;
+    }
+    const down = size / MB / ((performance.now() - t0) / 1000);
+    if (got !== size) throw new Error(`downloaded ${got} bytes, expected ${size}`);
+    clearInterval(timer);
+    const rawUp = await rawUpload(rawBytes);
+    const rawDown = await rawDownload(rawBytes);
+    const disk = await diskSync(rawBytes);
+    line(
+      "raw upload pipeline (AES-CTR + RS 3-of-10 + hashes)",
+      `${rawUp.toFixed(0)} MB/s`,
+      "one core, no I/O",
+    );
+    line(
+      "raw download pipeline (hashes + RS decode + AES)",
+      `${rawDown.toFixed(0)} MB/s`,
+      "one core, no I/O",
+    );
+    line(
+      "upload to 10 servers",
+      `${up.toFixed(0)} MB/s`,
+      `(${(up / rawUp * 100).toFixed(0)}% of raw; target >= 60 MB/s)`,
+    );
+    line(
+      "download from the fastest 3",
+      `${down.toFixed(0)} MB/s`,
+      `(${(down / rawDown * 100).toFixed(0)}% of raw; target >= 100 MB/s)`,
+    );
+    line(
+      "peak RSS of this process",
+      `${(peak / MB).toFixed(0)} MB`,
+      `(start ${(rss0 / MB).toFixed(0)} MB; target < 200 MB)`,
+    );
+    line(
+      "disk write + fsync (servers' temp dir)",
+      `${disk.toFixed(0)} MB/s`,
+      `(upload ceiling ~${(disk / (10 / 3)).toFixed(0)} MB/s: servers store 10/3 bytes per byte)`,
+    );
+    line("CPU cores", `${navigator.hardwareConcurrency}`, "servers share them");
+  } finally {
+    clearInterval(timer);
+    await g.close();
+  }
+}
+
+export const section: BenchSection = {
+  name: "immutable",
+  title: "Immutable files: 1 GiB upload/download on 10 loopback servers",
+  run,
+};
+
+if (import.meta.main) await run();
