@@ -58,9 +58,16 @@ client's dashboard address and commands to try, then runs until Ctrl-C.`,
           out("Introduction text (give it to clients: it grants use of the grid):");
           out(info.introductionText);
           out("");
+          out(
+            info.dashboardUrl
+              ? `Dashboard: ${info.dashboardUrl}`
+              : `Dashboard: not available (${info.dashboardProblem})`,
+          );
+          out("");
           out("Try, in another terminal:");
           out(`  ${self} client servers --dir ${info.clientDir}`);
           out(`  echo hello | ${self} client put --dir ${info.clientDir} -`);
+          out(`  ${self} client get --dir ${info.clientDir} CAP   (the cap printed by put)`);
           out("");
           out("Press Ctrl-C to stop the grid.");
         },

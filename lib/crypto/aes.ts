@@ -9,6 +9,8 @@
  * docs/crypto.md §6 for why CTR (not an AEAD) is the right mode here.
  */
 
+import { createCipheriv } from "node:crypto";
+
 /** `iv` (16 bytes, big-endian) plus `blocks`, modulo 2^128. */
 function addCounter(iv: Uint8Array, blocks: number): Uint8Array<ArrayBuffer> {
   const out = new Uint8Array(16);
@@ -65,4 +67,21 @@ export async function aesCtr(
     input,
   );
   return new Uint8Array(out, skip);
+}
+
+/**
+ * Synchronous AES-256-CTR from offset 0 (node:crypto; pure computation). For
+ * many small pieces — a directory's child writecaps — where an awaited Web
+ * Crypto call per piece costs more than the cipher. Same keystream as aesCtr.
+ */
+export function aesCtrSync(key: Uint8Array, iv: Uint8Array, data: Uint8Array): Uint8Array {
+  if (key.length !== 32) {
+    throw new RangeError(`aesCtrSync: key must be 32 bytes, got ${key.length}`);
+  }
+  if (iv.length !== 16) throw new RangeError(`aesCtrSync: iv must be 16 bytes, got ${iv.length}`);
+  const c = createCipheriv("aes-256-ctr", key, iv);
+  const out = new Uint8Array(data.length);
+  out.set(c.update(data), 0);
+  c.final();
+  return out;
 }

@@ -141,6 +141,9 @@ function candidates(intro: IntroductionText, state: DiscoveryState): Candidate[]
   return out;
 }
 
+/** Refreshes in a row that ask the same server first. */
+export const ROTATE_EVERY = 10;
+
 function rotate<T>(items: T[], by: number): T[] {
   if (items.length === 0) return items;
   const k = ((by % items.length) + items.length) % items.length;
@@ -315,7 +318,11 @@ export async function refreshDiscovery(
     fingerprint: intro.gsdReadcap.fingerprint,
     readkey: gsdReadkey,
   };
-  const cands = rotate(candidates(intro, state), state.cursor);
+  // Quick checks stay on one server for ROTATE_EVERY refreshes (its keep-alive connection
+  // and watch registration are reused), then move on, so no single server can freeze the view.
+  const turn = Math.floor(state.cursor / ROTATE_EVERY);
+  const cands = rotate(candidates(intro, state), turn);
+  let cursorNext = state.cursor + 1;
   if (cands.length === 0) {
     throw new DiscoveryError("no storage servers to ask: the introduction text lists none");
   }
@@ -327,7 +334,7 @@ export async function refreshDiscovery(
       state: {
         ...state,
         refreshedAt: Math.max(now, Math.floor(Date.now() / 1000)),
-        cursor: state.cursor + 1,
+        cursor: cursorNext,
       },
       full: false,
       added: [],
@@ -337,18 +344,23 @@ export async function refreshDiscovery(
       freshness: gsdFreshness(state.gsd!, now, opts.expiryGrace),
       quick,
     });
-    try {
-      const server = pool.server(cands[0].url, cands[0].nickname);
-      const wait = Math.min(Math.max(0, opts.wait ?? 0), 60);
-      const w = await watchCheck(server, gsdKeys, state, wait, opts.signal);
-      if (w === true) return unchangedResult("watch");
-      // Changed (or no watches): read the checkstrings to see which slots changed.
-      const q = await quickCheck(server, gsdKeys, state);
-      if (q.unchanged) return unchangedResult("batch");
-      observed = q.observed;
-    } catch (e) {
-      if (opts.signal?.aborted) throw new DiscoveryError("the refresh was cancelled");
-      problems.push(`quick check failed: ${(e as Error).message}`);
+    // A dead server is skipped at once (and for the next refreshes too).
+    for (let i = 0; i < Math.min(2, cands.length); i++) {
+      try {
+        const server = pool.server(cands[i].url, cands[i].nickname);
+        const wait = Math.min(Math.max(0, opts.wait ?? 0), 60);
+        const w = await watchCheck(server, gsdKeys, state, wait, opts.signal);
+        if (w === true) return unchangedResult("watch");
+        // Changed (or no watches): read the checkstrings to see which slots changed.
+        const q = await quickCheck(server, gsdKeys, state);
+        if (q.unchanged) return unchangedResult("batch");
+        observed = q.observed;
+        break;
+      } catch (e) {
+        if (opts.signal?.aborted) throw new DiscoveryError("the refresh was cancelled");
+        problems.push(`quick check failed: ${(e as Error).message}`);
+        cursorNext = (turn + i + 1) * ROTATE_EVERY;
+      }
     }
   }
 
@@ -388,7 +400,7 @@ export async function refreshDiscovery(
         "keeping the last good server list until the operator re-signs it",
     );
     return {
-      state: { ...state, cursor: state.cursor + 1 },
+      state: { ...state, cursor: cursorNext },
       full: true,
       added: [],
       removed: [],
@@ -475,7 +487,7 @@ export async function refreshDiscovery(
       gsd: { ...meta, seqnum: gsd.seqnum, checkstring: gsdCheckstring },
       servers,
       refreshedAt: now,
-      cursor: state.cursor + 1,
+      cursor: cursorNext,
     },
     full: true,
     added,

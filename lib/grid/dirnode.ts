@@ -15,7 +15,7 @@
  * caps only (transitive read-only).
  */
 import { decodeCbor, encodeCbor, fromUtf8, utf8 } from "../codec/mod.ts";
-import { aesCtr, randomBytes, taggedHash, TAGS } from "../crypto/mod.ts";
+import { aesCtrSync, randomBytes, taggedHash, TAGS } from "../crypto/mod.ts";
 
 export const DIRECTORY_FORMAT_VERSION = 1;
 const ZERO_IV = new Uint8Array(16);
@@ -67,12 +67,12 @@ export interface DirectoryDoc {
 }
 
 /** Encode entries; `writekey` is required when any entry carries a writecap. */
-export async function encodeDirectory(
+export function encodeDirectory(
   entries: DirEntry[],
   writekey: Uint8Array | null,
   meta: Record<string, unknown> = {},
   random: (n: number) => Uint8Array = randomBytes,
-): Promise<Uint8Array> {
+): Uint8Array {
   const sorted = [...entries].map((e) => ({ ...e, name: normalizeName(e.name) })).sort((a, b) =>
     compareNames(a.name, b.name)
   );
@@ -89,7 +89,7 @@ export async function encodeDirectory(
         throw new DirectoryError("cannot store a child writecap without the directory's writekey");
       }
       const salt = random(16);
-      const ct = await aesCtr(entryKey(writekey, salt), ZERO_IV, utf8(e.writecap));
+      const ct = aesCtrSync(entryKey(writekey, salt), ZERO_IV, utf8(e.writecap));
       rw = new Uint8Array(16 + ct.length);
       rw.set(salt, 0);
       rw.set(ct, 16);
@@ -107,18 +107,18 @@ function isRecord(x: unknown): x is Record<string, unknown> {
  * Decode directory contents. With the writekey, child writecaps are decrypted;
  * without it they are dropped (a readcap holder never sees them).
  */
-export async function decodeDirectory(
+export function decodeDirectory(
   bytes: Uint8Array,
   writekey: Uint8Array | null,
-): Promise<DirEntry[]> {
-  return (await decodeDirectoryDoc(bytes, writekey)).entries;
+): DirEntry[] {
+  return decodeDirectoryDoc(bytes, writekey).entries;
 }
 
 /** Decode entries and directory-wide metadata. */
-export async function decodeDirectoryDoc(
+export function decodeDirectoryDoc(
   bytes: Uint8Array,
   writekey: Uint8Array | null,
-): Promise<DirectoryDoc> {
+): DirectoryDoc {
   let doc: unknown;
   try {
     doc = decodeCbor(bytes);
@@ -153,7 +153,7 @@ export async function decodeDirectoryDoc(
       }
       if (writekey) {
         const salt = raw.rw.subarray(0, 16);
-        const pt = await aesCtr(entryKey(writekey, salt), ZERO_IV, raw.rw.subarray(16));
+        const pt = aesCtrSync(entryKey(writekey, salt), ZERO_IV, raw.rw.subarray(16));
         try {
           entry.writecap = fromUtf8(pt);
         } catch {

@@ -182,7 +182,7 @@ export class Grid {
   ): Promise<string> {
     const { keys } = await createMutable(
       this.contextForNew(),
-      (k) => encodeDirectory(entries, k.writekey, meta),
+      (k) => Promise.resolve(encodeDirectory(entries, k.writekey, meta)),
       encoding,
     );
     return formatCap({ kind: "dir-write", seed: keys.seed });
@@ -218,7 +218,7 @@ export class Grid {
       const next = change(doc.entries, doc.meta);
       if (next === null) return null;
       const { entries, meta } = Array.isArray(next) ? { entries: next, meta: doc.meta } : next;
-      return await encodeDirectory(entries, keys.writekey, meta);
+      return encodeDirectory(entries, keys.writekey, meta);
     }, { encoding: this.mutableEncoding, ...opts });
   }
 

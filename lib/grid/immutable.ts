@@ -18,7 +18,7 @@
  * block before use and each decoded segment against the ciphertext tree.
  */
 import { createHash } from "node:crypto";
-import { bytesEqual, decodeSegment, encodeSegment, toHex } from "../codec/mod.ts";
+import { bytesEqual, decodeSegment, encodeSegment, erasureEncode, toHex } from "../codec/mod.ts";
 import {
   aesCtr,
   type Cap,
@@ -68,7 +68,7 @@ const ZERO_IV = new Uint8Array(16);
 /** Bytes of one PATCH (blocks of consecutive segments are joined up to this). */
 const PATCH_CHUNK = 1024 * 1024;
 /** Upload: bytes handed to PATCHes not yet acknowledged, across all servers. */
-const MAX_INFLIGHT_BYTES = 8 * 1024 * 1024;
+const MAX_INFLIGHT_BYTES = 4 * 1024 * 1024;
 /** Download: segments fetched ahead of the consumer. */
 const READ_AHEAD = 4;
 /** First read of a share: header, UEB and chain (and everything, for small files). */
@@ -215,6 +215,12 @@ async function* segmentsOf(
   try {
     for (let i = 0; i < l.numSegments; i++) {
       const len = segmentLength(l, i);
+      if (left.length >= len) {
+        // The source's chunk holds the whole segment: use it as it is.
+        yield left.subarray(0, len);
+        left = left.subarray(len);
+        continue;
+      }
       const out = new Uint8Array(len);
       let filled = 0;
       while (filled < len) {
@@ -567,7 +573,14 @@ class Encoder {
   add(i: number, ciphertext: Uint8Array, session: UploadSession): void {
     const l = this.layout;
     this.segLeaves.push(segmentLeaf(ciphertext));
-    const blocks = encodeSegment(ciphertext, l.k, l.n);
+    // A full segment splits into k equal views of `ciphertext` (our own buffer): no copy needed.
+    const size = ciphertext.length / l.k;
+    const blocks = Number.isInteger(size) && size > 0
+      ? erasureEncode(
+        Array.from({ length: l.k }, (_, j) => ciphertext.subarray(j * size, (j + 1) * size)),
+        l.n,
+      )
+      : encodeSegment(ciphertext, l.k, l.n);
     for (let s = 0; s < l.n; s++) {
       this.blockLeaves[s].push(blockHash(blocks[s]));
       session.write(s, blockOffset(l, i), blocks[s]);

@@ -63,6 +63,9 @@ export interface QuickstartInfo {
   clientDir: string;
   servers: { nickname: string; listen: string }[];
   created: boolean;
+  /** The client's dashboard (with its access token), or null when the gateway could not start. */
+  dashboardUrl: string | null;
+  dashboardProblem?: string;
 }
 
 /** Start one storage server; resolves once it listens, with a promise of its end. */
@@ -173,6 +176,8 @@ export async function runQuickstart(opts: QuickstartOptions): Promise<void> {
     await createClientNode(clientDir, intro, {
       nickname: "quickstart-client",
       refreshInterval: QUICKSTART_REFRESH,
+      webPort: freePort(),
+      shares: quickstartShares(manifest.servers.length),
     });
   }
   await writeFileAtomic(manifestPath, JSON.stringify(manifest, null, 2) + "\n");
@@ -180,19 +185,30 @@ export async function runQuickstart(opts: QuickstartOptions): Promise<void> {
   await client.grid.refresh({ fanout: client.config.fanout }).catch((e) =>
     log(`first refresh failed: ${e.message}`)
   );
-  opts.onReady({
+  const info = {
     dir,
     introductionText: intro,
     clientDir,
     servers: manifest.servers.map((s) => ({ nickname: s.name, listen: s.listen })),
     created,
-  });
+  };
   try {
-    await runClient(client, signal, (l) => log(`[client] ${l}`));
+    await runClient(client, signal, (l) => log(`[client] ${l}`), {
+      onGateway: (g) => opts.onReady({ ...info, dashboardUrl: g.dashboardUrl }),
+      onGatewayFailed: (why) =>
+        opts.onReady({ ...info, dashboardUrl: null, dashboardProblem: why }),
+    });
   } finally {
     client.grid.close();
   }
   await Promise.allSettled(runs);
+}
+
+/** Erasure coding that fits a grid of `servers`: n = min(10, servers), k about n/3, happy 70% of n. */
+export function quickstartShares(servers: number): { k: number; n: number; happy: number } {
+  const n = Math.min(10, servers);
+  const k = Math.max(1, Math.min(3, Math.floor(n / 2)));
+  return { k, n, happy: Math.max(k, Math.ceil(n * 0.7)) };
 }
 
 async function setRefresh(configPath: string): Promise<void> {

@@ -108,6 +108,7 @@ async function run(): Promise<void> {
     let t0 = performance.now();
     const r = await grid.uploadImmutable(src, { k: 3, n: 10, happy: 7, convergenceSecret: null });
     const up = size / MB / ((performance.now() - t0) / 1000);
+    const upPeak = peak;
     t0 = performance.now();
     const h = createHash("sha256");
     let got = 0;
@@ -142,8 +143,8 @@ async function run(): Promise<void> {
       `(${(down / rawDown * 100).toFixed(0)}% of raw; target >= 100 MB/s)`,
     );
     line(
-      "peak RSS of this process",
-      `${(peak / MB).toFixed(0)} MB`,
+      "peak RSS of this process: upload / download",
+      `${(upPeak / MB).toFixed(0)} / ${(peak / MB).toFixed(0)} MB`,
       `(start ${(rss0 / MB).toFixed(0)} MB; target < 200 MB)`,
     );
     line(

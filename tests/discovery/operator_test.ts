@@ -23,7 +23,9 @@ Deno.test("operator maintain, repair, and GSD expiry", opts, async (t) => {
       const si = base32Encode(await capStorageIndex(parseCap(gsd)));
       const s = g.servers[2];
       await s.proc!.stop();
-      await Deno.remove(`${s.node.dir}/storage/mutable/${si.slice(0, 2)}/${si}`, { recursive: true });
+      await Deno.remove(`${s.node.dir}/storage/mutable/${si.slice(0, 2)}/${si}`, {
+        recursive: true,
+      });
       s.proc = await startStorageServer(s.node.dir);
       const r = JSON.parse(await g.shoal(["operator", "maintain", "--dir", g.opDir, "--json"]));
       assertEquals(r.repaired, true);

@@ -5,7 +5,15 @@
  */
 import { assert, assertEquals, assertRejects } from "../helpers/assert.ts";
 import { base32Encode } from "../../lib/codec/mod.ts";
-import { diminishCap, formatCap, parseCap, randomBytes } from "../../lib/crypto/mod.ts";
+import {
+  convergenceKey,
+  diminishCap,
+  formatCap,
+  immutableStorageIndex,
+  parseCap,
+  randomBytes,
+  sha256,
+} from "../../lib/crypto/mod.ts";
 import {
   DEFAULT_SEGMENT_SIZE,
   type Grid,
@@ -13,6 +21,7 @@ import {
   type UploadOptions,
 } from "../../lib/grid/mod.ts";
 import { TestGrid } from "../helpers/grid.ts";
+import { encodingParamsBytesForTest } from "./immutable_helpers.ts";
 
 const opts = { sanitizeResources: false, sanitizeOps: false };
 const SECRET = randomBytes(32);
@@ -43,19 +52,13 @@ function same(a: Uint8Array, b: Uint8Array): boolean {
 function siOf(cap: string): string {
   const c = parseCap(cap);
   if (c.kind !== "immutable-read") throw new Error("not a CHK-R cap");
-  return base32Encode(c.kind === "immutable-read" ? storageIndexOf(c.key) : new Uint8Array());
+  return base32Encode(immutableStorageIndex(c.key));
 }
-import {
-  convergenceKey,
-  immutableStorageIndex as storageIndexOf,
-  sha256,
-} from "../../lib/crypto/mod.ts";
-import { encodingParamsBytesForTest } from "./immutable_helpers.ts";
 
 function convergentSi(data: Uint8Array, o: UploadOptions): string {
   const hash = sha256(data);
   const key = convergenceKey(o.convergenceSecret!, encodingParamsBytesForTest(o), hash);
-  return base32Encode(storageIndexOf(key));
+  return base32Encode(immutableStorageIndex(key));
 }
 
 /** Share files of `cap` on server i: shnum -> path. */

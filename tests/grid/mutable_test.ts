@@ -127,7 +127,11 @@ Deno.test("mutable files on 10 real servers", opts, async (t) => {
       const r = await g.grid().readMutable(writecap);
       assertEquals(r.contents.length, big.length);
       assert(r.contents.every((b, i) => b === big[i]), "contents identical");
-      await assertRejects(() => grid.writeMutable(writecap, new Uint8Array(64 * 1024 * 1024 + 1)), Error, "limit");
+      await assertRejects(
+        () => grid.writeMutable(writecap, new Uint8Array(64 * 1024 * 1024 + 1)),
+        Error,
+        "limit",
+      );
     });
 
     await t.step("repair after adding servers puts a valid share on each new server", async () => {

@@ -124,7 +124,12 @@ export function parseClientConfig(text: string, file: string): ClientConfig {
 export async function createClientNode(
   dirArg: string,
   introText: string,
-  opts: { nickname?: string; refreshInterval?: number; webPort?: number } = {},
+  opts: {
+    nickname?: string;
+    refreshInterval?: number;
+    webPort?: number;
+    shares?: { k: number; n: number; happy: number };
+  } = {},
 ): Promise<void> {
   const dir = normalizeDir(dirArg);
   parseIntroductionText(introText); // validate before touching the disk
@@ -138,7 +143,7 @@ export async function createClientNode(
     nickname: opts.nickname ?? "",
     refreshInterval: opts.refreshInterval ?? DEFAULT_REFRESH_INTERVAL,
     fanout: DEFAULT_FANOUT,
-    shares: { ...DEFAULT_SHARES },
+    shares: { ...(opts.shares ?? DEFAULT_SHARES) },
     webPort: opts.webPort ?? DEFAULT_WEB_PORT,
   };
   await writeFileAtomic(`${dir}/${CLIENT_CONFIG_FILE}`, renderConfig(config));
@@ -261,6 +266,8 @@ export interface RunClientOptions {
   web?: boolean;
   /** Called once the gateway listens, with its URL and the dashboard URL (which carries the token). */
   onGateway?: (g: { url: string; dashboardUrl: string }) => void;
+  /** Called instead of onGateway when the gateway could not start. */
+  onGatewayFailed?: (reason: string) => void;
 }
 
 /**
@@ -280,6 +287,7 @@ export async function runClient(
     convergenceSecret: () => convergenceSecret(node),
   }).catch((e) => {
     log(`web gateway not started: ${(e as Error).message}`);
+    opts.onGatewayFailed?.((e as Error).message);
     return null;
   });
   if (gw) {

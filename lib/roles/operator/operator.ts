@@ -307,9 +307,9 @@ export async function removeAnnouncement(
     );
   }
   const removedPin = server ? server.serverId : null;
-  // Publish to every server except the removed one.
-  const urls = publishUrls(op).filter((u) => base32Encode(u.pin) !== removedPin);
-  const target = op.node.grid(urls);
+  // Publish to every server, the removed one included this last time: a share there wakes
+  // the clients watching it, which then learn of the removal at once. Later versions leave it out.
+  const target = op.node.grid(publishUrls(op));
   const t = now();
   const res = await target.modifyDirectory(op.gsdWritecap, (entries, _meta) => ({
     entries: entries.filter((e) => e.name !== gsdEntryName(link.petname)),

@@ -193,7 +193,9 @@ export async function runAnnouncer(
     while (!signal.aborted) {
       pending = false;
       try {
-        const r = await publishAnnouncement(node, grid);
+        // Re-read the config: a nickname or location hint edited since start is announced.
+        const current = await loadStorageNode(node.dir).catch(() => node);
+        const r = await publishAnnouncement(current, grid);
         if (r.refreshError) log(`grid refresh failed: ${r.refreshError}`);
         if (r.published) {
           log(`announcement version ${r.seqnum} published to ${r.servers} server(s) (${r.reason})`);

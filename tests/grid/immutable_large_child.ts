@@ -1,0 +1,73 @@
+/**
+ * Child process of immutable_large_test.ts: a plain client process (like
+ * `shoal client put/get`) that uploads and downloads a generated file on the
+ * servers whose storage URLs it gets as arguments, and prints one JSON line
+ * with its memory figures and the SHA-256 of what it sent and got back.
+ * Usage: deno run -A immutable_large_child.ts SIZE URL...
+ */
+import { createHash } from "node:crypto";
+import { ClientPool } from "../../lib/discovery/mod.ts";
+import { aesCtr, randomBytes } from "../../lib/crypto/mod.ts";
+import { Grid, type ImmutableSource, ServerList } from "../../lib/grid/mod.ts";
+import { parseStorageUrl } from "../../lib/storage/mod.ts";
+
+const CHUNK = 1024 * 1024;
+const [sizeText, ...urls] = Deno.args;
+const size = Number(sizeText);
+const seed = randomBytes(32);
+
+const src: ImmutableSource = {
+  size,
+  open: () => {
+    let off = 0;
+    return new ReadableStream<Uint8Array>({
+      async pull(c) {
+        if (off >= size) return c.close();
+        const n = Math.min(CHUNK, size - off);
+        c.enqueue(await aesCtr(seed, new Uint8Array(16), new Uint8Array(n), off));
+        off += n;
+      },
+    });
+  },
+};
+
+async function digest(stream: ReadableStream<Uint8Array>): Promise<string> {
+  const h = createHash("sha256");
+  for await (const c of stream) h.update(c);
+  return h.digest("hex");
+}
+
+const pool = new ClientPool({ timeoutMs: 30_000 });
+try {
+  const grid = new Grid({
+    servers: new ServerList(urls.map((u) => pool.server(parseStorageUrl(u)))),
+    leaseSecret: randomBytes(32),
+  });
+  const want = await digest(src.open());
+  const rssStart = Deno.memoryUsage().rss;
+  let rssPeak = rssStart;
+  const timer = setInterval(() => (rssPeak = Math.max(rssPeak, Deno.memoryUsage().rss)), 20);
+  const r = await grid.uploadImmutable(src, {
+    k: 3,
+    n: 10,
+    happy: 7,
+    convergenceSecret: randomBytes(32),
+  });
+  const got = await digest(grid.downloadImmutable(r.cap));
+  const mid = await digest(
+    grid.downloadImmutable(r.cap, { offset: 50 * CHUNK - 7, length: 3 * CHUNK }),
+  );
+  clearInterval(timer);
+  console.log(
+    JSON.stringify({
+      rssStart,
+      rssPeak,
+      want,
+      got,
+      placed: r.placed.length,
+      midLength: mid.length,
+    }),
+  );
+} finally {
+  pool.close();
+}
