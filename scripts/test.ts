@@ -3,6 +3,29 @@
  * output through, and prints `N passed, M failed` alone on the last line,
  * derived from deno's own summary. Exits with deno's exit code.
  */
+/**
+ * The browser tests drive Debian's Chromium (tests/web/dashboard_browser_test.ts). On a fresh
+ * machine of this project's kind it is one apt-get away: install it when missing and we may.
+ */
+async function ensureChromium(): Promise<void> {
+  const have = await Deno.stat("/usr/bin/chromium").then(() => true, () => false);
+  if (have || Deno.env.get("SHOAL_SKIP_CHROMIUM_INSTALL")) return;
+  const isRoot = Deno.uid?.() === 0;
+  if (!isRoot) {
+    console.error(
+      "note: /usr/bin/chromium is missing; install Debian's chromium for the browser test",
+    );
+    return;
+  }
+  console.error("installing Debian's chromium for the browser test (apt-get)...");
+  const sh = "export DEBIAN_FRONTEND=noninteractive; apt-get update -q && " +
+    "apt-get install -y -q --no-install-recommends chromium";
+  const r = await new Deno.Command("bash", { args: ["-c", sh], stdout: "null", stderr: "inherit" })
+    .output().catch(() => null);
+  if (!r?.success) console.error("warning: could not install chromium; the browser test will fail");
+}
+
+await ensureChromium();
 const args = ["test", "-A", "--parallel", ...Deno.args];
 const child = new Deno.Command(Deno.execPath(), {
   args,
