@@ -9,15 +9,12 @@ import { fileCommands } from "./client_files.ts";
 import {
   type Command,
   DIR_OPTION,
+  isoTime,
   JSON_OPTION,
   optionalString,
   requireString,
   UsageError,
 } from "./command.ts";
-
-function iso(t: number): string {
-  return new Date(t * 1000).toISOString();
-}
 
 export const clientCommands: Command[] = [
   // The node's daemon and server list; file commands (lib/cli/client_files.ts) follow.
@@ -89,12 +86,12 @@ export const clientCommands: Command[] = [
           return;
         }
         out(
-          `GSD version ${rep.gsd.seqnum}, issued ${iso(rep.gsd.issued)}, expires ${
-            iso(rep.gsd.expires)
+          `GSD version ${rep.gsd.seqnum}, issued ${isoTime(rep.gsd.issued)}, expires ${
+            isoTime(rep.gsd.expires)
           }` +
             (rep.gsd.freshness === "fresh" ? "" : `  *** ${rep.gsd.freshness.toUpperCase()} ***`),
         );
-        if (rep.refreshedAt) out(`last refreshed ${iso(rep.refreshedAt)}`);
+        if (rep.refreshedAt) out(`last refreshed ${isoTime(rep.refreshedAt)}`);
         for (const s of rep.servers) {
           const locs = s.storageUrls.map((u) => u.slice(u.indexOf("@") + 1)).join(";");
           out(`${s.nickname}\t${s.serverId.slice(0, 16)}\t${locs}\tGSA v${s.gsaSeqnum}`);

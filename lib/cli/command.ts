@@ -164,3 +164,8 @@ export function parseCommandArgs(
   }
   return { values, positionals: parsed.positionals, help: false };
 }
+
+/** Seconds since the epoch as an ISO 8601 UTC time. */
+export function isoTime(seconds: number): string {
+  return new Date(seconds * 1000).toISOString();
+}

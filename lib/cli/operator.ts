@@ -12,6 +12,7 @@ import {
 import {
   type Command,
   DIR_OPTION,
+  isoTime,
   JSON_OPTION,
   optionalString,
   requireString,
@@ -27,10 +28,6 @@ async function withOperator<T>(dir: string, fn: (op: OperatorNode) => Promise<T>
   } finally {
     op.node.close();
   }
-}
-
-function iso(t: number): string {
-  return new Date(t * 1000).toISOString();
 }
 
 export const operatorCommands: Command[] = [
@@ -155,8 +152,8 @@ export const operatorCommands: Command[] = [
         }
         if (st.gsd) {
           out(
-            `GSD version ${st.gsd.seqnum}, issued ${iso(st.gsd.issued)}, expires ${
-              iso(st.gsd.expires)
+            `GSD version ${st.gsd.seqnum}, issued ${isoTime(st.gsd.issued)}, expires ${
+              isoTime(st.gsd.expires)
             }`,
           );
         }
@@ -197,9 +194,9 @@ export const operatorCommands: Command[] = [
           return;
         }
         out(
-          `GSD version ${r.seqnum}, expires ${iso(r.expires)}${r.resigned ? " (re-signed)" : ""}${
-            r.repaired ? " (repaired)" : ""
-          }`,
+          `GSD version ${r.seqnum}, expires ${isoTime(r.expires)}${
+            r.resigned ? " (re-signed)" : ""
+          }${r.repaired ? " (repaired)" : ""}`,
         );
         out(`healthy: ${r.check.healthy ? "yes, every server holds the newest version" : "no"}`);
         for (const s of r.check.servers) {

@@ -11,6 +11,7 @@ import {
   type DiscoveryState,
   gsdFreshness,
   parseIntroductionText,
+  type RecordedServer,
   recordedStorageUrls,
   type RefreshResult,
 } from "../../discovery/mod.ts";
@@ -203,15 +204,8 @@ export function convergenceSecret(node: ClientNode): Promise<Uint8Array> {
   return loadOrCreateSecret(`${node.dir}/${CONVERGENCE_SECRET_FILE}`);
 }
 
-export interface ServerView {
-  petname: string;
-  nickname: string;
-  serverId: string;
-  storageUrls: string[];
-  software: string;
-  announced: number;
-  gsaSeqnum: number;
-}
+/** A recorded server as `servers --json` shows it (no readcap, no checkstring). */
+export type ServerView = Omit<RecordedServer, "gsaReadcap" | "gsaCheckstring">;
 
 export interface ServersReport {
   servers: ServerView[];
@@ -224,15 +218,7 @@ export function serversReport(
   now = Math.floor(Date.now() / 1000),
 ): ServersReport {
   return {
-    servers: state.servers.map((s) => ({
-      petname: s.petname,
-      nickname: s.nickname,
-      serverId: s.serverId,
-      storageUrls: s.storageUrls,
-      software: s.software,
-      announced: s.announced,
-      gsaSeqnum: s.gsaSeqnum,
-    })),
+    servers: state.servers.map(({ gsaReadcap: _r, gsaCheckstring: _c, ...view }) => view),
     gsd: state.gsd
       ? {
         seqnum: state.gsd.seqnum,
