@@ -68,7 +68,7 @@ const ZERO_IV = new Uint8Array(16);
 /** Bytes of one PATCH (blocks of consecutive segments are joined up to this). */
 const PATCH_CHUNK = 1024 * 1024;
 /** Upload: bytes handed to PATCHes not yet acknowledged, across all servers. */
-const MAX_INFLIGHT_BYTES = 4 * 1024 * 1024;
+const MAX_INFLIGHT_BYTES = 8 * 1024 * 1024;
 /** Download: segments fetched ahead of the consumer. */
 const READ_AHEAD = 4;
 /** First read of a share: header, UEB and chain (and everything, for small files). */

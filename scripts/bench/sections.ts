@@ -2,6 +2,7 @@
 import { section as crypto } from "./crypto.ts";
 import { section as discovery } from "./discovery.ts";
 import { section as erasure } from "./erasure.ts";
+import { section as immutable } from "./immutable.ts";
 import { section as mutable } from "./mutable.ts";
 import { section as storage } from "./storage.ts";
 
@@ -11,4 +12,4 @@ export interface BenchSection {
   run(): Promise<void>;
 }
 
-export const sections: BenchSection[] = [crypto, erasure, storage, mutable, discovery];
+export const sections: BenchSection[] = [crypto, erasure, storage, mutable, discovery, immutable];
