@@ -57,6 +57,8 @@ export async function startJoinedGrid(
     servers?: number;
     refreshInterval?: number;
     shares?: { k: number; n: number; happy: number };
+    /** Extra `[storage]` settings for every server, set before it first starts. */
+    storage?: Record<string, string | number>;
   } = {},
 ): Promise<JoinedGrid> {
   const count = opts.servers ?? 4;
@@ -71,6 +73,9 @@ export async function startJoinedGrid(
       const name = `s${i}`;
       const node = await createStorageNode({ dir: `${root}/${name}`, nickname: name });
       await setConfig(node.dir, "discovery", "refresh_interval", opts.refreshInterval ?? 1);
+      for (const [k, v] of Object.entries(opts.storage ?? {})) {
+        await setConfig(node.dir, "storage", k, v);
+      }
       const proc = await startStorageServer(node.dir);
       servers[i] = { name, node, proc, url: proc.url, gsaReadcap: "" };
     }));

@@ -9,7 +9,9 @@
  */
 import { base32Encode, bytesEqual } from "../../codec/mod.ts";
 import {
+  capStorageIndex,
   formatCap,
+  leaseSecrets,
   parseCap,
   randomBytes,
   readcapOf,
@@ -189,6 +191,7 @@ export async function runAnnouncer(
     pending = true;
     wake?.();
   });
+  let leasesRenewedAt = 0;
   try {
     while (!signal.aborted) {
       pending = false;
@@ -196,6 +199,13 @@ export async function runAnnouncer(
         // Re-read the config: a nickname or location hint edited since start is announced.
         const current = await loadStorageNode(node.dir).catch(() => node);
         const r = await publishAnnouncement(current, grid);
+        // Renew daily, or four times per lease period when leases are shorter than four days.
+        const every = Math.min(LEASE_RENEWAL_INTERVAL_MS, current.config.leaseDuration * 250);
+        if (Date.now() - leasesRenewedAt >= every) {
+          const l = await renewDiscoveryLeases(current, grid);
+          leasesRenewedAt = Date.now();
+          if (l.failures.length) log(`lease renewal failed on ${l.failures.length} server(s)`);
+        }
         if (r.refreshError) log(`grid refresh failed: ${r.refreshError}`);
         if (r.published) {
           log(`announcement version ${r.seqnum} published to ${r.servers} server(s) (${r.reason})`);
@@ -221,6 +231,38 @@ export async function runAnnouncer(
     unlisten();
     grid.close();
   }
+}
+
+/** How often a running server renews its leases on the GSD and on its own GSA. */
+export const LEASE_RENEWAL_INTERVAL_MS = 24 * 3600 * 1000;
+
+/**
+ * Add or renew this server's own lease on the GSD and on its GSA, on every
+ * server it knows, so neither is garbage-collected while any server of the
+ * grid runs (leases last 31 days by default; see docs/storage-node.md).
+ */
+export async function renewDiscoveryLeases(
+  node: StorageNode,
+  grid: GridNode,
+): Promise<{ renewed: number; failures: string[] }> {
+  const writecap = await gsaWritecap(node.dir);
+  const slots = [storageIndexFromReadkey(grid.intro.gsdReadcap.readkey)];
+  if (writecap !== null) slots.push(await capStorageIndex(parseCap(writecap)));
+  const servers = grid.grid(grid.knownUrls([storageUrlOf(node)])).servers.all();
+  let renewed = 0;
+  const failures: string[] = [];
+  await Promise.all(servers.flatMap((s) =>
+    slots.map(async (si) => {
+      const secrets = leaseSecrets(grid.leaseSecret, si, s.serverId);
+      try {
+        await s.storage.renewLease(si, { renew: secrets.renew, cancel: secrets.cancel });
+        renewed++;
+      } catch (e) {
+        failures.push(`${base32Encode(s.serverId).slice(0, 8)}: ${(e as Error).message}`);
+      }
+    })
+  ));
+  return { renewed, failures };
 }
 
 function sleep(ms: number, signal: AbortSignal): Promise<void> {
