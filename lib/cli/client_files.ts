@@ -11,6 +11,7 @@ import {
   type LsRow,
   progressBar,
   removeAlias,
+  renewLeases,
   type SessionOptions,
 } from "../roles/client/mod.ts";
 import {
@@ -112,6 +113,32 @@ const healthCommand = (name: "check" | "verify" | "repair", summary: string): Co
     return rep.healthy ? undefined : EXIT_FAILURE;
   },
 });
+
+const renewLeasesCommand: Command = {
+  name: "renew-leases",
+  summary:
+    "renew this node's leases on everything reachable from the given paths (default: every alias)",
+  usage: "--dir DIR [--json] [CAP|PATH]...",
+  description: `
+Storage servers garbage-collect shares whose leases have all expired (31 days by default). Run this
+regularly (e.g. weekly, from cron) to keep your files: it walks every directory reachable from the
+given paths or caps (all aliases when none are given) and adds or renews this node's lease on each
+object on every server holding it. Exit code 1 when some object was found on no server.`,
+  options: { dir: DIR_OPTION, json: JSON_OPTION },
+  positionals: ["[CAP|PATH]..."],
+  async run(ctx) {
+    const json = ctx.values.json === true;
+    const rep = await withSession(ctx, json, (s) => renewLeases(s, ctx.positionals));
+    if (json) ctx.out(JSON.stringify(rep, null, 2));
+    else {
+      ctx.out(
+        `${rep.objects} object(s): ${rep.renewed} lease(s) renewed, ${rep.missing} found on no server`,
+      );
+      for (const p of rep.problems) ctx.out(`problem: ${p}`);
+    }
+    return rep.missing || rep.problems.length ? EXIT_FAILURE : undefined;
+  },
+};
 
 export const fileCommands: Command[] = [
   {
@@ -338,4 +365,5 @@ Aliases name directory caps for paths like NAME:sub/file. They are kept in DIR/p
       }
     },
   },
+  renewLeasesCommand,
 ];

@@ -1,6 +1,7 @@
 /**
- * Leases keep the grid's own directory alive: every running server renews its
- * lease on the GSD and its GSA, while an object nobody renews is collected.
+ * Leases keep data alive: every running server renews its lease on the GSD
+ * and its GSA; a client's `renew-leases` keeps what its aliases reach; an
+ * object nobody renews is garbage-collected.
  */
 import { assert, assertEquals } from "../helpers/assert.ts";
 import { shoalOk, startJoinedGrid } from "../helpers/joined_grid.ts";
@@ -9,7 +10,7 @@ import { runShoal } from "../helpers/storage_process.ts";
 const opts = { sanitizeResources: false, sanitizeOps: false };
 
 Deno.test(
-  "running servers keep the GSD and GSAs leased; unleased data is collected",
+  "leases: servers keep the GSD and GSAs, renew-leases keeps files, the rest is collected",
   opts,
   async () => {
     // 4-second leases, garbage collection every second.
@@ -18,14 +19,27 @@ Deno.test(
       storage: { lease_duration: "4s", gc_interval: "1s" },
     });
     try {
+      const C = g.clientDir;
       // A mutable file whose lease nobody renews.
-      const cap = await shoalOk(["client", "put", "--dir", g.clientDir, "--mutable", "-"]);
+      const cap = await shoalOk(["client", "put", "--dir", C, "--mutable", "-"]);
       assert(cap.startsWith("shoal:MUT-W1:"), "put printed a mutable writecap");
-      assertEquals((await runShoal(["client", "get", "--dir", g.clientDir, cap])).code, 0);
-      await new Promise((r) => setTimeout(r, 9000));
-      const gone = await runShoal(["client", "get", "--dir", g.clientDir, cap]);
+      assertEquals((await runShoal(["client", "get", "--dir", C, cap])).code, 0);
+      // A file under an alias, kept alive by `renew-leases`.
+      await shoalOk(["client", "alias", "create", "--dir", C, "home"]);
+      const kept = await shoalOk(["client", "put", "--dir", C, "--mutable", "-", "home:kept"]);
+      assert(kept.startsWith("shoal:MUT-W1:"));
+      const end = Date.now() + 9000;
+      while (Date.now() < end) {
+        const r = JSON.parse(await shoalOk(["client", "renew-leases", "--dir", C, "--json"]));
+        assertEquals(r.objects, 2, "the alias directory and the file");
+        assertEquals(r.missing, 0);
+        await new Promise((res) => setTimeout(res, 1000));
+      }
+      const gone = await runShoal(["client", "get", "--dir", C, cap]);
       assert(gone.code !== 0, "the unrenewed file was collected");
-      const l = await runShoal(["client", "servers", "--dir", g.clientDir, "--json", "--refresh"]);
+      const k = await runShoal(["client", "get", "--dir", C, "home:kept"]);
+      assertEquals(k.code, 0, k.stderr);
+      const l = await runShoal(["client", "servers", "--dir", C, "--json", "--refresh"]);
       assertEquals(l.code, 0, l.stderr);
       assertEquals(JSON.parse(l.stdout).length, 3, "GSD and every GSA are still there");
     } finally {

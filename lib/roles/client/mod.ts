@@ -11,3 +11,4 @@ export {
   validateAliasName,
 } from "./paths.ts";
 export { type Progress, progressBar } from "./progress.ts";
+export * from "./leases.ts";
