@@ -1,6 +1,6 @@
 /**
  * The storage server: a pure Request -> Response handler over a ShareStore
- * (createStorageHandler), and serveStorage() to run it on HTTPS with Deno.serve.
+ * (createStorageHandler), and serveStorage() to run it on HTTPS (node_http.ts).
  * docs/storage-protocol.md is the normative description of every route.
  *
  * Every request is authorized first (constant-time swissnum comparison);
@@ -36,6 +36,8 @@ import {
 } from "./protocol.ts";
 import { type ShareKind, type ShareStore, StoreError } from "./store.ts";
 import { WatchHub, type WatchHubOptions } from "./watch.ts";
+import { createNodeHttpsServer } from "./node_http.ts";
+import { isIP, isIPv6 } from "node:net";
 
 export const DEFAULT_MAX_BODY_SIZE = 64 * 1024 * 1024;
 export const DEFAULT_MAX_BATCH_SLOTS = 4096;
@@ -640,6 +642,8 @@ export function createStorageHandler(
   return Object.assign(handler, { close: () => watches.close(), watches });
 }
 
+type ListenNow = (address: string, port: number, family: number, backlog: number) => void;
+
 export interface ServeOptions {
   hostname: string;
   port: number;
@@ -647,22 +651,41 @@ export interface ServeOptions {
   keyPem: string;
   handler: (req: Request) => Promise<Response>;
   signal?: AbortSignal;
+  /** Called once the server accepts connections (after serveStorage returned). */
   onListen?: (addr: { hostname: string; port: number }) => void;
+  /** Where server-level failures are reported (never a secret). Default: console.error. */
+  log?: (line: string) => void;
 }
 
 export interface StorageServer {
   addr: { hostname: string; port: number };
+  /** Resolves once connections are accepted; rejects if the address could not be bound. */
+  listening: Promise<void>;
   /** Resolves when the server has stopped. */
   finished: Promise<void>;
   /** Stop accepting; wait (up to `graceMs`) for in-flight requests to finish. */
   shutdown(graceMs?: number): Promise<void>;
 }
 
-/** Serve `handler` over HTTPS (HTTP/1.1, TLS with the given PEM certificate and key). */
+/**
+ * Serve `handler` over HTTPS (HTTP/1.1, TLS with the given PEM certificate and
+ * key) with node:https and TCP_NODELAY (see node_http.ts for why not Deno.serve).
+ * As with Deno.serve, the address is bound synchronously: a port in use throws
+ * Deno.errors.AddrInUse here, and `addr` holds the bound port at once.
+ */
 export function serveStorage(opts: ServeOptions): StorageServer {
-  // In-flight accounting: Deno's own shutdown cuts request bodies still
-  // streaming in, so shutdown() first refuses new requests (503) and waits for
-  // the running ones, then closes the listener.
+  const log = opts.log ?? ((l: string) => console.error(l));
+  // A host name (not an IP literal) is resolved the way Deno.listen does it.
+  let ip = opts.hostname;
+  if (isIP(ip) === 0) {
+    const probe = Deno.listen({ hostname: opts.hostname, port: opts.port });
+    ip = (probe.addr as Deno.NetAddr).hostname;
+    probe.close();
+  }
+
+  // In-flight accounting: shutdown() first refuses new requests (503) and waits
+  // for the running ones (request bodies still streaming in included), then
+  // closes the listener and the connections.
   let inflight = 0;
   let draining = false;
   let onIdle: (() => void) | null = null;
@@ -683,20 +706,56 @@ export function serveStorage(opts: ServeOptions): StorageServer {
       if (--inflight === 0) onIdle?.();
     }
   };
-  const server = Deno.serve({
-    hostname: opts.hostname,
-    port: opts.port,
-    cert: opts.certPem,
-    key: opts.keyPem,
-    signal: opts.signal,
-    onListen: () => {},
-  }, handler);
-  const addr = { hostname: server.addr.hostname, port: server.addr.port };
-  opts.onListen?.(addr);
-  return {
-    addr,
-    finished: server.finished,
-    async shutdown(graceMs = 10_000) {
+  const server = createNodeHttpsServer({
+    certPem: opts.certPem,
+    keyPem: opts.keyPem,
+    handler,
+    log,
+    origin: `https://${isIPv6(ip) ? `[${ip}]` : ip}`,
+  });
+  const finished = new Promise<void>((resolve) => server.once("close", () => resolve()));
+  let bound = false;
+  const listening = new Promise<void>((resolve, reject) => {
+    server.once("error", (e: Error) => {
+      if (bound) log(`storage server: cannot listen on ${ip}:${opts.port}: ${e.message}`);
+      server.close();
+      reject(e);
+    });
+    server.once("listening", () => {
+      server.removeAllListeners("error");
+      server.on("error", (e: Error) => log(`storage server: ${e.message}`));
+      resolve();
+    });
+  });
+  listening.catch(() => {});
+  // node's listen() binds only after an asynchronous address lookup, so a
+  // client told the address at once could find nothing listening. _listen2
+  // (what listen() calls after the lookup; node and Deno's node layer both
+  // have it) binds the resolved address now, as Deno.serve did.
+  const listen2 = (server as unknown as { _listen2?: ListenNow })._listen2;
+  let addr: { hostname: string; port: number };
+  if (typeof listen2 === "function") {
+    listen2.call(server, ip, opts.port, isIPv6(ip) ? 6 : 4, 511);
+    const a = server.address();
+    if (a === null || typeof a === "string") {
+      // Not bound: raise the error Deno.listen gives for this address (AddrInUse, ...).
+      Deno.listen({ hostname: ip, port: opts.port }).close();
+      throw new Error(`cannot listen on ${ip}:${opts.port}`);
+    }
+    addr = { hostname: ip, port: a.port };
+  } else {
+    // Without _listen2: learn the port (and any error) from a probe, then listen.
+    const probe = Deno.listen({ hostname: ip, port: opts.port });
+    addr = { hostname: ip, port: (probe.addr as Deno.NetAddr).port };
+    probe.close();
+    server.listen({ host: ip, port: addr.port });
+  }
+  bound = true;
+  if (opts.onListen) listening.then(() => opts.onListen?.(addr), () => {});
+
+  let stopping: Promise<void> | null = null;
+  const shutdown = (graceMs = 10_000): Promise<void> =>
+    stopping ??= (async () => {
       const deadline = Date.now() + graceMs;
       let timer: ReturnType<typeof setTimeout> | undefined;
       const until = (p: Promise<unknown>) =>
@@ -708,8 +767,20 @@ export function serveStorage(opts: ServeOptions): StorageServer {
       draining = true;
       // Waiting watch polls answer now instead of holding the shutdown.
       (opts.handler as Partial<StorageHandler>).close?.();
+      await listening.catch(() => {});
       if (inflight > 0) await until(new Promise<void>((r) => (onIdle = r)));
-      await until(server.shutdown());
-    },
-  };
+      // Stop accepting; idle keep-alive connections close now, busy ones when
+      // their response is out (or at the deadline).
+      server.close();
+      server.closeIdleConnections();
+      await until(finished);
+      server.closeAllConnections();
+      await Promise.race([finished, new Promise<void>((r) => (timer = setTimeout(r, 1000)))])
+        .finally(() => clearTimeout(timer));
+    })();
+  if (opts.signal) {
+    if (opts.signal.aborted) void shutdown();
+    else opts.signal.addEventListener("abort", () => void shutdown(), { once: true });
+  }
+  return { addr, listening, finished, shutdown };
 }

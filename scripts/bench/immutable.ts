@@ -5,8 +5,12 @@
  * process's peak RSS, beside the raw single-process pipeline measured in the
  * same run: AES-256-CTR + erasure coding 3-of-10 + block and segment hashes
  * per 1 MiB segment (upload's CPU work), and verify-hash + decode + decrypt
- * (download's). 1 MB = 10^6 bytes. Targets (issue 6): upload >= 60 MB/s,
- * download >= 100 MB/s, RSS < 200 MB.
+ * (download's). Also the CPU time (user + system, from /proc on Linux) the
+ * client and the 10 server processes spent per MB in each phase: on a small
+ * machine that, not the network, bounds the upload. The client's figure
+ * includes this bench's own work (generating the source with AES-CTR;
+ * SHA-256 of the download). 1 MB = 10^6 bytes. Targets (issue 6): upload
+ * >= 60 MB/s, download >= 100 MB/s, RSS < 200 MB.
  */
 import type { BenchSection } from "./sections.ts";
 import { createHash } from "node:crypto";
@@ -20,6 +24,17 @@ const CHUNK = 1024 * 1024;
 
 function line(label: string, value: string, note = ""): void {
   console.log(`${label.padEnd(52)} ${value.padStart(12)}${note ? `  ${note}` : ""}`);
+}
+
+/** CPU seconds (user + system) of process `pid` so far, from /proc (Linux); NaN elsewhere. */
+function cpuSeconds(pid: number): number {
+  try {
+    const stat = Deno.readTextFileSync(`/proc/${pid}/stat`);
+    const f = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
+    return (Number(f[11]) + Number(f[12])) / 100; // utime, stime in clock ticks (USER_HZ = 100)
+  } catch {
+    return NaN;
+  }
 }
 
 function generated(size: number, seed: Uint8Array): ImmutableSource {
@@ -105,10 +120,17 @@ async function run(): Promise<void> {
       convergenceSecret: null,
     });
     const src = generated(size, randomBytes(32));
+    const serverPids = g.servers.map((s) => s.proc!.pid);
+    const cpu = () => ({
+      client: cpuSeconds(Deno.pid),
+      servers: serverPids.reduce((a, p) => a + cpuSeconds(p), 0),
+    });
+    const c0 = cpu();
     let t0 = performance.now();
     const r = await grid.uploadImmutable(src, { k: 3, n: 10, happy: 7, convergenceSecret: null });
     const up = size / MB / ((performance.now() - t0) / 1000);
     const upPeak = peak;
+    const c1 = cpu();
     t0 = performance.now();
     const h = createHash("sha256");
     let got = 0;
@@ -118,6 +140,7 @@ async function run(): Promise<void> {
     }
     const down = size / MB / ((performance.now() - t0) / 1000);
     if (got !== size) throw new Error(`downloaded ${got} bytes, expected ${size}`);
+    const c2 = cpu();
     clearInterval(timer);
     const rawUp = await rawUpload(rawBytes);
     const rawDown = await rawDownload(rawBytes);
@@ -151,6 +174,22 @@ async function run(): Promise<void> {
       "disk write + fsync (servers' temp dir)",
       `${disk.toFixed(0)} MB/s`,
       `(upload ceiling ~${(disk / (10 / 3)).toFixed(0)} MB/s: servers store 10/3 bytes per byte)`,
+    );
+    const perMB = (a: number, b: number) => `${((b - a) * 1000 / (size / MB)).toFixed(1)}`;
+    line(
+      "CPU ms per MB, upload: client / 10 servers",
+      `${perMB(c0.client, c1.client)} / ${perMB(c0.servers, c1.servers)}`,
+      "user + system, from /proc",
+    );
+    line(
+      "CPU ms per MB, download: client / 10 servers",
+      `${perMB(c1.client, c2.client)} / ${perMB(c1.servers, c2.servers)}`,
+    );
+    const upCpu = (c1.client - c0.client + c1.servers - c0.servers) / (size / MB);
+    line(
+      "upload ceiling from CPU alone (all cores busy)",
+      `${(navigator.hardwareConcurrency / upCpu).toFixed(0)} MB/s`,
+      "cores / (client + servers CPU seconds per MB)",
     );
     line("CPU cores", `${navigator.hardwareConcurrency}`, "servers share them");
   } finally {

@@ -19,19 +19,17 @@
  * requests handled and the front's connections, bytes in and bytes out;
  * `reset` zeroes them (prints `reset`). SIGTERM or end of stdin: stop.
  *
- * `--serve node-https`: serve each store with node:https and `noDelay: true`
- * (TCP_NODELAY on accepted sockets) instead of serveStorage (Deno.serve), the
- * same handler behind a small Request/Response adapter. Deno.serve over TLS
- * leaves Nagle's algorithm on, and a response whose body is written apart from
- * its head (bodies over ~400 bytes) then waits for the client's delayed ACK
- * (~40 ms on Linux); this mode measures what the storage server would gain
- * from TCP_NODELAY. Not the product: a what-if for the benchmarks.
+ * `--serve deno-serve`: serve each store with a bare `Deno.serve` (what
+ * serveStorage used before it moved to node:https, docs/performance.md §5.1)
+ * instead of serveStorage, for before/after comparisons. Deno.serve over TLS
+ * leaves Nagle's algorithm on, so a response written in more than one piece
+ * (bodies over ~400 bytes) waits for the client's delayed ACK (~40 ms).
+ * `--serve deno` and `--serve node-https` (the harness's names) both mean the
+ * product path, serveStorage.
  *
  * `--echo K`: raw baseline instead, K TLS listeners that echo every byte
  * (prints `echo <port>...`), for the raw loopback TLS latency figure.
  */
-import https from "node:https";
-import { Readable } from "node:stream";
 import { parseArgs } from "node:util";
 import {
   createStorageHandler,
@@ -63,48 +61,17 @@ const { values } = parseArgs({
 const listeners: Deno.Listener[] = [];
 const servers: Pick<StorageServer, "shutdown">[] = [];
 
-/** serveStorage's job done with node:https and TCP_NODELAY (see `--serve node-https`). */
-function serveNodeHttps(
+/** A bare Deno.serve over TLS (the pre-node:https server; see `--serve deno-serve`). */
+function serveDenoServe(
   certPem: string,
   keyPem: string,
   handler: (req: Request) => Promise<Response>,
-): Promise<{ port: number; shutdown(): Promise<void> }> {
-  const server = https.createServer(
-    { cert: certPem, key: keyPem, noDelay: true },
-    async (req, res) => {
-      try {
-        const headers = new Headers();
-        for (const [k, v] of Object.entries(req.headers)) {
-          if (v !== undefined) headers.set(k, Array.isArray(v) ? v.join(", ") : v);
-        }
-        const hasBody = req.method !== "GET" && req.method !== "HEAD";
-        const request = new Request(`https://127.0.0.1${req.url}`, {
-          method: req.method,
-          headers,
-          body: hasBody ? Readable.toWeb(req) as ReadableStream<Uint8Array> : undefined,
-          duplex: "half",
-        } as RequestInit);
-        const response = await handler(request);
-        const body = new Uint8Array(await response.arrayBuffer());
-        const out: Record<string, string> = {};
-        response.headers.forEach((v, k) => out[k] = v);
-        out["content-length"] = String(body.length);
-        res.writeHead(response.status, out);
-        res.end(body);
-      } catch {
-        res.destroy();
-      }
-    },
+): { port: number; shutdown(): Promise<void> } {
+  const server = Deno.serve(
+    { hostname: "127.0.0.1", port: 0, cert: certPem, key: keyPem, onListen() {} },
+    handler,
   );
-  return new Promise((resolve) => {
-    server.listen(0, "127.0.0.1", () => {
-      const port = (server.address() as { port: number }).port;
-      resolve({
-        port,
-        shutdown: () => new Promise<void>((r) => server.close(() => r())),
-      });
-    });
-  });
+  return { port: server.addr.port, shutdown: () => server.shutdown() };
 }
 
 async function pipeCounting(
@@ -216,8 +183,8 @@ async function pool(k: number, root: string): Promise<Stats[]> {
       close: () => (handler as { close?: () => void }).close?.(),
     });
     let port: number;
-    if (values.serve === "node-https") {
-      const server = await serveNodeHttps(id.certPem, id.keyPem, counted);
+    if (values.serve === "deno-serve") {
+      const server = serveDenoServe(id.certPem, id.keyPem, counted);
       servers.push(server);
       port = server.port;
     } else {
