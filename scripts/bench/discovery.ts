@@ -20,7 +20,7 @@
  * - unchanged refresh: requests and bytes on the wire (TLS included) per
  *   refresh, as the client does it (rotating servers), and on a kept-open
  *   connection. Target: <= 1 request and < 2 KB.
- * - what-if: join and refresh on 10 servers that set TCP_NODELAY (server_pool.ts).
+ * - before: join and refresh on 10 servers on the old Deno.serve stack (no TCP_NODELAY).
  * - removal: 20 client nodes in this process (each its own GridNode and
  *   ClientPool) run the client daemon loop (runClient, refresh interval 1 s);
  *   the operator unlinks one server (republish to the other M - 1, as
@@ -297,10 +297,10 @@ async function run(): Promise<void> {
         g.pool.close();
       }
     }
-    // What-if: the same 10-server grid on servers that set TCP_NODELAY (see server_pool.ts).
-    const fixed = await startServers(10, { tmpfs: true, serve: "node-https" });
+    // Before: the same 10-server grid on the old Deno.serve stack, which left TCP_NODELAY off.
+    const fixed = await startServers(10, { tmpfs: true, serve: "deno-serve" });
     try {
-      console.log(`what-if, ${fixed.describe()}:`);
+      console.log(`before (Deno.serve, no TCP_NODELAY), ${fixed.describe()}:`);
       const g = await buildGrid(fixed, 10);
       try {
         await joinAndRefresh(fixed, g, root, "-nodelay");

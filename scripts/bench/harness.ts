@@ -185,7 +185,7 @@ export interface BenchServers {
  */
 export async function startServers(
   m: number,
-  opts: { tmpfs?: boolean; serve?: "deno" | "node-https" } = {},
+  opts: { tmpfs?: boolean; serve?: "deno" | "node-https" | "deno-serve" } = {},
 ): Promise<BenchServers> {
   let base: string | undefined;
   if (opts.tmpfs) {
@@ -246,7 +246,7 @@ export async function startServers(
         return `${m} storage servers in ${nproc} process(es) of ${sizes[0]}` +
           `${sizes[nproc - 1] !== sizes[0] ? `-${sizes[nproc - 1]}` : ""} ` +
           `(scripts/bench/server_pool.ts: one TLS port + share store each), stores on ${where}` +
-          (opts.serve === "node-https" ? ", served by node:https with TCP_NODELAY" : "");
+          (opts.serve === "deno-serve" ? ", served by the old bare Deno.serve (no TCP_NODELAY)" : "");
       },
       async close() {
         await Promise.all(procs.map((p) => p.stop()));

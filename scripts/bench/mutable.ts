@@ -207,10 +207,10 @@ async function run(): Promise<void> {
     await servers.close();
   }
 
-  // What-if: the same storage handler on servers that set TCP_NODELAY (see server_pool.ts).
-  const fixed = await startServers(10, { serve: "node-https" });
+  // Before: the same storage handler on the old Deno.serve stack, which left TCP_NODELAY off.
+  const fixed = await startServers(10, { serve: "deno-serve" });
   try {
-    console.log(`what-if, ${fixed.describe()}:`);
+    console.log(`before (Deno.serve, no TCP_NODELAY), ${fixed.describe()}:`);
     await oneKiB(fixed, false);
   } finally {
     await fixed.close();

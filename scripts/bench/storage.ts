@@ -12,8 +12,8 @@
  * - raw TCP and TLS MB/s for the same 256 MiB in 1 MiB writes, each direction.
  * Transfer figures are the best of 3 rounds (the machine is small and noisy).
  * Also shown for context: disk write + fsync of 256 MiB (the server makes an
- * upload durable before acknowledging it) and the client against Deno.serve
- * answering without a store (the HTTP stack's own ceiling).
+ * upload durable before acknowledging it) and the client against a bare Deno.serve
+ * answering without a store (the server's former HTTP stack, for comparison).
  * 1 MB = 10^6 bytes. Targets (issue 3): transfers >= 70% of raw TLS, >= 3,000
  * small requests/s on one connection.
  */
@@ -119,7 +119,7 @@ async function handle(conn) {
   conn.close();
 }
 async function loop(l) { for await (const c of l) handle(c).catch(() => {}); }
-// HTTP ceiling: Deno.serve (the storage server's HTTP stack) without the store.
+// For comparison: a bare Deno.serve (the storage server's former HTTP stack) without a store.
 const MiB = new Uint8Array(1 << 20).fill(9);
 const REQUIRED_NONE = new Uint8Array([0xa1, 0x68, ...new TextEncoder().encode("required"), 0x80]);
 const http = Deno.serve({ hostname: "127.0.0.1", port: 0, cert: certPem, key: keyPem, onListen() {} }, async (req) => {
@@ -274,7 +274,7 @@ async function run(): Promise<void> {
     await Deno.remove(file);
     line("disk write + fsync, 256 MiB in 1 MiB writes", `${diskMBs.toFixed(0)} MB/s`);
 
-    // HTTP ceiling: the same client against Deno.serve answering without a store.
+    // For comparison: the same client against a bare Deno.serve answering without a store.
     const ceiling = new StorageClient(
       { pin: id.pin, swissnum: url.swissnum, locations: [`127.0.0.1:${httpPort}`] },
       { maxConnections: 1, maxResponseBytes: 2 * CHUNK },
@@ -294,12 +294,12 @@ async function run(): Promise<void> {
       return SHARE / 1e6 / ((performance.now() - t) / 1000);
     });
     line(
-      "client vs Deno.serve without store: 1 MiB PATCHes",
+      "client vs bare Deno.serve (former stack), no store: 1 MiB PATCHes",
       `${ceilUp.toFixed(0)} MB/s`,
       pct(ceilUp, rawTlsUp),
     );
     line(
-      "client vs Deno.serve without store: 1 MiB GETs",
+      "client vs bare Deno.serve (former stack), no store: 1 MiB GETs",
       `${ceilDown.toFixed(0)} MB/s`,
       pct(ceilDown, rawTlsDown),
     );
