@@ -183,6 +183,10 @@ export async function runAnnouncer(
   if (signal.aborted) return;
   const grid = await GridNode.load(node.dir);
   if (!grid) return;
+  // On shutdown, close our connections at once so a request in flight fails now
+  // instead of waiting for its timeout.
+  const closeNow = () => grid.close();
+  signal.addEventListener("abort", closeNow, { once: true });
   const gsdSi = storageIndexFromReadkey(grid.intro.gsdReadcap.readkey);
   let wake: (() => void) | null = null;
   let pending = false;

@@ -228,6 +228,9 @@ export async function runStorageNode(node: StorageNode, opts: RunOptions): Promi
   });
   clearInterval(timer);
   await server.shutdown(opts.graceMs ?? 10_000);
-  await announcer;
+  // The announcer closes its connections on abort; don't let a slow one hold the exit.
+  let grace: ReturnType<typeof setTimeout> | undefined;
+  await Promise.race([announcer, new Promise((r) => (grace = setTimeout(r, 2000)))]);
+  clearTimeout(grace);
   if (gcRunning) await gcRunning;
 }
