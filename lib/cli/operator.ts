@@ -1,3 +1,4 @@
+import { sleep } from "../sleep.ts";
 import { base32Encode } from "../codec/mod.ts";
 import {
   addAnnouncement,
@@ -276,13 +277,7 @@ export const operatorCommands: Command[] = [
           } catch (e) {
             err(`maintenance failed: ${(e as Error).message}`);
           }
-          await new Promise<void>((res) => {
-            const t = setTimeout(res, interval * 1000);
-            ac.signal.addEventListener("abort", () => {
-              clearTimeout(t);
-              res();
-            }, { once: true });
-          });
+          await sleep(interval * 1000, ac.signal);
         }
       } finally {
         Deno.removeSignalListener("SIGINT", stop);

@@ -77,8 +77,11 @@ const PATCH_CHUNK = 2 * 1024 * 1024;
 const MAX_INFLIGHT_BYTES = 8 * 1024 * 1024;
 /** Upload: most PATCH buffers kept for reuse per upload. */
 const POOL_MAX = 32;
-/** Download: segments fetched ahead of the consumer. */
-const READ_AHEAD = 4;
+/**
+ * Download: segments fetched ahead of the consumer. 2 downloaded as fast as 4
+ * on the bench (10 loopback servers) with ~15 MB less peak RSS.
+ */
+const READ_AHEAD = 2;
 /** First read of a share: header, UEB and chain (and everything, for small files). */
 const HEAD_READ = 4096;
 const CONCURRENCY = 32;
@@ -217,7 +220,7 @@ function sourceOf(source: ImmutableSource | Uint8Array): ImmutableSource {
  * exactly `size` bytes. Each segment is assembled in one reused buffer with
  * 15 bytes of headroom: segment i sits at byte (i · segmentSize) mod 16 of
  * it, so the caller can encrypt from a 16-byte-aligned stream position
- * without another copy (see encryptSegment). A yielded segment is only valid
+ * without another copy (see ctrAligned). A yielded segment is only valid
  * until the next one is asked for.
  */
 async function* segmentsOf(
@@ -267,20 +270,35 @@ async function* segmentsOf(
 }
 
 /**
- * AES-256-CTR of `plain` at stream position `pos`, where `plain` is a view
- * with at least pos mod 16 bytes of its buffer before it (as segmentsOf
- * yields): encrypting from the aligned position pos - pos mod 16 spares
- * aesCtr a copy of the whole segment; the bytes before `plain` are ignored.
+ * AES-256-CTR (encrypt or decrypt) of `data` at stream position `pos`.
+ * aesCtr copies any input that does not start on a 16-byte boundary of the
+ * stream, which segments (i · segmentSize) mostly do not. Here the aligned
+ * frame is made without a fresh allocation: from the `pos mod 16` bytes of
+ * headroom before `data` in its buffer (segmentsOf leaves them), or else by
+ * copying into a buffer from `scratch` (returned to it when done). The bytes
+ * before `data` are encrypted too and dropped.
  */
-async function encryptSegment(
+async function ctrAligned(
   key: Uint8Array,
-  plain: Uint8Array,
+  data: Uint8Array,
   pos: number,
+  scratch: Uint8Array[],
 ): Promise<Uint8Array> {
   const pad = pos % 16;
-  if (pad === 0 || plain.byteOffset < pad) return aesCtr(key, ZERO_IV, plain, pos);
-  const framed = new Uint8Array(plain.buffer, plain.byteOffset - pad, pad + plain.length);
-  return (await aesCtr(key, ZERO_IV, framed, pos - pad)).subarray(pad);
+  if (pad === 0) return aesCtr(key, ZERO_IV, data, pos);
+  if (data.byteOffset >= pad) {
+    const framed = new Uint8Array(data.buffer, data.byteOffset - pad, pad + data.length);
+    return (await aesCtr(key, ZERO_IV, framed, pos - pad)).subarray(pad);
+  }
+  let buf = scratch.pop();
+  if (!buf || buf.length < pad + data.length) buf = new Uint8Array(pad + data.length);
+  try {
+    buf.set(data, pad);
+    return (await aesCtr(key, ZERO_IV, buf.subarray(0, pad + data.length), pos - pad))
+      .subarray(pad);
+  } finally {
+    scratch.push(buf);
+  }
 }
 
 async function hashSource(src: ImmutableSource, signal?: AbortSignal): Promise<Uint8Array> {
@@ -358,7 +376,11 @@ class UploadSession {
     /** Holdings outside this session that count toward happiness (repair). */
     readonly existing: Map<string, Set<number>> = new Map(),
   ) {
-    this.#blocksPerPatch = Math.max(1, Math.floor(PATCH_CHUNK / Math.max(1, layout.blockSize)));
+    // Never more blocks than a share has: a small file's buffers stay small.
+    this.#blocksPerPatch = Math.max(
+      1,
+      Math.min(layout.numSegments, Math.floor(PATCH_CHUNK / Math.max(1, layout.blockSize))),
+    );
     this.#bufSize = this.#blocksPerPatch * layout.blockSize;
   }
 
@@ -737,12 +759,13 @@ async function uploadOnce(
     );
   }
   const encoder = new Encoder(l);
+  const scratch: Uint8Array[] = [];
   let i = 0;
   let done = 0;
   for await (const plain of segmentsOf(src.open(), l)) {
     checkAbort(opts.signal);
     if (session.fatal) throw session.fatal;
-    const ct = await encryptSegment(key, plain, i * l.segmentSize);
+    const ct = await ctrAligned(key, plain, i * l.segmentSize, scratch);
     encoder.add(i, ct, session);
     done += plain.length;
     opts.onProgress?.(done, l.size);
@@ -1211,11 +1234,12 @@ async function* downloadSegments(
   const s0 = Math.floor(offset / l.segmentSize);
   const s1 = Math.floor((offset + length - 1) / l.segmentSize);
   const queue: Promise<Uint8Array>[] = [];
+  const scratch: Uint8Array[] = [];
   let next = s0;
   const fill = () => {
     while (next <= s1 && queue.length < READ_AHEAD) {
       const i = next++;
-      const p = fetchSegment(set, i).then((ct) => aesCtr(key, ZERO_IV, ct, i * l.segmentSize));
+      const p = fetchSegment(set, i).then((ct) => ctrAligned(key, ct, i * l.segmentSize, scratch));
       p.catch(() => {}); // observed when awaited
       queue.push(p);
     }

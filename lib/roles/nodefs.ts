@@ -82,9 +82,21 @@ export async function loadOrCreateSecret(path: string): Promise<Uint8Array> {
     if (b.length !== 32) throw new Error(`${path} does not hold a 32-byte secret`);
     return b;
   }
+  // Create it only if absent, atomically: write a temp file, then hard-link it into place
+  // (link fails if another process created the secret first; then use theirs).
   const secret = randomBytes(32);
-  await writePrivate(path, base32Encode(secret) + "\n");
-  return secret;
+  const tmp = `${path}.${crypto.randomUUID().slice(0, 8)}.tmp`;
+  await writePrivate(tmp, base32Encode(secret) + "\n");
+  try {
+    await Deno.link(tmp, path);
+    await fsyncDir(parentOf(path));
+    return secret;
+  } catch (e) {
+    if (!(e instanceof Deno.errors.AlreadyExists)) throw e;
+    return await loadOrCreateSecret(path);
+  } finally {
+    await Deno.remove(tmp).catch(() => {});
+  }
 }
 
 export function normalizeDir(dir: string): string {

@@ -13,6 +13,7 @@
  *    Reading by cap (GET /uri/CAP) needs no token: the cap is the authority.
  *  - Nothing is logged per request, so caps in paths never reach a log.
  */
+import { sleep } from "../sleep.ts";
 import { base32Encode, utf8 } from "../codec/mod.ts";
 import { parseCap, storageIndexFromReadkey } from "../crypto/mod.ts";
 import { type DiscoveryState, recordedStorageUrls } from "../discovery/mod.ts";
@@ -418,15 +419,7 @@ export async function startOperatorGateway(
         history.recordFailure((e as Error).message, gridNode.state);
         opts.log?.(`dashboard refresh failed: ${(e as Error).message}`);
       }
-      await new Promise<void>((res) => {
-        const t = setTimeout(done, opts.refreshInterval * 1000);
-        function done() {
-          clearTimeout(t);
-          ac.signal.removeEventListener("abort", done);
-          res();
-        }
-        ac.signal.addEventListener("abort", done, { once: true });
-      });
+      await sleep(opts.refreshInterval * 1000, ac.signal);
     }
   })();
   probe.start();

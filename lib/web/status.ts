@@ -4,6 +4,7 @@
  * every recorded server (reachable, last successful contact, which GSD
  * version it holds). docs/web-api.md §5.
  */
+import { sleep } from "../sleep.ts";
 import { readU64be } from "../codec/mod.ts";
 import {
   type ClientPool,
@@ -187,17 +188,8 @@ export class ServerProbe {
     const { signal } = this.#opts;
     while (!signal.aborted) {
       await this.probeOnce().catch(() => {});
-      await new Promise<void>((resolve) => {
-        const done = () => {
-          clearTimeout(t);
-          this.#wake = null;
-          signal.removeEventListener("abort", done);
-          resolve();
-        };
-        const t = setTimeout(done, this.#opts.intervalMs);
-        this.#wake = done;
-        signal.addEventListener("abort", done, { once: true });
-      });
+      await sleep(this.#opts.intervalMs, signal, (done) => (this.#wake = done));
+      this.#wake = null;
     }
   }
 
@@ -222,6 +214,10 @@ export class ServerProbe {
           }),
           new Promise<never>((_, rej) => {
             timer = setTimeout(() => rej(new Error(`no answer within ${timeoutMs} ms`)), timeoutMs);
+            // Stopping the probe ends a probe in flight at once.
+            this.#opts.signal.addEventListener("abort", () => rej(new Error("probe stopped")), {
+              once: true,
+            });
           }),
         ]);
         let seq: number | null = null;

@@ -246,7 +246,9 @@ export async function startServers(
         return `${m} storage servers in ${nproc} process(es) of ${sizes[0]}` +
           `${sizes[nproc - 1] !== sizes[0] ? `-${sizes[nproc - 1]}` : ""} ` +
           `(scripts/bench/server_pool.ts: one TLS port + share store each), stores on ${where}` +
-          (opts.serve === "deno-serve" ? ", served by the old bare Deno.serve (no TCP_NODELAY)" : "");
+          (opts.serve === "deno-serve"
+            ? ", served by the old bare Deno.serve (no TCP_NODELAY)"
+            : "");
       },
       async close() {
         await Promise.all(procs.map((p) => p.stop()));

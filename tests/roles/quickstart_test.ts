@@ -52,7 +52,7 @@ Deno.test(
         const text2 = second.stdout().split("\n").find((l) => l.startsWith("shoal:DIR-R1:"))!;
         assertEquals(text2.split(",")[0], text1.split(",")[0], "same grid service directory");
       } finally {
-        assertEquals(await second.stop("SIGINT"), 0);
+        assertEquals(await second.stop("SIGINT"), 0, second.stderr());
       }
     } finally {
       await Deno.remove(dir.replace(/\/grid$/, ""), { recursive: true }).catch(() => {});

@@ -6,6 +6,7 @@
  *   C/private/servers.json        the recorded server list and GSD freshness (0600)
  *   C/private/lease-secret        this node's lease secret (0600)
  */
+import { sleep } from "../../sleep.ts";
 import { parse } from "smol-toml";
 import {
   type DiscoveryState,
@@ -330,12 +331,6 @@ async function refreshLoop(
       log(`refresh failed (keeping the last good server list): ${(e as Error).message}`);
     }
     if (pauseMs <= 0 || signal.aborted) continue;
-    await new Promise<void>((resolve) => {
-      const t = setTimeout(resolve, pauseMs);
-      signal.addEventListener("abort", () => {
-        clearTimeout(t);
-        resolve();
-      }, { once: true });
-    });
+    await sleep(pauseMs, signal);
   }
 }

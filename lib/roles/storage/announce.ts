@@ -7,6 +7,7 @@
  *   D/private/gsa-writecap        this server's GSA writecap (0600); only this server can write its GSA
  *   D/private/servers.json        servers in the GSD, as last read (0600)
  */
+import { sleep } from "../../sleep.ts";
 import { base32Encode, bytesEqual } from "../../codec/mod.ts";
 import {
   capStorageIndex,
@@ -219,17 +220,11 @@ export async function runAnnouncer(
         log(`announcement failed: ${(e as Error).message}`);
       }
       if (pending || signal.aborted) continue;
-      await new Promise<void>((resolve) => {
-        const done = () => {
-          clearTimeout(t);
-          wake = null;
-          resolve();
-        };
-        const t = setTimeout(done, node.config.refreshInterval * 1000);
-        // A GSD write: wait a moment for the operator to finish writing every server.
+      // A GSD write wakes us: wait a moment for the operator to finish writing every server.
+      await sleep(node.config.refreshInterval * 1000, signal, (done) => {
         wake = () => setTimeout(done, 300);
-        signal.addEventListener("abort", done, { once: true });
       });
+      wake = null;
     }
   } finally {
     unlisten();
@@ -267,15 +262,4 @@ export async function renewDiscoveryLeases(
     })
   ));
   return { renewed, failures };
-}
-
-function sleep(ms: number, signal: AbortSignal): Promise<void> {
-  return new Promise((resolve) => {
-    const done = () => {
-      clearTimeout(t);
-      resolve();
-    };
-    const t = setTimeout(done, ms);
-    signal.addEventListener("abort", done, { once: true });
-  });
 }
