@@ -239,6 +239,9 @@ Deno.test("storage run: an upload in flight at SIGTERM completes before exit", a
         if (sent >= 200_000) return ctrl.close();
         if (sent >= 100_000 && !signalled) {
           signalled = true;
+          // Let the server take in the request head first: only a request it has
+          // begun to handle is "in flight" (one still unread may be refused).
+          await new Promise((r) => setTimeout(r, 500));
           Deno.kill(server.pid, "SIGTERM");
           await new Promise((r) => setTimeout(r, 300));
         }
