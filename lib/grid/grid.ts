@@ -45,6 +45,8 @@ import {
   type ImmutableContext,
   type ImmutableSource,
   repairImmutable,
+  type RepairImmutableOptions,
+  type RepairImmutableResult,
   uploadImmutable,
   type UploadOptions,
   type UploadResult,
@@ -309,12 +311,8 @@ export class Grid {
   /** Re-create missing shares on servers that should hold them. */
   repairImmutable(
     cap: string | Cap,
-    opts: {
-      happy?: number;
-      onProgress?: (done: number, total: number) => void;
-      signal?: AbortSignal;
-    } = {},
-  ): Promise<{ repaired: boolean; before: ImmutableCheck; after: ImmutableCheck }> {
+    opts: RepairImmutableOptions = {},
+  ): Promise<RepairImmutableResult> {
     return repairImmutable(this.#immutableContext(), cap, opts);
   }
 }

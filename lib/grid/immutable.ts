@@ -1346,6 +1346,18 @@ export async function verifyImmutable(
   return (await examine(ctx, capInfo(cap), true)).check;
 }
 
+export interface RepairImmutableOptions {
+  happy?: number;
+  onProgress?: (done: number, total: number) => void;
+  signal?: AbortSignal;
+}
+
+export interface RepairImmutableResult {
+  repaired: boolean;
+  before: ImmutableCheck;
+  after: ImmutableCheck;
+}
+
 /**
  * Re-create missing shares (from any k valid ones; a verify cap suffices) on
  * servers that hold none, in ring order, until every share exists and
@@ -1354,12 +1366,8 @@ export async function verifyImmutable(
 export async function repairImmutable(
   ctx: ImmutableContext,
   cap: string | Cap,
-  opts: {
-    happy?: number;
-    onProgress?: (done: number, total: number) => void;
-    signal?: AbortSignal;
-  } = {},
-): Promise<{ repaired: boolean; before: ImmutableCheck; after: ImmutableCheck }> {
+  opts: RepairImmutableOptions = {},
+): Promise<RepairImmutableResult> {
   const info = capInfo(cap);
   const { check: before, readers, located } = await examine(ctx, info, false);
   const live = located.filter((l) => !l.error).map((l) => l.server);
