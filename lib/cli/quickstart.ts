@@ -9,7 +9,10 @@ import { type Command, DIR_OPTION, optionalString, UsageError } from "./command.
 export function selfCommand(): string {
   const main = Deno.mainModule;
   if (main.startsWith("file://") && /\.(ts|js)$/.test(main)) {
-    return `deno run -A ${new URL(main).pathname}`;
+    // The full path of this deno: it works whether or not `deno` is on PATH (e.g. run via npx).
+    const deno = Deno.execPath();
+    const onPath = (Deno.env.get("PATH") ?? "").split(":").some((d) => d && `${d}/deno` === deno);
+    return `${onPath ? "deno" : deno} run -A ${new URL(main).pathname}`;
   }
   return Deno.execPath();
 }
