@@ -449,21 +449,33 @@ function decodeChosen(
 
 /**
  * Only the parity shards k..n-1 for k = dataShards.length data shards of equal
- * length (for callers that already hold the data shards). Fresh arrays.
+ * length (for callers that already hold the data shards). Fresh arrays, or
+ * written into `into` (n - k arrays of the shard length) so a streaming caller
+ * can reuse its buffers.
  */
-export function erasureParity(dataShards: Uint8Array[], n: number): Uint8Array[] {
+export function erasureParity(
+  dataShards: Uint8Array[],
+  n: number,
+  into?: Uint8Array[],
+): Uint8Array[] {
   const data = checkDataShards(dataShards, n);
   const k = data.length;
   const len = k > 0 ? data[0].length : 0;
   const m = n - k;
+  if (into && (into.length !== m || into.some((b) => b.length !== len))) {
+    throw new ErasureError(`output buffers must be ${m} arrays of ${len} bytes`);
+  }
   const parity: Uint8Array[] = new Array(m);
   if (k === 1) {
-    for (let i = 0; i < m; i++) parity[i] = data[0].slice();
+    for (let i = 0; i < m; i++) {
+      if (into) (parity[i] = into[i]).set(data[0]);
+      else parity[i] = data[0].slice();
+    }
     return parity;
   }
   const A = parityMatrix(k);
   for (let i = 0; i < m; i++) {
-    const out = new Uint8Array(len);
+    const out = into ? into[i] : new Uint8Array(len);
     combine(out, data, A.subarray(i * k, i * k + k), len);
     parity[i] = out;
   }
@@ -474,8 +486,12 @@ export function erasureParity(dataShards: Uint8Array[], n: number): Uint8Array[]
  * k data shards of equal length in, n shards out; shards[0..k) are the data
  * shards themselves (the same objects), shards[k..n) fresh parity.
  */
-export function erasureEncode(dataShards: Uint8Array[], n: number): Uint8Array[] {
-  const parity = erasureParity(dataShards, n);
+export function erasureEncode(
+  dataShards: Uint8Array[],
+  n: number,
+  into?: Uint8Array[],
+): Uint8Array[] {
+  const parity = erasureParity(dataShards, n, into);
   return [...dataShards, ...parity];
 }
 

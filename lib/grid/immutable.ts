@@ -513,8 +513,8 @@ class UploadSession {
       }
       if (!p) {
         if (data.length > this.#bufSize) {
-          // Larger than a pooled buffer (not produced by the encoder): send it as it is.
-          this.#flush(t, sh, { offset, buf: data, length: data.length });
+          // Larger than a pooled buffer: send a copy (the caller may reuse `data` at once).
+          this.#flush(t, sh, { offset, buf: data.slice(), length: data.length });
           continue;
         }
         p = { offset, buf: this.#pool.pop() ?? new Uint8Array(this.#bufSize), length: 0 };
@@ -631,6 +631,7 @@ function sameKey(s: GridServer, t: Target): boolean {
 
 /** Streams block hashes and (optionally) uploads blocks; builds trees and UEB at the end. */
 class Encoder {
+  #parity: Uint8Array[] | null = null;
   readonly blockLeaves: Uint8Array[][];
   readonly segLeaves: Uint8Array[] = [];
   constructor(readonly layout: Layout) {
@@ -643,12 +644,18 @@ class Encoder {
     this.segLeaves.push(segmentLeaf(ciphertext));
     // A full segment splits into k equal views of `ciphertext` (our own buffer): no copy needed.
     const size = ciphertext.length / l.k;
-    const blocks = Number.isInteger(size) && size > 0
-      ? erasureEncode(
+    let blocks: Uint8Array[];
+    if (Number.isInteger(size) && size > 0) {
+      // Parity goes into buffers reused from segment to segment: session.write copies blocks.
+      if (this.#parity?.[0]?.length !== size) {
+        this.#parity = Array.from({ length: l.n - l.k }, () => new Uint8Array(size));
+      }
+      blocks = erasureEncode(
         Array.from({ length: l.k }, (_, j) => ciphertext.subarray(j * size, (j + 1) * size)),
         l.n,
-      )
-      : encodeSegment(ciphertext, l.k, l.n);
+        this.#parity,
+      );
+    } else blocks = encodeSegment(ciphertext, l.k, l.n);
     for (let s = 0; s < l.n; s++) {
       this.blockLeaves[s].push(blockHash(blocks[s]));
       session.write(s, i, blockOffset(l, i), blocks[s]);

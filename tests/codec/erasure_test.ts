@@ -378,3 +378,18 @@ Deno.test("erasure: property — random garbage decodes correctly-shaped or thro
   // The generator must reach the success path often enough to mean something.
   assert.ok(accepted > 200, `only ${accepted} valid inputs generated`);
 });
+
+Deno.test("erasure: parity written into caller buffers equals fresh parity, and is checked", () => {
+  for (const [k, n] of [[1, 4], [3, 10], [5, 12]]) {
+    const data = Array.from({ length: k }, () => crypto.getRandomValues(new Uint8Array(333)));
+    const fresh = erasureParity(data, n);
+    const into = Array.from({ length: n - k }, () => new Uint8Array(333).fill(0xee));
+    const got = erasureParity(data, n, into);
+    for (let i = 0; i < n - k; i++) {
+      assert.strictEqual(got[i], into[i]);
+      assert.deepEqual(got[i], fresh[i]);
+    }
+    assert.throws(() => erasureParity(data, n, into.slice(1)), ErasureError);
+    assert.throws(() => erasureParity(data, n, into.map(() => new Uint8Array(332))), ErasureError);
+  }
+});
