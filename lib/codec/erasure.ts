@@ -484,7 +484,8 @@ export function erasureParity(
 
 /**
  * k data shards of equal length in, n shards out; shards[0..k) are the data
- * shards themselves (the same objects), shards[k..n) fresh parity.
+ * shards themselves (the same objects), shards[k..n) fresh parity (or the
+ * `into` buffers, as for erasureParity).
  */
 export function erasureEncode(
   dataShards: Uint8Array[],
