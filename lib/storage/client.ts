@@ -145,6 +145,14 @@ function secretHeader(name: string, what: string, secret: Uint8Array): [string, 
   return [name, base32Encode(secret)];
 }
 
+/** The two lease-secret headers every lease-adding request carries. */
+function leaseHeaders(renew: Uint8Array, cancel: Uint8Array): [string, string][] {
+  return [
+    secretHeader(HEADERS.leaseRenewSecret, "the lease renew secret", renew),
+    secretHeader(HEADERS.leaseCancelSecret, "the lease cancel secret", cancel),
+  ];
+}
+
 /**
  * Make server-supplied text safe to show: no control characters, at most 500
  * characters, and no base32 run long enough to be a 32-byte secret (a hostile
@@ -268,8 +276,7 @@ export class StorageClient {
   ): Promise<AllocateResponse> {
     const headers = [
       secretHeader(HEADERS.uploadSecret, "the upload secret", s.upload),
-      secretHeader(HEADERS.leaseRenewSecret, "the lease renew secret", s.leaseRenew),
-      secretHeader(HEADERS.leaseCancelSecret, "the lease cancel secret", s.leaseCancel),
+      ...leaseHeaders(s.leaseRenew, s.leaseCancel),
     ];
     req.shareNumbers.forEach(checkShare);
     checkUint("allocatedSize", req.allocatedSize);
@@ -374,8 +381,7 @@ export class StorageClient {
   ): Promise<ReadTestWriteResponse> {
     const headers = [
       secretHeader(HEADERS.writeEnabler, "the write enabler", s.writeEnabler),
-      secretHeader(HEADERS.leaseRenewSecret, "the lease renew secret", s.leaseRenew),
-      secretHeader(HEADERS.leaseCancelSecret, "the lease cancel secret", s.leaseCancel),
+      ...leaseHeaders(s.leaseRenew, s.leaseCancel),
     ];
     const body = encodeCbor({
       testWriteVectors: req.testWriteVectors.map((t) => {
@@ -433,10 +439,7 @@ export class StorageClient {
   }
 
   async renewLease(si: Uint8Array, s: { renew: Uint8Array; cancel: Uint8Array }): Promise<void> {
-    const headers = [
-      secretHeader(HEADERS.leaseRenewSecret, "the lease renew secret", s.renew),
-      secretHeader(HEADERS.leaseCancelSecret, "the lease cancel secret", s.cancel),
-    ];
+    const headers = leaseHeaders(s.renew, s.cancel);
     await this.#call("PUT", `/lease/${this.#si(si)}`, headers, undefined, { ok: [204] });
   }
 

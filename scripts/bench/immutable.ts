@@ -16,8 +16,8 @@ import type { BenchSection } from "./sections.ts";
 import { createHash } from "node:crypto";
 import { decodeSegment, encodeSegment } from "../../lib/codec/mod.ts";
 import { aesCtr, randomBytes, taggedHash, TAGS } from "../../lib/crypto/mod.ts";
-import type { ImmutableSource } from "../../lib/grid/mod.ts";
 import { TestGrid } from "../../tests/helpers/grid.ts";
+import { generatedSource } from "../../tests/helpers/sources.ts";
 
 const MB = 1e6;
 const CHUNK = 1024 * 1024;
@@ -35,23 +35,6 @@ function cpuSeconds(pid: number): number {
   } catch {
     return NaN;
   }
-}
-
-function generated(size: number, seed: Uint8Array): ImmutableSource {
-  return {
-    size,
-    open: () => {
-      let off = 0;
-      return new ReadableStream<Uint8Array>({
-        async pull(c) {
-          if (off >= size) return c.close();
-          const n = Math.min(CHUNK, size - off);
-          c.enqueue(await aesCtr(seed, new Uint8Array(16), new Uint8Array(n), off));
-          off += n;
-        },
-      });
-    },
-  };
 }
 
 /** The upload's CPU work alone, one process, no I/O: MB/s of plaintext. */
@@ -119,7 +102,7 @@ async function run(): Promise<void> {
       happy: 7,
       convergenceSecret: null,
     });
-    const src = generated(size, randomBytes(32));
+    const src = generatedSource(size, randomBytes(32));
     const serverPids = g.servers.map((s) => s.proc!.pid);
     const cpu = () => ({
       client: cpuSeconds(Deno.pid),

@@ -7,29 +7,17 @@
  */
 import { createHash } from "node:crypto";
 import { ClientPool } from "../../lib/discovery/mod.ts";
-import { aesCtr, randomBytes } from "../../lib/crypto/mod.ts";
-import { Grid, type ImmutableSource, ServerList } from "../../lib/grid/mod.ts";
+import { randomBytes } from "../../lib/crypto/mod.ts";
+import { Grid, ServerList } from "../../lib/grid/mod.ts";
 import { parseStorageUrl } from "../../lib/storage/mod.ts";
+import { generatedSource } from "../helpers/sources.ts";
 
 const CHUNK = 1024 * 1024;
 const [sizeText, ...urls] = Deno.args;
 const size = Number(sizeText);
 const seed = randomBytes(32);
 
-const src: ImmutableSource = {
-  size,
-  open: () => {
-    let off = 0;
-    return new ReadableStream<Uint8Array>({
-      async pull(c) {
-        if (off >= size) return c.close();
-        const n = Math.min(CHUNK, size - off);
-        c.enqueue(await aesCtr(seed, new Uint8Array(16), new Uint8Array(n), off));
-        off += n;
-      },
-    });
-  },
-};
+const src = generatedSource(size, seed);
 
 async function digest(stream: ReadableStream<Uint8Array>): Promise<string> {
   const h = createHash("sha256");
