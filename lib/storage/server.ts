@@ -36,8 +36,7 @@ import {
 } from "./protocol.ts";
 import { type ShareKind, type ShareStore, StoreError } from "./store.ts";
 import { WatchHub, type WatchHubOptions } from "./watch.ts";
-import { createNodeHttpsServer } from "./node_http.ts";
-import { isIP, isIPv6 } from "node:net";
+import { serveHttps } from "./https_server.ts";
 
 export const DEFAULT_MAX_BODY_SIZE = 64 * 1024 * 1024;
 export const DEFAULT_MAX_BATCH_SLOTS = 4096;
@@ -142,9 +141,15 @@ function secretHeader(req: Request, name: string): Uint8Array {
 
 /** Read a whole body, refusing (while streaming) anything over `limit` bytes. */
 async function readBody(req: Request, limit: number): Promise<Uint8Array> {
+  const tooLarge = () =>
+    new HttpError(413, "body-too-large", `request body exceeds the limit of ${limit} bytes`);
   const cl = req.headers.get("content-length");
-  if (cl !== null && DECIMAL_RE.test(cl) && Number(cl) > limit) {
-    throw new HttpError(413, "body-too-large", `request body exceeds the limit of ${limit} bytes`);
+  if (cl !== null && DECIMAL_RE.test(cl)) {
+    // Framed by Content-Length: refused at once when over the limit, else read whole.
+    if (Number(cl) > limit) throw tooLarge();
+    const b = new Uint8Array(await req.arrayBuffer());
+    if (b.length > limit) throw tooLarge();
+    return b;
   }
   if (!req.body) return new Uint8Array(0);
   const chunks: Uint8Array[] = [];
@@ -156,11 +161,7 @@ async function readBody(req: Request, limit: number): Promise<Uint8Array> {
     total += value.length;
     if (total > limit) {
       await reader.cancel().catch(() => {});
-      throw new HttpError(
-        413,
-        "body-too-large",
-        `request body exceeds the limit of ${limit} bytes`,
-      );
+      throw tooLarge();
     }
     chunks.push(value);
   }
@@ -642,8 +643,6 @@ export function createStorageHandler(
   return Object.assign(handler, { close: () => watches.close(), watches });
 }
 
-type ListenNow = (address: string, port: number, family: number, backlog: number) => void;
-
 export interface ServeOptions {
   hostname: string;
   port: number;
@@ -675,14 +674,6 @@ export interface StorageServer {
  */
 export function serveStorage(opts: ServeOptions): StorageServer {
   const log = opts.log ?? ((l: string) => console.error(l));
-  // A host name (not an IP literal) is resolved the way Deno.listen does it.
-  let ip = opts.hostname;
-  if (isIP(ip) === 0) {
-    const probe = Deno.listen({ hostname: opts.hostname, port: opts.port });
-    ip = (probe.addr as Deno.NetAddr).hostname;
-    probe.close();
-  }
-
   // In-flight accounting: shutdown() first refuses new requests (503) and waits
   // for the running ones (request bodies still streaming in included), then
   // closes the listener and the connections.
@@ -706,52 +697,19 @@ export function serveStorage(opts: ServeOptions): StorageServer {
       if (--inflight === 0) onIdle?.();
     }
   };
-  const server = createNodeHttpsServer({
+  // Bound synchronously: a port in use throws Deno.errors.AddrInUse here.
+  const server = serveHttps({
+    hostname: opts.hostname,
+    port: opts.port,
     certPem: opts.certPem,
     keyPem: opts.keyPem,
     handler,
     log,
-    origin: `https://${isIPv6(ip) ? `[${ip}]` : ip}`,
   });
-  const finished = new Promise<void>((resolve) => server.once("close", () => resolve()));
-  let bound = false;
-  const listening = new Promise<void>((resolve, reject) => {
-    server.once("error", (e: Error) => {
-      if (bound) log(`storage server: cannot listen on ${ip}:${opts.port}: ${e.message}`);
-      server.close();
-      reject(e);
-    });
-    server.once("listening", () => {
-      server.removeAllListeners("error");
-      server.on("error", (e: Error) => log(`storage server: ${e.message}`));
-      resolve();
-    });
-  });
-  listening.catch(() => {});
-  // node's listen() binds only after an asynchronous address lookup, so a
-  // client told the address at once could find nothing listening. _listen2
-  // (what listen() calls after the lookup; node and Deno's node layer both
-  // have it) binds the resolved address now, as Deno.serve did.
-  const listen2 = (server as unknown as { _listen2?: ListenNow })._listen2;
-  let addr: { hostname: string; port: number };
-  if (typeof listen2 === "function") {
-    listen2.call(server, ip, opts.port, isIPv6(ip) ? 6 : 4, 511);
-    const a = server.address();
-    if (a === null || typeof a === "string") {
-      // Not bound: raise the error Deno.listen gives for this address (AddrInUse, ...).
-      Deno.listen({ hostname: ip, port: opts.port }).close();
-      throw new Error(`cannot listen on ${ip}:${opts.port}`);
-    }
-    addr = { hostname: ip, port: a.port };
-  } else {
-    // Without _listen2: learn the port (and any error) from a probe, then listen.
-    const probe = Deno.listen({ hostname: ip, port: opts.port });
-    addr = { hostname: ip, port: (probe.addr as Deno.NetAddr).port };
-    probe.close();
-    server.listen({ host: ip, port: addr.port });
-  }
-  bound = true;
-  if (opts.onListen) listening.then(() => opts.onListen?.(addr), () => {});
+  const addr = server.addr;
+  const listening = Promise.resolve();
+  const finished = server.finished;
+  if (opts.onListen) queueMicrotask(() => opts.onListen?.(addr));
 
   let stopping: Promise<void> | null = null;
   const shutdown = (graceMs = 10_000): Promise<void> =>
@@ -767,14 +725,12 @@ export function serveStorage(opts: ServeOptions): StorageServer {
       draining = true;
       // Waiting watch polls answer now instead of holding the shutdown.
       (opts.handler as Partial<StorageHandler>).close?.();
-      await listening.catch(() => {});
       if (inflight > 0) await until(new Promise<void>((r) => (onIdle = r)));
       // Stop accepting; idle keep-alive connections close now, busy ones when
       // their response is out (or at the deadline).
       server.close();
-      server.closeIdleConnections();
       await until(finished);
-      server.closeAllConnections();
+      server.closeAll();
       await Promise.race([finished, new Promise<void>((r) => (timer = setTimeout(r, 1000)))])
         .finally(() => clearTimeout(timer));
     })();

@@ -128,6 +128,20 @@ function checkShnum(n: number): void {
  * requests proceed while the disk flushes.
  */
 
+/** Most entries kept in each of the store's in-memory caches. */
+const CACHE_ENTRIES = 8192;
+
+/** Set `key` in `map`, dropping the oldest entry when the map is full. */
+function boundedSet<K, V>(map: Map<K, V>, key: K, value: V): void {
+  map.delete(key);
+  if (map.size >= CACHE_ENTRIES) map.delete(map.keys().next().value as K);
+  map.set(key, value);
+}
+
+function cloneMeta(m: Meta): Meta {
+  return { writeEnablerHash: m.writeEnablerHash, leases: m.leases.map((l) => ({ ...l })) };
+}
+
 function exists(path: string): boolean {
   try {
     Deno.lstatSync(path);
@@ -237,6 +251,20 @@ export class ShareStore {
   #locks = new Map<string, Promise<unknown>>();
   #uploads = new Map<string, Upload>();
   #tmpCounter = 0;
+  /**
+   * Decoded metadata by storage-index directory, with the identity (inode,
+   * size, mtime) of the file it was read from: a later read stats the file
+   * and decodes it again only if it is another file (every write replaces it
+   * by rename) or gone. Saves a read and a CBOR decode per request.
+   */
+  #metaCache = new Map<string, { ino: number | null; size: number; mtime: number; meta: Meta }>();
+  /**
+   * Share numbers of mutable slots, for read-test-write's read vector: filled
+   * on first use, dropped whenever this store changes the slot. A share file
+   * removed behind the store's back stays listed, which is harmless: it is
+   * opened before use, and a missing one is skipped.
+   */
+  #slotShares = new Map<string, number[]>();
   #spaceCache: { at: number; bytes: number } | null = null;
   #writeListeners = new Set<(storageIndex: Uint8Array) => void>();
 
@@ -327,6 +355,7 @@ export class ShareStore {
 
   /** Atomically replace `path` with `data` (tmp, fsync, rename); the caller fsyncs the directory. */
   async #atomicWrite(path: string, data: Uint8Array): Promise<void> {
+    this.#forget(path.slice(0, path.lastIndexOf("/")));
     const tmp = this.#tmpPath();
     const f = Deno.openSync(tmp, { write: true, create: true, truncate: true });
     try {
@@ -339,14 +368,52 @@ export class ShareStore {
   }
 
   #readMeta(dir: string): Meta | null {
+    const path = `${dir}/${META}`;
+    let st: Deno.FileInfo;
     let bytes: Uint8Array;
     try {
-      bytes = Deno.readFileSync(`${dir}/${META}`);
+      st = Deno.lstatSync(path);
+      const hit = this.#metaCache.get(dir);
+      if (
+        hit && st.ino !== null && hit.ino === st.ino && hit.size === st.size &&
+        hit.mtime === (st.mtime?.getTime() ?? -1)
+      ) {
+        return cloneMeta(hit.meta);
+      }
+      bytes = Deno.readFileSync(path);
     } catch (e) {
-      if (e instanceof Deno.errors.NotFound) return null;
+      if (e instanceof Deno.errors.NotFound) {
+        this.#metaCache.delete(dir);
+        return null;
+      }
       throw e;
     }
-    return decodeMeta(bytes, `${dir}/${META}`);
+    const meta = decodeMeta(bytes, path);
+    if (bytes.length === st.size) {
+      boundedSet(this.#metaCache, dir, {
+        ino: st.ino,
+        size: st.size,
+        mtime: st.mtime?.getTime() ?? -1,
+        meta: cloneMeta(meta),
+      });
+    }
+    return meta;
+  }
+
+  /** Forget what is cached about the storage-index directory `dir`. */
+  #forget(dir: string): void {
+    this.#metaCache.delete(dir);
+    this.#slotShares.delete(dir);
+  }
+
+  /** The share numbers of the mutable slot `dir` (see #slotShares). */
+  #slotShareList(dir: string): number[] {
+    let list = this.#slotShares.get(dir);
+    if (!list) {
+      list = this.#listShares(dir);
+      boundedSet(this.#slotShares, dir, list);
+    }
+    return list;
   }
 
   /** Add or renew a lease in `meta`; returns whether meta changed enough to be worth writing. */
@@ -727,6 +794,7 @@ export class ShareStore {
             }
             const live = meta?.leases.filter((l) => l.expiry > now) ?? [];
             if (live.length === 0) {
+              this.#forget(dir);
               await Deno.remove(dir, { recursive: true }).catch(() => {});
               await fsyncDir(prefixDir);
               removed++;
@@ -775,7 +843,7 @@ export class ShareStore {
         );
       }
       // The slot's shares matter only for the read vector; otherwise open just the named ones.
-      const existing = req.readVector.length > 0 && meta ? this.#listShares(dir) : [];
+      const existing = req.readVector.length > 0 && meta ? this.#slotShareList(dir) : [];
       const sizes = new Map<number, number>();
       const files = new Map<number, Deno.FsFile>();
       try {
@@ -827,6 +895,7 @@ export class ShareStore {
         }
         await this.#requireSpace(growth);
 
+        this.#forget(dir);
         const metaNew = meta === null;
         if (!meta) meta = { writeEnablerHash: weHash, leases: [] };
         if (this.#applyLease(meta, secrets) || metaNew) {

@@ -1,6 +1,10 @@
 /**
- * serveStorage's HTTPS layer (node:https + lib/storage/node_http.ts) with real
- * TLS on 127.0.0.1: no delayed-ACK stall on mid-sized responses (TCP_NODELAY),
+ * serveStorage's HTTPS layer (node:tls + the HTTP/1.1 server of
+ * lib/storage/https_server.ts) with real TLS on 127.0.0.1: no delayed-ACK
+ * stall on mid-sized responses (TCP_NODELAY), strict request parsing (bad
+ * request lines, oversize heads, smuggling-prone framing: 4xx and the
+ * connection closed, the server serving others), chunked request bodies,
+ * pipelined requests answered in order,
  * request bodies streamed with the handler's limit enforced while reading,
  * large responses streamed intact, the client's disconnect aborting the
  * request's signal, graceful shutdown (503 for new requests, in-flight ones
@@ -350,4 +354,150 @@ Deno.test("shutdown: new requests get 503 shutting-down, in-flight ones finish, 
   await assert.rejects(Conn.open(server.addr.port));
   a.close();
   b.close();
+});
+
+/** Send `raw` bytes on a fresh connection; the reply and whether the server then closed. */
+async function rawExchange(
+  port: number,
+  raw: string,
+): Promise<{ reply: Reply | null; closed: boolean }> {
+  const c = await Conn.open(port);
+  try {
+    c.sock.write(enc.encode(raw));
+    const reply = await c.reply();
+    return { reply, closed: await c.closedWithin(2000) };
+  } finally {
+    c.close();
+  }
+}
+
+Deno.test("malformed or smuggling-prone requests get a clear 4xx/5xx and a closed connection; others are served", async () => {
+  let calls = 0;
+  const server = serve(async (req) => {
+    calls++;
+    return new Response(`${req.method} ${new URL(req.url).pathname} ${(await req.bytes()).length}`);
+  });
+  const port = server.addr.port;
+  try {
+    const cases: [string, string, number][] = [
+      ["garbage request line", "HELLO\r\n\r\n", 400],
+      ["no HTTP version", "GET /\r\n\r\n", 400],
+      ["HTTP/2 in text", "GET / HTTP/2.0\r\n\r\n", 505],
+      ["absolute-form target", "GET https://x/ HTTP/1.1\r\n\r\n", 400],
+      ["header without colon", "GET / HTTP/1.1\r\nbroken\r\n\r\n", 400],
+      ["space in a field name", "GET / HTTP/1.1\r\nbad name: 1\r\n\r\n", 400],
+      ["control byte in a value", "GET / HTTP/1.1\r\nx: a\x01b\r\n\r\n", 400],
+      [
+        "Content-Length and Transfer-Encoding",
+        "POST / HTTP/1.1\r\ncontent-length: 3\r\ntransfer-encoding: chunked\r\n\r\n0\r\n\r\n",
+        400,
+      ],
+      [
+        "two different Content-Lengths",
+        "POST / HTTP/1.1\r\ncontent-length: 3\r\ncontent-length: 4\r\n\r\nabcd",
+        400,
+      ],
+      ["non-numeric Content-Length", "POST / HTTP/1.1\r\ncontent-length: -1\r\n\r\n", 400],
+      ["unknown transfer coding", "POST / HTTP/1.1\r\ntransfer-encoding: gzip\r\n\r\n", 501],
+      ["a GET with a body", "GET / HTTP/1.1\r\ncontent-length: 2\r\n\r\nab", 400],
+      ["a head over 16 KiB", `GET / HTTP/1.1\r\nx: ${"a".repeat(17 * 1024)}\r\n\r\n`, 431],
+      [
+        "more than 100 fields",
+        `GET / HTTP/1.1\r\n${Array.from({ length: 101 }, (_, i) => `x${i}: 1\r\n`).join("")}\r\n`,
+        431,
+      ],
+      [
+        "a malformed chunk size",
+        "POST / HTTP/1.1\r\ntransfer-encoding: chunked\r\n\r\nzz\r\nab\r\n0\r\n\r\n",
+        400,
+      ],
+    ];
+    for (const [what, raw, status] of cases) {
+      const before = calls;
+      const { reply, closed } = await rawExchange(port, raw);
+      assert.equal(reply?.status, status, what);
+      assert.ok(reply!.body.length > 0, `${what}: the response says what was wrong`);
+      assert.ok(closed, `${what}: the connection is closed`);
+      // Framing errors are found before the handler runs (a bad chunk is found while it reads).
+      if (!what.includes("chunk")) assert.equal(calls, before, `${what}: the handler never ran`);
+    }
+    // Still serving.
+    const ok = await rawExchange(port, "GET /fine HTTP/1.1\r\nconnection: close\r\n\r\n");
+    assert.equal(ok.reply?.status, 200);
+    assert.equal(new TextDecoder().decode(ok.reply!.body), "GET /fine 0");
+  } finally {
+    await server.shutdown(1000);
+  }
+});
+
+Deno.test("chunked request bodies are decoded; pipelined requests are answered in order", async () => {
+  const server = serve(async (req) => {
+    const body = await req.bytes();
+    const path = new URL(req.url).pathname;
+    if (path === "/echo") return new Response(body);
+    return new Response(`${path}:${new TextDecoder().decode(body)}`);
+  });
+  const c = await Conn.open(server.addr.port);
+  try {
+    // A chunked body with a chunk extension and a trailer, then two pipelined
+    // requests in the same write as it.
+    c.sock.write(enc.encode(
+      "POST /a HTTP/1.1\r\ntransfer-encoding: chunked\r\n\r\n" +
+        "3;ext=1\r\nabc\r\n" + "a\r\n0123456789\r\n" + "0\r\nx-trailer: t\r\n\r\n" +
+        "POST /b HTTP/1.1\r\ncontent-length: 2\r\n\r\nhi" +
+        "GET /c HTTP/1.1\r\n\r\n",
+    ));
+    const texts: string[] = [];
+    for (let i = 0; i < 3; i++) {
+      const r = await c.reply();
+      assert.equal(r?.status, 200);
+      texts.push(new TextDecoder().decode(r!.body));
+    }
+    assert.deepEqual(texts, ["/a:abc0123456789", "/b:hi", "/c:"]);
+    // A 3 MiB chunked body in uneven chunks arrives intact.
+    const big = pattern(3 * 1024 * 1024);
+    c.sock.write(enc.encode("POST /echo HTTP/1.1\r\ntransfer-encoding: chunked\r\n\r\n"));
+    for (let o = 0, n = 1; o < big.length; n = (n * 7919) % 200_000 + 1) {
+      const part = big.subarray(o, o + n);
+      c.sock.write(enc.encode(part.length.toString(16) + "\r\n"));
+      c.sock.write(part);
+      c.sock.write(enc.encode("\r\n"));
+      o += part.length;
+    }
+    c.sock.write(enc.encode("0\r\n\r\n"));
+    const r = await c.reply();
+    assert.equal(r?.status, 200);
+    assert.deepEqual(r!.body, big);
+  } finally {
+    c.close();
+    await server.shutdown(1000);
+  }
+});
+
+Deno.test("an idle connection and a request head left unfinished are closed after their timeouts", async () => {
+  const { serveHttps } = await import("../../lib/storage/https_server.ts");
+  const server = serveHttps({
+    hostname: "127.0.0.1",
+    port: 0,
+    certPem: ID.certPem,
+    keyPem: ID.keyPem,
+    handler: () => Promise.resolve(new Response("ok")),
+    idleTimeoutMs: 300,
+    headTimeoutMs: 300,
+    log: () => {},
+  });
+  try {
+    const idle = await Conn.open(server.addr.port);
+    idle.send("GET", "/");
+    assert.equal((await idle.reply())?.status, 200);
+    assert.ok(await idle.closedWithin(3000), "an idle keep-alive connection is closed");
+    const slow = await Conn.open(server.addr.port);
+    slow.sock.write(enc.encode("GET / HTTP/1.1\r\nx: 1\r\n"));
+    assert.ok(await slow.closedWithin(3000), "an unfinished head is dropped");
+    idle.close();
+    slow.close();
+  } finally {
+    server.close();
+    await server.finished;
+  }
 });

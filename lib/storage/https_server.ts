@@ -1,0 +1,876 @@
+/**
+ * A small HTTP/1.1 server over `Deno.listenTls` that answers every request with
+ * a Web `Request -> Response` handler: what the storage server runs on.
+ *
+ * Why not Deno.serve or node:https: Deno.serve over TLS leaves Nagle's
+ * algorithm on and writes a response head apart from any body over ~400
+ * bytes, so such responses wait for the client's delayed ACK (~40 ms on
+ * Linux); node:https sets TCP_NODELAY but its HTTP layer costs ~100 µs of CPU
+ * per request more than this one (docs/performance.md §5.1). Nagle's
+ * algorithm holds back only a segment smaller than the MSS sent while earlier
+ * data is unacknowledged, so this server never writes a response in pieces
+ * that could stall: a response whose body ends within 64 KiB goes out as one
+ * write (head and body together), and a longer one in writes of which every
+ * one but the first is at least 64 KiB (a small last piece is merged into the
+ * one before it).
+ *
+ * Requests: HTTP/1.1 (or 1.0) with keep-alive; bodies framed by
+ * Content-Length or chunked transfer coding (both at once is refused: request
+ * smuggling). A body declared (Content-Length) at most 64 KiB is read whole
+ * before the handler runs; a longer or chunked one reaches the handler as a
+ * stream read from the connection only as fast as the handler consumes it. A
+ * request whose body the handler did not read to the end is answered with
+ * `Connection: close`. Limits: the request head (line and headers) at most
+ * 16 KiB and 100 header fields; timeouts for an idle connection, a request
+ * head in progress, and a stalled body. While the handler runs after the body
+ * has been read, the connection is watched, and the request's signal aborts if
+ * the client goes away (slot-watch long polls end at once).
+ *
+ * Malformed requests get a 4xx with `Connection: close`; nothing a client
+ * sends affects other connections.
+ */
+
+import tls from "node:tls";
+import type { TLSSocket } from "node:tls";
+import { isIP, isIPv6 } from "node:net";
+
+export type WebHandler = (req: Request) => Promise<Response>;
+
+/** Largest request head (request line + header fields). */
+export const MAX_REQUEST_HEAD = 16 * 1024;
+const MAX_HEADER_FIELDS = 100;
+/** Bodies declared at most this size are read whole before the handler runs. */
+const SMALL_BODY = 64 * 1024;
+/** A response body up to this size goes out in one write with the head. */
+const COLLECT_LIMIT = 64 * 1024;
+/** No write after the first is smaller than this (Nagle, see above). */
+const MIN_LATER_WRITE = 64 * 1024;
+const READ_BUFFER = 64 * 1024;
+const MAX_CHUNK_LINE = 4096;
+
+export interface HttpsServerOptions {
+  hostname: string;
+  port: number;
+  certPem: string;
+  keyPem: string;
+  handler: WebHandler;
+  /** Scheme and authority given to request URLs (default: https:// and the bound address). */
+  origin?: string;
+  /** Where failures outside any one request's handler are reported (no secrets). */
+  log?: (line: string) => void;
+  /** An open connection waiting for its next request is closed after this long (ms). */
+  idleTimeoutMs?: number;
+  /** A request head must arrive within this long of its first byte (ms). */
+  headTimeoutMs?: number;
+  /** A request body that delivers no byte for this long is abandoned (ms). */
+  bodyTimeoutMs?: number;
+}
+
+export interface HttpsServer {
+  addr: { hostname: string; port: number };
+  /** Stop accepting; idle connections close now, busy ones once their response is out. */
+  close(): void;
+  /** Close every connection at once. */
+  closeAll(): void;
+  /** Resolves when the listener is closed and every connection has ended. */
+  finished: Promise<void>;
+}
+
+const STATUS_TEXT: Record<number, string> = {
+  200: "OK",
+  201: "Created",
+  204: "No Content",
+  206: "Partial Content",
+  400: "Bad Request",
+  401: "Unauthorized",
+  403: "Forbidden",
+  404: "Not Found",
+  405: "Method Not Allowed",
+  408: "Request Timeout",
+  409: "Conflict",
+  411: "Length Required",
+  413: "Content Too Large",
+  416: "Range Not Satisfiable",
+  431: "Request Header Fields Too Large",
+  500: "Internal Server Error",
+  501: "Not Implemented",
+  503: "Service Unavailable",
+  505: "HTTP Version Not Supported",
+  507: "Insufficient Storage",
+};
+
+const encoder = new TextEncoder();
+const latin1 = new TextDecoder("latin1");
+
+/** A request the server refuses before the handler sees it. */
+class BadRequest extends Error {
+  constructor(readonly status: number, message: string) {
+    super(message);
+  }
+}
+
+class Timeout extends Error {}
+
+const TOKEN_RE = /^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/;
+// Field values: visible characters, spaces and tabs (obs-text allowed), no controls.
+const VALUE_RE = /^[\t\x20-\x7e\x80-\xff]*$/;
+const CONTENT_LENGTH_RE = /^[0-9]{1,15}$/;
+
+/**
+ * Buffered reading from one connection. At most one read of the connection is
+ * outstanding; `watchClose` shares it, so the connection can be watched for
+ * the client going away while the handler runs without losing a byte of a
+ * request the client sends next.
+ */
+class ConnReader {
+  #wire: Wire;
+  #buf = new Uint8Array(READ_BUFFER);
+  #start = 0;
+  #end = 0;
+  #pending: Promise<number | null> | null = null;
+  eof = false;
+
+  constructor(wire: Wire) {
+    this.#wire = wire;
+  }
+
+  get buffered(): number {
+    return this.#end - this.#start;
+  }
+
+  /** The outstanding read (started if none), resolving to bytes read or null at end. */
+  #read(): Promise<number | null> {
+    return this.#pending ?? this.#adopt(this.#wire.read());
+  }
+
+  /** Make `read` the outstanding read: its bytes go to the buffer. */
+  #adopt(read: Promise<Uint8Array | null>): Promise<number | null> {
+    return this.#pending = read.then((data) => {
+      this.#pending = null;
+      if (data === null) {
+        this.eof = true;
+        return null;
+      }
+      this.#append(data);
+      return data.length;
+    }, () => {
+      this.#pending = null;
+      this.eof = true;
+      return null;
+    });
+  }
+
+  #append(data: Uint8Array): void {
+    if (this.#end + data.length > this.#buf.length) {
+      const live = this.#end - this.#start;
+      if (live + data.length <= this.#buf.length) {
+        this.#buf.copyWithin(0, this.#start, this.#end);
+      } else {
+        const bigger = new Uint8Array(Math.max(this.#buf.length * 2, live + data.length));
+        bigger.set(this.#buf.subarray(this.#start, this.#end));
+        this.#buf = bigger;
+      }
+      this.#start = 0;
+      this.#end = live;
+    }
+    this.#buf.set(data, this.#end);
+    this.#end += data.length;
+  }
+
+  /** Read more bytes into the buffer; false at end of stream. Times out after `ms` (0: never). */
+  async fill(ms: number): Promise<boolean> {
+    if (this.eof) return false;
+    const p = this.#read();
+    if (ms <= 0) return (await p) !== null;
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    try {
+      const r = await Promise.race([
+        p,
+        new Promise<"timeout">((res) => (timer = setTimeout(() => res("timeout"), ms))),
+      ]);
+      if (r === "timeout") throw new Timeout("timed out");
+      return r !== null;
+    } finally {
+      clearTimeout(timer);
+    }
+  }
+
+  /**
+   * Resolves once the client has closed the connection or `stop()` is true
+   * (checked after each read; bytes the client sends meanwhile are kept).
+   */
+  async watchClose(stop: () => boolean): Promise<void> {
+    while (!this.eof && !stop()) {
+      if (this.buffered > MAX_REQUEST_HEAD + SMALL_BODY) return; // no reading ahead without bound
+      if ((await this.#read()) === null) return;
+    }
+  }
+
+  /**
+   * With nothing buffered: the next bytes received, at most `max` of them,
+   * as the wire delivered them (no copy; any excess is buffered). Returns an
+   * empty array when a read already in flight put its bytes in the buffer
+   * instead, null at end of stream.
+   */
+  async direct(max: number, ms: number): Promise<Uint8Array | null> {
+    if (this.#pending || this.eof) return (await this.fill(ms)) ? new Uint8Array(0) : null;
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    const read = this.#wire.read();
+    try {
+      const d = await Promise.race([
+        read,
+        new Promise<"timeout">((res) => (timer = setTimeout(() => res("timeout"), ms))),
+      ]);
+      if (d === "timeout") {
+        void this.#adopt(read); // whatever it brings later is kept in order
+        throw new Timeout("timed out");
+      }
+      if (d === null) {
+        this.eof = true;
+        return null;
+      }
+      if (d.length > max) {
+        this.#append(d.subarray(max));
+        return d.subarray(0, max);
+      }
+      return d;
+    } finally {
+      clearTimeout(timer);
+    }
+  }
+
+  /** The buffered bytes (a view, valid until the next fill or take). */
+  peek(): Uint8Array {
+    return this.#buf.subarray(this.#start, this.#end);
+  }
+
+  /** Consume `n` buffered bytes; returns a copy. */
+  take(n: number): Uint8Array {
+    const out = this.#buf.slice(this.#start, this.#start + n);
+    this.skip(n);
+    return out;
+  }
+
+  skip(n: number): void {
+    this.#start += n;
+    if (this.#start === this.#end) this.#start = this.#end = 0;
+  }
+
+  /** Index of CRLF CRLF in the buffer, or -1. */
+  headEnd(from: number): number {
+    const b = this.#buf;
+    for (let i = this.#start + Math.max(0, from - 3); i + 3 < this.#end; i++) {
+      if (b[i] === 13 && b[i + 1] === 10 && b[i + 2] === 13 && b[i + 3] === 10) {
+        return i - this.#start;
+      }
+    }
+    return -1;
+  }
+
+  /** Index of LF in the buffer, or -1. */
+  lineEnd(): number {
+    const i = this.#buf.subarray(this.#start, this.#end).indexOf(10);
+    return i;
+  }
+}
+
+/** Bytes as a string of the same code units (ISO-8859-1), without a decoder op. */
+function latin1String(b: Uint8Array): string {
+  let s = "";
+  for (let i = 0; i < b.length; i += 4096) {
+    s += String.fromCharCode.apply(null, b.subarray(i, i + 4096) as unknown as number[]);
+  }
+  return s;
+}
+
+interface RequestHead {
+  method: string;
+  target: string;
+  http10: boolean;
+  /** Field names and values, in order: [name0, value0, name1, value1, ...]. */
+  fields: string[];
+  contentLength: number | null;
+  chunked: boolean;
+  keepAlive: boolean;
+}
+
+function parseHead(text: string): RequestHead {
+  const lines = text.split("\r\n");
+  const m = /^([!#$%&'*+\-.^_`|~0-9A-Za-z]+) (\S+) HTTP\/(\d)\.(\d)$/.exec(lines[0]);
+  if (!m) throw new BadRequest(400, "malformed request line");
+  if (m[3] !== "1") throw new BadRequest(505, "only HTTP/1.x is served here");
+  const http10 = m[4] === "0";
+  if (lines.length - 1 > MAX_HEADER_FIELDS) {
+    throw new BadRequest(431, `more than ${MAX_HEADER_FIELDS} header fields`);
+  }
+  const fields: string[] = [];
+  let contentLength: string | null = null;
+  let te: string | null = null;
+  let connection = "";
+  for (let i = 1; i < lines.length; i++) {
+    const line = lines[i];
+    const c = line.indexOf(":");
+    if (c <= 0) throw new BadRequest(400, "malformed header field");
+    const name = line.slice(0, c);
+    if (!TOKEN_RE.test(name)) throw new BadRequest(400, "malformed header field name");
+    const value = line.slice(c + 1).trim();
+    if (!VALUE_RE.test(value)) throw new BadRequest(400, "malformed header field value");
+    const lower = name.toLowerCase();
+    if (lower === "content-length") {
+      if (contentLength !== null && contentLength !== value) {
+        throw new BadRequest(400, "conflicting Content-Length fields");
+      }
+      contentLength = value;
+    } else if (lower === "transfer-encoding") {
+      te = te === null ? value : `${te}, ${value}`;
+    } else if (lower === "connection") {
+      connection += `,${value.toLowerCase()}`;
+    }
+    fields.push(name, value);
+  }
+  let chunked = false;
+  if (te !== null) {
+    if (contentLength !== null) {
+      throw new BadRequest(400, "both Transfer-Encoding and Content-Length given");
+    }
+    if (te.trim().toLowerCase() !== "chunked") {
+      throw new BadRequest(501, "only the chunked transfer coding is supported");
+    }
+    chunked = true;
+  }
+  if (contentLength !== null && !CONTENT_LENGTH_RE.test(contentLength)) {
+    throw new BadRequest(400, "Content-Length is not a decimal number");
+  }
+  const tokens = connection.split(",").map((t) => t.trim());
+  const keepAlive = http10 ? tokens.includes("keep-alive") : !tokens.includes("close");
+  return {
+    method: m[1],
+    target: m[2],
+    http10,
+    fields,
+    contentLength: contentLength === null ? null : Number(contentLength),
+    chunked,
+    keepAlive,
+  };
+}
+
+/** Where a request body stands: bytes (or chunked framing) still to come. */
+interface BodyState {
+  /** Bytes of the current Content-Length body or chunk still unread. */
+  remaining: number;
+  chunked: boolean;
+  /** The last chunk and trailers have been read (or the body was never chunked). */
+  done: boolean;
+  /** A chunk-size line has been read (so a chunk's CRLF precedes the next one). */
+  started: boolean;
+  failed: boolean;
+  /** The framing error found while the handler read the body, answered instead of its response. */
+  error: BadRequest | null;
+}
+
+/** Read the next chunk-size line of a chunked body (and trailers after the last). */
+async function nextChunk(r: ConnReader, st: BodyState, timeoutMs: number): Promise<void> {
+  const line = async (): Promise<string> => {
+    for (;;) {
+      const i = r.lineEnd();
+      if (i >= 0) {
+        const text = latin1.decode(r.peek().subarray(0, i));
+        r.skip(i + 1);
+        return text.endsWith("\r") ? text.slice(0, -1) : text;
+      }
+      if (r.buffered > MAX_CHUNK_LINE) throw new BadRequest(400, "chunk line too long");
+      if (!(await r.fill(timeoutMs))) throw new BadRequest(400, "connection closed in a body");
+    }
+  };
+  const size = (await line()).split(";")[0].trim();
+  if (!/^[0-9a-fA-F]{1,12}$/.test(size)) throw new BadRequest(400, "malformed chunk size");
+  st.remaining = parseInt(size, 16);
+  if (st.remaining === 0) {
+    // Trailer fields, up to the empty line; ignored.
+    let count = 0;
+    while ((await line()) !== "") {
+      if (++count > MAX_HEADER_FIELDS) throw new BadRequest(431, "too many trailer fields");
+    }
+    st.done = true;
+  }
+}
+
+/** Up to `max` bytes of the body (fewer if fewer are buffered); null at its end. */
+async function readBodyPart(
+  r: ConnReader,
+  st: BodyState,
+  max: number,
+  timeoutMs: number,
+): Promise<Uint8Array | null> {
+  for (;;) {
+    if (st.remaining === 0) {
+      if (!st.chunked || st.done) {
+        st.done = true;
+        return null;
+      }
+      // The CRLF after a chunk's data, except before the first chunk.
+      if (st.started) {
+        while (r.buffered < 2) {
+          if (!(await r.fill(timeoutMs))) throw new BadRequest(400, "connection closed in a body");
+        }
+        const p = r.peek();
+        if (p[0] !== 13 || p[1] !== 10) throw new BadRequest(400, "malformed chunk");
+        r.skip(2);
+      }
+      st.started = true;
+      await nextChunk(r, st, timeoutMs);
+      continue;
+    }
+    if (r.buffered === 0) {
+      // Nothing buffered: take the wire's next chunk itself (no copy).
+      const d = await r.direct(Math.min(st.remaining, max), timeoutMs);
+      if (d === null) {
+        throw new BadRequest(400, "the client closed the connection during the request body");
+      }
+      if (d.length > 0) {
+        st.remaining -= d.length;
+        return d;
+      }
+    }
+    const n = Math.min(r.buffered, st.remaining, max);
+    st.remaining -= n;
+    return r.take(n);
+  }
+}
+
+/** The body as a stream that reads the connection only when the handler pulls. */
+function bodyStream(r: ConnReader, st: BodyState, timeoutMs: number): ReadableStream<Uint8Array> {
+  return new ReadableStream<Uint8Array>({
+    async pull(ctrl) {
+      try {
+        const part = await readBodyPart(r, st, 1024 * 1024, timeoutMs);
+        if (part === null) ctrl.close();
+        else ctrl.enqueue(part);
+      } catch (e) {
+        st.failed = true;
+        if (e instanceof BadRequest) st.error = e;
+        ctrl.error(e instanceof Timeout ? new Error("request body timed out") : e);
+      }
+    },
+    cancel() {
+      st.failed = true;
+    },
+  }, { highWaterMark: 0 });
+}
+
+function writeAll(wire: Wire, data: Uint8Array): Promise<void> {
+  return wire.write(data);
+}
+
+function concat(parts: Uint8Array[], size: number): Uint8Array {
+  const out = new Uint8Array(size);
+  let o = 0;
+  for (const p of parts) {
+    out.set(p, o);
+    o += p.length;
+  }
+  return out;
+}
+
+/** The response head; `framing` is the Content-Length, "chunked", or "none" (204, 304). */
+function headBytes(
+  status: number,
+  headers: Headers,
+  framing: number | "chunked" | "none",
+  close: boolean,
+): Uint8Array {
+  let s = `HTTP/1.1 ${status} ${STATUS_TEXT[status] ?? "Status"}\r\n`;
+  headers.forEach((v, k) => {
+    if (k === "content-length" || k === "connection" || k === "transfer-encoding") return;
+    s += `${k}: ${v}\r\n`;
+  });
+  if (typeof framing === "number") s += `content-length: ${framing}\r\n`;
+  else if (framing === "chunked") s += "transfer-encoding: chunked\r\n";
+  if (close) s += "connection: close\r\n";
+  return encoder.encode(s + "\r\n");
+}
+
+function chunkFrame(data: Uint8Array): Uint8Array[] {
+  return [encoder.encode(data.length.toString(16) + "\r\n"), data, encoder.encode("\r\n")];
+}
+
+/**
+ * Write `response`: a body that ends within COLLECT_LIMIT bytes goes out with
+ * the head in one write; a longer one streams (Content-Length from the
+ * handler, else chunked), no write after the first under MIN_LATER_WRITE.
+ * A body that fails midway cuts the connection (the client sees a truncated
+ * response, never a short one): throws.
+ */
+async function writeResponse(
+  conn: Wire,
+  response: Response,
+  close: boolean,
+  headOnly: boolean,
+): Promise<void> {
+  const status = response.status;
+  const noBody = status === 204 || status === 304 || !response.body;
+  if (noBody || headOnly) {
+    await response.body?.cancel().catch(() => {});
+    // 204 and 304 carry neither Content-Length nor a body.
+    const framing = status === 204 || status === 304 ? "none" : 0;
+    await writeAll(conn, headBytes(status, response.headers, framing, close));
+    return;
+  }
+  const reader = response.body!.getReader();
+  try {
+    const first: Uint8Array[] = [];
+    let size = 0;
+    let done = false;
+    while (size <= COLLECT_LIMIT) {
+      const r = await reader.read();
+      if (r.done) {
+        done = true;
+        break;
+      }
+      first.push(r.value);
+      size += r.value.length;
+    }
+    if (done) {
+      const head = headBytes(status, response.headers, size, close);
+      await writeAll(conn, concat([head, ...first], head.length + size));
+      return;
+    }
+    const declared = response.headers.get("content-length");
+    const length = declared !== null && CONTENT_LENGTH_RE.test(declared) ? Number(declared) : null;
+    const chunked = length === null;
+    let sent = 0;
+    // `held` is written once the next piece shows it is not followed by a small last one.
+    let held: Uint8Array[] = [headBytes(status, response.headers, length ?? "chunked", close)];
+    let heldSize = held[0].length;
+    const add = (data: Uint8Array) => {
+      sent += data.length;
+      if (length !== null && sent > length) throw new Error("body longer than its Content-Length");
+      const parts = chunked ? chunkFrame(data) : [data];
+      for (const p of parts) {
+        held.push(p);
+        heldSize += p.length;
+      }
+    };
+    for (const c of first) add(c);
+    for (;;) {
+      const r = await reader.read();
+      if (r.done) break;
+      if (r.value.length >= MIN_LATER_WRITE && heldSize >= MIN_LATER_WRITE) {
+        await writeAll(conn, concat(held, heldSize));
+        held = [];
+        heldSize = 0;
+      }
+      add(r.value);
+    }
+    if (length !== null && sent !== length) throw new Error("body shorter than its Content-Length");
+    if (chunked) {
+      const end = encoder.encode("0\r\n\r\n");
+      held.push(end);
+      heldSize += end.length;
+    }
+    await writeAll(conn, concat(held, heldSize));
+  } catch (e) {
+    await reader.cancel().catch(() => {});
+    throw e;
+  }
+}
+
+function simpleResponse(status: number, message: string): Uint8Array {
+  const body = encoder.encode(message + "\n");
+  const head = encoder.encode(
+    `HTTP/1.1 ${status} ${STATUS_TEXT[status] ?? "Status"}\r\ncontent-type: text/plain\r\n` +
+      `content-length: ${body.length}\r\nconnection: close\r\n\r\n`,
+  );
+  return concat([head, body], head.length + body.length);
+}
+
+/** One connection: reads in the order bytes arrive, writes with backpressure. */
+interface Wire {
+  /** The next bytes received (the caller's to keep); null at end. */
+  read(): Promise<Uint8Array | null>;
+  /** Resolves once `data` is handed to the socket and it can take more. */
+  write(data: Uint8Array): Promise<void>;
+  close(): void;
+}
+
+/** Bytes received and not yet read before the socket is paused (backpressure). */
+const SOCKET_HIGH_WATER = 256 * 1024;
+
+function socketWire(socket: TLSSocket): Wire {
+  const queue: Uint8Array[] = [];
+  let queued = 0;
+  let ended = false;
+  let failure: Error | null = null;
+  let wake: (() => void) | null = null;
+  const notify = () => {
+    const w = wake;
+    wake = null;
+    w?.();
+  };
+  socket.on("data", (d: Uint8Array) => {
+    queue.push(d);
+    queued += d.length;
+    if (queued > SOCKET_HIGH_WATER) socket.pause();
+    notify();
+  });
+  socket.on("end", () => {
+    ended = true;
+    notify();
+  });
+  socket.on("close", () => {
+    ended = true;
+    notify();
+  });
+  socket.on("error", (e: Error) => {
+    failure = e;
+    notify();
+  });
+  return {
+    async read() {
+      for (;;) {
+        const d = queue.shift();
+        if (d) {
+          queued -= d.length;
+          if (queued <= SOCKET_HIGH_WATER && socket.isPaused()) socket.resume();
+          return d;
+        }
+        if (failure) throw failure;
+        if (ended) return null;
+        await new Promise<void>((res) => (wake = res));
+      }
+    },
+    write(data) {
+      if (socket.destroyed) return Promise.reject(new Error("connection closed"));
+      if (socket.write(data)) return Promise.resolve();
+      return new Promise<void>((resolve, reject) => {
+        const done = (e?: Error) => {
+          socket.off("drain", onDrain);
+          socket.off("close", onClose);
+          if (e) reject(e);
+          else resolve();
+        };
+        const onDrain = () => done();
+        const onClose = () => done(new Error("connection closed"));
+        socket.on("drain", onDrain);
+        socket.on("close", onClose);
+      });
+    },
+    close() {
+      socket.destroy();
+    },
+  };
+}
+
+type ListenNow = (address: string, port: number, family: number, backlog: number) => void;
+
+/**
+ * Serve `opts.handler` over HTTPS (node:tls with TCP_NODELAY). The address is
+ * bound before this returns: a port in use throws Deno.errors.AddrInUse here,
+ * and `addr` holds the bound port.
+ */
+export function serveHttps(opts: HttpsServerOptions): HttpsServer {
+  const log = opts.log ?? ((l: string) => console.error(l));
+  const idleMs = opts.idleTimeoutMs ?? 120_000;
+  const headMs = opts.headTimeoutMs ?? 30_000;
+  const bodyMs = opts.bodyTimeoutMs ?? 60_000;
+  // A host name (not an IP literal) is resolved the way Deno.listen does it.
+  let ip = opts.hostname;
+  if (isIP(ip) === 0) {
+    const probe = Deno.listen({ hostname: opts.hostname, port: opts.port });
+    ip = (probe.addr as Deno.NetAddr).hostname;
+    probe.close();
+  }
+  const origin = opts.origin ?? `https://${isIPv6(ip) ? `[${ip}]` : ip}`;
+  const conns = new Map<Wire, { busy: boolean }>();
+  let closing = false;
+  let connsDone: (() => void) | null = null;
+  let listenerClosed = false;
+  let onListenerClosed: (() => void) | null = null;
+
+  const server = tls.createServer({
+    cert: opts.certPem,
+    key: opts.keyPem,
+    ALPNProtocols: ["http/1.1"],
+    noDelay: true,
+  } as tls.TlsOptions, (socket: TLSSocket) => {
+    socket.setNoDelay(true);
+    void serveConn(socketWire(socket));
+  });
+  server.on("tlsClientError", () => {/* a failed handshake concerns that client only */});
+  server.on("error", (e: Error) => log(`storage server: ${e.message}`));
+  server.on("close", () => {
+    listenerClosed = true;
+    onListenerClosed?.();
+  });
+  // node's listen() binds only after an asynchronous address lookup, so a
+  // client told the address at once could find nothing listening. _listen2
+  // (what listen() calls after the lookup; node and Deno's node layer both
+  // have it) binds the resolved address now.
+  const listen2 = (server as unknown as { _listen2?: ListenNow })._listen2;
+  let port: number;
+  if (typeof listen2 === "function") {
+    listen2.call(server, ip, opts.port, isIPv6(ip) ? 6 : 4, 511);
+    const a = server.address();
+    if (a === null || typeof a === "string") {
+      // Not bound: raise the error Deno.listen gives for this address (AddrInUse, ...).
+      Deno.listen({ hostname: ip, port: opts.port }).close();
+      throw new Error(`cannot listen on ${ip}:${opts.port}`);
+    }
+    port = a.port;
+  } else {
+    // Without _listen2: learn the port (and any error) from a probe, then listen.
+    const probe = Deno.listen({ hostname: ip, port: opts.port });
+    port = (probe.addr as Deno.NetAddr).port;
+    probe.close();
+    server.listen({ host: ip, port });
+  }
+
+  const closeConn = (conn: Wire) => {
+    if (!conns.delete(conn)) return;
+    conn.close();
+    if (closing && conns.size === 0) connsDone?.();
+  };
+
+  async function serveConn(conn: Wire): Promise<void> {
+    const state = { busy: false };
+    conns.set(conn, state);
+    const r = new ConnReader(conn);
+    try {
+      for (;;) {
+        // The request head.
+        let end = r.headEnd(0);
+        let first = true;
+        while (end < 0) {
+          if (r.buffered > MAX_REQUEST_HEAD) {
+            await writeAll(conn, simpleResponse(431, "request head too large"));
+            return;
+          }
+          if (closing && r.buffered === 0) return;
+          const had = r.buffered;
+          if (!(await r.fill(first && had === 0 ? idleMs : headMs))) return;
+          first = false;
+          end = r.headEnd(had);
+        }
+        if (end > MAX_REQUEST_HEAD) {
+          await writeAll(conn, simpleResponse(431, "request head too large"));
+          return;
+        }
+        state.busy = true;
+        let head: RequestHead;
+        try {
+          head = parseHead(latin1String(r.peek().subarray(0, end)));
+        } catch (e) {
+          if (e instanceof BadRequest) {
+            await writeAll(conn, simpleResponse(e.status, e.message));
+            return;
+          }
+          throw e;
+        }
+        r.skip(end + 4);
+        if (!head.target.startsWith("/")) {
+          await writeAll(conn, simpleResponse(400, "the request target must be a path"));
+          return;
+        }
+        const st: BodyState = {
+          remaining: head.contentLength ?? 0,
+          chunked: head.chunked,
+          done: !head.chunked,
+          started: false,
+          failed: false,
+          error: null,
+        };
+        const bodiless = head.method === "GET" || head.method === "HEAD";
+        const hasBody = head.chunked || (head.contentLength ?? 0) > 0;
+        if (bodiless && hasBody) {
+          await writeAll(conn, simpleResponse(400, `a ${head.method} request has no body`));
+          return;
+        }
+        let body: BodyInit | null = null;
+        if (hasBody) {
+          if (!head.chunked && st.remaining <= SMALL_BODY) {
+            while (r.buffered < st.remaining) {
+              if (!(await r.fill(bodyMs))) return;
+            }
+            body = r.take(st.remaining) as Uint8Array<ArrayBuffer>;
+            st.remaining = 0;
+          } else body = bodyStream(r, st, bodyMs);
+        }
+        const aborter = new AbortController();
+        const request = new Request(origin + head.target, {
+          method: head.method,
+          body,
+          signal: aborter.signal,
+          duplex: "half",
+        } as RequestInit);
+        // Appended here rather than passed in: cheaper than converting a HeadersInit.
+        try {
+          const h = request.headers;
+          for (let i = 0; i < head.fields.length; i += 2) {
+            h.append(head.fields[i], head.fields[i + 1]);
+          }
+        } catch {
+          await writeAll(conn, simpleResponse(400, "malformed header field value"));
+          return;
+        }
+        // A request whose body is in (every bodiless or small one: slot-watch long
+        // polls) aborts when the client closes the connection meanwhile.
+        let answered = false;
+        if (st.remaining === 0 && st.done) {
+          void r.watchClose(() => answered).then(() => {
+            if (!answered && r.eof) aborter.abort();
+          });
+        }
+        let response: Response;
+        try {
+          response = await opts.handler(request);
+        } catch (e) {
+          if (!st.error) log(`storage server: handler failed: ${(e as Error)?.message ?? e}`);
+          response = new Response(null, { status: 500 });
+        } finally {
+          answered = true;
+        }
+        if (st.error) {
+          // The body broke HTTP framing: that is the answer, whatever the handler made of it.
+          await response.body?.cancel().catch(() => {});
+          await writeAll(conn, simpleResponse(st.error.status, st.error.message));
+          return;
+        }
+        const bodyLeft = !(st.remaining === 0 && st.done) || st.failed;
+        const close = bodyLeft || !head.keepAlive || closing ||
+          response.headers.get("connection")?.toLowerCase() === "close";
+        await writeResponse(conn, response, close, head.method === "HEAD");
+        state.busy = false;
+        if (close || r.eof) return;
+      }
+    } catch (e) {
+      if (!(e instanceof Timeout) && !(e instanceof BadRequest)) {
+        const msg = (e as Error)?.message ?? String(e);
+        if (!/closed|reset|broken pipe|eof|connection/i.test(msg)) {
+          log(`storage server: connection failed: ${msg}`);
+        }
+      }
+    } finally {
+      closeConn(conn);
+    }
+  }
+
+  const finished = (async () => {
+    if (!listenerClosed) await new Promise<void>((res) => (onListenerClosed = res));
+    if (conns.size > 0) await new Promise<void>((res) => (connsDone = res));
+  })();
+
+  return {
+    addr: { hostname: ip, port },
+    close() {
+      if (closing) return;
+      closing = true;
+      server.close();
+      for (const [c, s] of conns) if (!s.busy) closeConn(c);
+      if (conns.size === 0) connsDone?.();
+    },
+    closeAll() {
+      for (const c of [...conns.keys()]) closeConn(c);
+    },
+    finished,
+  };
+}
