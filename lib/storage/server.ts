@@ -348,6 +348,18 @@ function parseContentRange(h: string | null): [number, number, number | null] {
 
 // ---- the handler --------------------------------------------------------------
 
+/**
+ * The path of an absolute request URL. A plain path (no query, fragment,
+ * escapes, dots or backslashes, as every route here is) is sliced out; any
+ * other goes through the URL parser, which normalizes it.
+ */
+function pathOf(url: string): string {
+  const i = url.indexOf("/", url.indexOf("//") + 2);
+  if (i < 0) return "/";
+  const path = url.slice(i);
+  return /[%?#.\\]/.test(path) ? new URL(url).pathname : path;
+}
+
 async function readShare(
   store: ShareStore,
   kind: ShareKind,
@@ -459,8 +471,7 @@ export function createStorageHandler(
         "missing or wrong swissnum; use this server's storage URL",
       );
     }
-    const url = new URL(req.url);
-    const path = url.pathname;
+    const path = pathOf(req.url);
     if (!path.startsWith(API_PREFIX + "/")) throw new HttpError(404, "not-found", "unknown route");
     const seg = path.slice(API_PREFIX.length + 1).split("/");
     const m = req.method;

@@ -265,6 +265,8 @@ export class ShareStore {
    * opened before use, and a missing one is skipped.
    */
   #slotShares = new Map<string, number[]>();
+  /** Write enabler -> its SHA-256 (the hash is what a slot stores and compares). */
+  #weHashes = new Map<string, Uint8Array>();
   #spaceCache: { at: number; bytes: number } | null = null;
   #writeListeners = new Set<(storageIndex: Uint8Array) => void>();
 
@@ -398,6 +400,17 @@ export class ShareStore {
       });
     }
     return meta;
+  }
+
+  /** SHA-256 of a write enabler, remembered for the write enablers seen lately. */
+  #writeEnablerHash(we: Uint8Array): Uint8Array {
+    const key = String.fromCharCode(...we);
+    let h = this.#weHashes.get(key);
+    if (!h) {
+      h = sha256(we);
+      boundedSet(this.#weHashes, key, h);
+    }
+    return h;
   }
 
   /** Forget what is cached about the storage-index directory `dir`. */
@@ -832,7 +845,7 @@ export class ShareStore {
       seen.add(tw.share);
     }
     const dir = this.#siDir("mutable", si);
-    const weHash = sha256(secrets.writeEnabler);
+    const weHash = this.#writeEnablerHash(secrets.writeEnabler);
     return await this.#withLock(`mutable:${sis}`, async () => {
       let meta = this.#readMeta(dir);
       if (meta?.writeEnablerHash && !bytesEqual(meta.writeEnablerHash, weHash)) {
