@@ -4,6 +4,7 @@ import {
   runQuickstart,
 } from "../roles/quickstart.ts";
 import { type Command, DIR_OPTION, optionalString, UsageError } from "./command.ts";
+import { RUN_FLAGS } from "../version.ts";
 
 /** How to invoke this same program from a shell, for the commands we suggest. */
 export function selfCommand(): string {
@@ -12,7 +13,7 @@ export function selfCommand(): string {
     // The full path of this deno: it works whether or not `deno` is on PATH (e.g. run via npx).
     const deno = Deno.execPath();
     const onPath = (Deno.env.get("PATH") ?? "").split(":").some((d) => d && `${d}/deno` === deno);
-    return `${onPath ? "deno" : deno} run -A ${new URL(main).pathname}`;
+    return `${onPath ? "deno" : deno} run ${RUN_FLAGS.join(" ")} ${new URL(main).pathname}`;
   }
   return Deno.execPath();
 }

@@ -18,6 +18,7 @@
  * small requests/s on one connection.
  */
 import type { BenchSection } from "./sections.ts";
+import { RUN_FLAGS } from "../../lib/version.ts";
 import net from "node:net";
 import tls from "node:tls";
 import { createStorageNode, loadStorageNode, storageUrlText } from "../../lib/roles/storage/mod.ts";
@@ -232,7 +233,7 @@ async function run(): Promise<void> {
     const dir = `${tmp}/node`;
     await createStorageNode({ dir, listen: `127.0.0.1:${freePort()}`, reservedSpace: "0" });
     const server = await spawnUntil(
-      ["run", "-A", MAIN, "storage", "run", "--dir", dir],
+      ["run", ...RUN_FLAGS, MAIN, "storage", "run", "--dir", dir],
       /listening on (\S+)\n/,
     );
     stops.push(server.stop);

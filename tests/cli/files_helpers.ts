@@ -1,4 +1,6 @@
 /** Running `shoal` with bytes on stdin and binary stdout, for the file-command tests. */
+import { RUN_FLAGS } from "../../lib/version.ts";
+
 const MAIN = new URL("../../main.ts", import.meta.url).pathname;
 
 export interface RunResult {
@@ -12,7 +14,7 @@ export interface RunResult {
 /** Run `shoal ARGS...` to completion, with `stdin` piped in when given. */
 export async function run(args: string[], stdin?: Uint8Array): Promise<RunResult> {
   const child = new Deno.Command(Deno.execPath(), {
-    args: ["run", "-A", MAIN, ...args],
+    args: ["run", ...RUN_FLAGS, MAIN, ...args],
     stdin: stdin ? "piped" : "null",
     stdout: "piped",
     stderr: "piped",

@@ -1,4 +1,6 @@
 /** Long-running `shoal` processes for tests: started, read, and stopped by their own pid. */
+import { RUN_FLAGS } from "../../lib/version.ts";
+
 const MAIN = new URL("../../main.ts", import.meta.url).pathname;
 
 export interface ShoalProcess {
@@ -12,7 +14,7 @@ export interface ShoalProcess {
 
 export function startShoal(args: string[]): Promise<ShoalProcess> {
   const child = new Deno.Command(Deno.execPath(), {
-    args: ["run", "-A", MAIN, ...args],
+    args: ["run", ...RUN_FLAGS, MAIN, ...args],
     stdin: "null",
     stdout: "piped",
     stderr: "piped",

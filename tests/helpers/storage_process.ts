@@ -4,6 +4,7 @@
  * Shared by the storage, grid and discovery suites.
  */
 import { parse as parseToml, stringify as stringifyToml } from "smol-toml";
+import { RUN_FLAGS } from "../../lib/version.ts";
 import { loadStorageNode, storageUrlText } from "../../lib/roles/storage/mod.ts";
 
 const MAIN = new URL("../../main.ts", import.meta.url).pathname;
@@ -29,7 +30,7 @@ export async function runShoal(
   opts: { cwd?: string; env?: Record<string, string> } = {},
 ): Promise<ShoalResult> {
   const out = await new Deno.Command(Deno.execPath(), {
-    args: ["run", "-A", MAIN, ...args],
+    args: ["run", ...RUN_FLAGS, MAIN, ...args],
     cwd: opts.cwd,
     env: opts.env,
     stdin: "null",
@@ -108,7 +109,7 @@ export async function startStorageServer(
   opts: { timeoutMs?: number } = {},
 ): Promise<StorageProcess> {
   const child = new Deno.Command(Deno.execPath(), {
-    args: ["run", "-A", MAIN, "storage", "run", "--dir", dir],
+    args: ["run", ...RUN_FLAGS, MAIN, "storage", "run", "--dir", dir],
     stdin: "null",
     stdout: "piped",
     stderr: "piped",
