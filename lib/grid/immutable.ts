@@ -74,9 +74,9 @@ const ZERO_IV = new Uint8Array(16);
  */
 const PATCH_CHUNK = 2 * 1024 * 1024;
 /** Upload: bytes handed to PATCHes not yet acknowledged, across all servers. */
-const MAX_INFLIGHT_BYTES = 8 * 1024 * 1024;
+const MAX_INFLIGHT_BYTES = 12 * 1024 * 1024;
 /** Upload: most PATCH buffers kept for reuse per upload. */
-const POOL_MAX = 32;
+const POOL_MAX = 16;
 /**
  * Download: segments fetched ahead of the consumer. 2 downloaded as fast as 4
  * on the bench (10 loopback servers) with ~15 MB less peak RSS.

@@ -18,8 +18,11 @@ import { decodeSegment, encodeSegment } from "../../lib/codec/mod.ts";
 import { aesCtr, randomBytes, taggedHash, TAGS } from "../../lib/crypto/mod.ts";
 import { TestGrid } from "../../tests/helpers/grid.ts";
 import { generatedSource } from "../../tests/helpers/sources.ts";
+import { startJoinedGrid } from "../../tests/helpers/joined_grid.ts";
+import { RUN_FLAGS } from "../../lib/version.ts";
 
 const MB = 1e6;
+const MAIN = new URL("../../main.ts", import.meta.url).pathname;
 const CHUNK = 1024 * 1024;
 
 function line(label: string, value: string, note = ""): void {
@@ -178,6 +181,95 @@ async function run(): Promise<void> {
   } finally {
     clearInterval(timer);
     await g.close();
+  }
+  await commandLine(size);
+}
+
+interface Timed {
+  seconds: number;
+  /** Peak resident set (VmHWM) of the process, bytes; NaN where /proc is missing. */
+  peak: number;
+  stdout: string;
+}
+
+/** Run `shoal ARGS` (as users do: its own process, the program's V8 flags), timing it and its peak RSS. */
+async function timedShoal(args: string[]): Promise<Timed> {
+  const t0 = performance.now();
+  const child = new Deno.Command(Deno.execPath(), {
+    args: ["run", ...RUN_FLAGS, MAIN, ...args],
+    stdin: "null",
+    stdout: "piped",
+    stderr: "piped",
+  }).spawn();
+  let peak = NaN;
+  // VmHWM only grows; read it until the process exits (every 20 ms).
+  const poll = setInterval(() => {
+    try {
+      const m = /VmHWM:\s+(\d+) kB/.exec(Deno.readTextFileSync(`/proc/${child.pid}/status`));
+      if (m) peak = Math.max(Number.isNaN(peak) ? 0 : peak, Number(m[1]) * 1024);
+    } catch { /* exited, or no /proc */ }
+  }, 20);
+  const out = await child.output();
+  clearInterval(poll);
+  const seconds = (performance.now() - t0) / 1000;
+  if (!out.success) {
+    throw new Error(
+      `shoal ${args.slice(0, 2).join(" ")} failed: ${new TextDecoder().decode(out.stderr)}`,
+    );
+  }
+  return { seconds, peak, stdout: new TextDecoder().decode(out.stdout).trim() };
+}
+
+/** SHA-256 of a file, streamed. */
+async function fileDigest(path: string): Promise<string> {
+  const h = createHash("sha256");
+  const f = await Deno.open(path);
+  for await (const c of f.readable) h.update(c);
+  return h.digest("hex");
+}
+
+/**
+ * The product path: a grid joined through the command line (10 server
+ * processes, an operator, a client node), then `shoal client put FILE` and
+ * `shoal client get CAP OUT`, each its own process, timed from spawn to exit
+ * (start-up included) with its peak RSS.
+ */
+async function commandLine(size: number): Promise<void> {
+  // Servers refresh their grid view at the product's default interval (60 s),
+  // not the tests' 1 s: each refresh costs a server ~25 ms of CPU.
+  const jg = await startJoinedGrid({
+    servers: 10,
+    shares: { k: 3, n: 10, happy: 7 },
+    refreshInterval: 60,
+  });
+  try {
+    const file = `${jg.root}/source.bin`;
+    const out = `${jg.root}/fetched.bin`;
+    const f = await Deno.open(file, { write: true, create: true });
+    await generatedSource(size, randomBytes(32)).open().pipeTo(f.writable);
+    const put = await timedShoal([
+      "client",
+      "put",
+      "--no-convergence",
+      "--dir",
+      jg.clientDir,
+      file,
+    ]);
+    const get = await timedShoal(["client", "get", "--dir", jg.clientDir, put.stdout, out]);
+    if ((await fileDigest(out)) !== (await fileDigest(file))) {
+      throw new Error("client get returned other bytes than client put stored");
+    }
+    const mbs = (t: Timed) => `${(size / MB / t.seconds).toFixed(0)} MB/s`;
+    const rss = (t: Timed) => `${(t.peak / MB).toFixed(0)}`;
+    line("shoal client put FILE (its own process)", mbs(put), "(target >= 60 MB/s)");
+    line("shoal client get CAP OUT (its own process)", mbs(get), "(target >= 100 MB/s)");
+    line(
+      "peak RSS of those processes: put / get",
+      `${rss(put)} / ${rss(get)} MB`,
+      "(target < 200 MB)",
+    );
+  } finally {
+    await jg.close();
   }
 }
 
