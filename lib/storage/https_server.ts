@@ -556,7 +556,7 @@ async function writeResponse(
       const r = await reader.read();
       if (r.done) break;
       if (r.value.length >= MIN_LATER_WRITE && heldSize >= MIN_LATER_WRITE) {
-        await writeAll(conn, concat(held, heldSize));
+        await conn.write(held);
         held = [];
         heldSize = 0;
       }
@@ -568,7 +568,7 @@ async function writeResponse(
       held.push(end);
       heldSize += end.length;
     }
-    await writeAll(conn, concat(held, heldSize));
+    await conn.write(held);
   } catch (e) {
     await reader.cancel().catch(() => {});
     throw e;
@@ -588,8 +588,11 @@ function simpleResponse(status: number, message: string): Uint8Array {
 interface Wire {
   /** The next bytes received (the caller's to keep); null at end. */
   read(): Promise<Uint8Array | null>;
-  /** Resolves once `data` is handed to the socket and it can take more. */
-  write(data: Uint8Array): Promise<void>;
+  /**
+   * Resolves once `data` is handed to the socket and it can take more. An
+   * array goes out as one gathered write (no copy into one buffer).
+   */
+  write(data: Uint8Array | Uint8Array[]): Promise<void>;
   close(): void;
 }
 
@@ -641,7 +644,15 @@ function socketWire(socket: TLSSocket): Wire {
     },
     write(data) {
       if (socket.destroyed) return Promise.reject(new Error("connection closed"));
-      if (socket.write(data)) return Promise.resolve();
+      let ok: boolean;
+      if (data instanceof Uint8Array) ok = socket.write(data);
+      else {
+        socket.cork();
+        ok = true;
+        for (const part of data) ok = socket.write(part);
+        socket.uncork();
+      }
+      if (ok) return Promise.resolve();
       return new Promise<void>((resolve, reject) => {
         const done = (e?: Error) => {
           socket.off("drain", onDrain);

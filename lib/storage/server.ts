@@ -412,7 +412,9 @@ async function readShare(
     o.file.close();
     throw e;
   }
-  await o.file.seek(begin, Deno.SeekMode.Start);
+  // Synchronous reads: a page-cache read of up to READ_CHUNK bytes takes far
+  // less than an asynchronous op's thread-pool round trip.
+  o.file.seekSync(begin, Deno.SeekMode.Start);
   let remaining = end - begin;
   const file = o.file;
   let closed = false;
@@ -423,7 +425,7 @@ async function readShare(
     }
   };
   const stream = new ReadableStream<Uint8Array>({
-    async pull(ctrl) {
+    pull(ctrl) {
       try {
         if (remaining <= 0) {
           close();
@@ -431,7 +433,7 @@ async function readShare(
           return;
         }
         const buf = new Uint8Array(Math.min(remaining, READ_CHUNK));
-        const r = await file.read(buf);
+        const r = file.readSync(buf);
         if (!r) {
           close();
           ctrl.error(new Error("share shrank while being read"));

@@ -130,9 +130,21 @@ const http = Deno.serve({ hostname: "127.0.0.1", port: 0, cert: certPem, key: ke
   }
   return new Response(MiB, { status: 206, headers: { "content-range": "bytes 0-1048575/1048576" } });
 });
+// The storage server's own TLS stack (node:tls, TCP_NODELAY) as a raw receiver: 'U' only.
+const nodeTls = await import("node:tls");
+const nts = nodeTls.createServer({ cert: certPem, key: keyPem, noDelay: true }, (s) => {
+  let hdr = null; let left = -1;
+  s.on("data", (d) => {
+    if (left < 0) { hdr = d; left = Number(new DataView(d.buffer, d.byteOffset).getBigUint64(1)) - (d.length - 9); }
+    else left -= d.length;
+    if (left <= 0) s.end(new Uint8Array([1]));
+  });
+  s.on("error", () => {});
+});
+await new Promise((r) => nts.listen(0, "127.0.0.1", r));
 const tcp = Deno.listen({ hostname: "127.0.0.1", port: 0 });
 const tl = Deno.listenTls({ hostname: "127.0.0.1", port: 0, cert: certPem, key: keyPem, alpnProtocols: ["http/1.1"] });
-console.log("ports " + tcp.addr.port + " " + tl.addr.port + " " + http.addr.port);
+console.log("ports " + tcp.addr.port + " " + tl.addr.port + " " + http.addr.port + " " + nts.address().port);
 loop(tcp); loop(tl);
 `;
 
@@ -222,12 +234,13 @@ async function run(): Promise<void> {
     const id = await generateTlsIdentity(["127.0.0.1"]);
     const raw = await spawnUntil(
       ["eval", RAW_SERVER, JSON.stringify([id.certPem, id.keyPem])],
-      /ports (\d+) (\d+) (\d+)\n/,
+      /ports (\d+) (\d+) (\d+) (\d+)\n/,
     );
     stops.push(raw.stop);
     const tcpPort = Number(raw.match[1]);
     const tlsPort = Number(raw.match[2]);
     const httpPort = Number(raw.match[3]);
+    const nodeTlsPort = Number(raw.match[4]);
 
     // Storage node: created with the library (same as `shoal storage create`), run with the CLI.
     const dir = `${tmp}/node`;
@@ -256,10 +269,16 @@ async function run(): Promise<void> {
     const rawTcpUp = await best(() => rawUpload("tcp", tcpPort, data));
     const rawTcpDown = await best(() => rawDownload("tcp", tcpPort, SHARE));
     const rawTlsUp = await best(() => rawUpload("tls", tlsPort, data));
+    const rawNodeTlsUp = await best(() => rawUpload("tls", nodeTlsPort, data));
     const rawTlsDown = await best(() => rawDownload("tls", tlsPort, SHARE));
     line("raw TCP upload, 256 MiB in 1 MiB writes", `${rawTcpUp.toFixed(0)} MB/s`);
     line("raw TCP download, 256 MiB", `${rawTcpDown.toFixed(0)} MB/s`);
     line("raw TLS upload, 256 MiB in 1 MiB writes", `${rawTlsUp.toFixed(0)} MB/s`);
+    line(
+      "raw TLS upload into a node:tls receiver",
+      `${rawNodeTlsUp.toFixed(0)} MB/s`,
+      "(the storage server's TLS stack: its ceiling for uploads)",
+    );
     line("raw TLS download, 256 MiB", `${rawTlsDown.toFixed(0)} MB/s`);
 
     // Disk: the storage server makes an upload durable (write, fsync) before acknowledging it.
