@@ -37,6 +37,7 @@ import {
   blockLength,
   blockOffset,
   buildTree,
+  completeTree,
   decodeUeb,
   effectiveSegmentSize,
   encodeUeb,
@@ -47,6 +48,7 @@ import {
   type Layout,
   layoutOf,
   levelOffset,
+  newTree,
   packFront,
   parseHeader,
   requestedSegmentSize,
@@ -632,16 +634,21 @@ function sameKey(s: GridServer, t: Target): boolean {
 /** Streams block hashes and (optionally) uploads blocks; builds trees and UEB at the end. */
 class Encoder {
   #parity: Uint8Array[] | null = null;
-  readonly blockLeaves: Uint8Array[][];
-  readonly segLeaves: Uint8Array[] = [];
+  /** Each share's block hash tree, and the ciphertext tree, filled leaf by leaf (32 bytes each). */
+  readonly #blockTrees: Uint8Array[];
+  readonly #ctTree: Uint8Array;
+  #segments = 0;
   constructor(readonly layout: Layout) {
-    this.blockLeaves = Array.from({ length: layout.n }, () => []);
+    this.#blockTrees = Array.from({ length: layout.n }, () => newTree(layout.numSegments));
+    this.#ctTree = newTree(layout.numSegments);
   }
 
   /** Erasure-code one ciphertext segment; hand the blocks to `session`. */
   add(i: number, ciphertext: Uint8Array, session: UploadSession): void {
     const l = this.layout;
-    this.segLeaves.push(segmentLeaf(ciphertext));
+    if (i !== this.#segments || i >= l.numSegments) throw new Error("segments out of order");
+    this.#segments++;
+    this.#ctTree.set(segmentLeaf(ciphertext), i * HASH_SIZE);
     // A full segment splits into k equal views of `ciphertext` (our own buffer): no copy needed.
     const size = ciphertext.length / l.k;
     let blocks: Uint8Array[];
@@ -657,7 +664,7 @@ class Encoder {
       );
     } else blocks = encodeSegment(ciphertext, l.k, l.n);
     for (let s = 0; s < l.n; s++) {
-      this.blockLeaves[s].push(blockHash(blocks[s]));
+      this.#blockTrees[s].set(blockHash(blocks[s]), i * HASH_SIZE);
       session.write(s, i, blockOffset(l, i), blocks[s]);
     }
   }
@@ -669,9 +676,10 @@ class Encoder {
     front: (sh: number) => Uint8Array;
   } {
     const l = this.layout;
-    const blockTrees = this.blockLeaves.map(buildTree);
+    if (this.#segments !== l.numSegments) throw new Error("not every segment was encoded");
+    const blockTrees = this.#blockTrees.map((t) => completeTree(t, l.numSegments));
     const shareTree = buildTree(blockTrees.map((t, s) => shareLeaf(s, treeRoot(t))));
-    const ctTree = buildTree(this.segLeaves);
+    const ctTree = completeTree(this.#ctTree, l.numSegments);
     const uebFields: Ueb = {
       size: l.size,
       k: l.k,

@@ -289,12 +289,27 @@ export function segmentLeaf(ciphertextSegment: Uint8Array): Uint8Array {
 
 /** Every node of the hash tree over `leaves`, level order (leaves first); the root is last. */
 export function buildTree(leaves: Uint8Array[]): Uint8Array {
-  const d = treeDepth(leaves.length);
-  const P = 2 ** d;
-  const out = new Uint8Array((2 * P - 1) * HASH_SIZE);
-  for (let i = 0; i < P; i++) {
-    out.set(i < leaves.length ? leaves[i] : hashTreeFiller(i), i * HASH_SIZE);
+  const out = newTree(leaves.length);
+  leaves.forEach((leaf, i) => out.set(leaf, i * HASH_SIZE));
+  return completeTree(out, leaves.length);
+}
+
+/**
+ * Room for the stored tree over `count` leaves: a streaming writer puts leaf
+ * i at byte i · HASH_SIZE as it is computed (no object per leaf), then calls
+ * completeTree.
+ */
+export function newTree(count: number): Uint8Array {
+  return new Uint8Array((2 * 2 ** treeDepth(count) - 1) * HASH_SIZE);
+}
+
+/** Fill in the padding leaves and every level above the `count` leaves already in `out`; returns `out`. */
+export function completeTree(out: Uint8Array, count: number): Uint8Array {
+  const P = 2 ** treeDepth(count);
+  if (out.length !== (2 * P - 1) * HASH_SIZE) {
+    throw new RangeError("tree buffer has the wrong size");
   }
+  for (let i = count; i < P; i++) out.set(hashTreeFiller(i), i * HASH_SIZE);
   let from = 0;
   let to = P;
   for (let width = P; width > 1; width /= 2) {
