@@ -17,6 +17,7 @@
  */
 import tls from "node:tls";
 import { parseStorageUrl, type StorageUrl } from "../../lib/storage/mod.ts";
+import { RUN_FLAGS } from "../../lib/version.ts";
 
 const POOL = new URL("./server_pool.ts", import.meta.url).pathname;
 /** Most server-pool processes started for one grid (the machine has 2 cores). */
@@ -75,7 +76,7 @@ class PoolProcess {
 
   constructor(args: string[]) {
     const child = this.child = new Deno.Command(Deno.execPath(), {
-      args: ["run", "-A", POOL, ...args],
+      args: ["run", ...RUN_FLAGS, POOL, ...args],
       stdin: "piped",
       stdout: "piped",
       stderr: "piped",
