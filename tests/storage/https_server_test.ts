@@ -501,3 +501,50 @@ Deno.test("an idle connection and a request head left unfinished are closed afte
     await server.finished;
   }
 });
+
+Deno.test("a request body that stalls is abandoned after the body timeout; the server goes on", async () => {
+  const { serveHttps } = await import("../../lib/storage/https_server.ts");
+  let handlerFailed = false;
+  const server = serveHttps({
+    hostname: "127.0.0.1",
+    port: 0,
+    certPem: ID.certPem,
+    keyPem: ID.keyPem,
+    handler: async (req) => {
+      try {
+        return new Response(String((await req.bytes()).length));
+      } catch {
+        handlerFailed = true;
+        return new Response("body failed", { status: 400 });
+      }
+    },
+    bodyTimeoutMs: 300,
+    log: () => {},
+  });
+  try {
+    // A small body (read whole before the handler runs) that never completes.
+    const small = await Conn.open(server.addr.port);
+    small.sock.write(enc.encode("POST /s HTTP/1.1\r\ncontent-length: 100\r\n\r\n0123456789"));
+    assert.ok(await small.closedWithin(3000), "a stalled small body closes the connection");
+    // A large body (streamed to the handler) that stalls: the handler's read fails.
+    const large = await Conn.open(server.addr.port);
+    large.sock.write(enc.encode("POST /l HTTP/1.1\r\ncontent-length: 1000000\r\n\r\n"));
+    large.sock.write(pattern(100_000));
+    const r = await large.reply();
+    assert.equal(r?.status, 400);
+    assert.ok(handlerFailed, "the handler saw its body fail");
+    assert.ok(await large.closedWithin(3000), "and the connection is closed");
+    // Others are served.
+    const ok = await Conn.open(server.addr.port);
+    ok.send("POST", "/ok", {}, pattern(10));
+    const r2 = await ok.reply();
+    assert.equal(r2?.status, 200);
+    assert.equal(new TextDecoder().decode(r2!.body), "10");
+    small.close();
+    large.close();
+    ok.close();
+  } finally {
+    server.close();
+    await server.finished;
+  }
+});
