@@ -33,6 +33,7 @@
 import tls from "node:tls";
 import type { TLSSocket } from "node:tls";
 import { isIP, isIPv6 } from "node:net";
+import { concatBytes } from "../codec/bytes.ts";
 
 export type WebHandler = (req: Request) => Promise<Response>;
 
@@ -462,16 +463,6 @@ function writeAll(wire: Wire, data: Uint8Array): Promise<void> {
   return wire.write(data);
 }
 
-function concat(parts: Uint8Array[], size: number): Uint8Array {
-  const out = new Uint8Array(size);
-  let o = 0;
-  for (const p of parts) {
-    out.set(p, o);
-    o += p.length;
-  }
-  return out;
-}
-
 /** The response head; `framing` is the Content-Length, "chunked", or "none" (204, 304). */
 function headBytes(
   status: number,
@@ -532,7 +523,7 @@ async function writeResponse(
     }
     if (done) {
       const head = headBytes(status, response.headers, size, close);
-      await writeAll(conn, concat([head, ...first], head.length + size));
+      await writeAll(conn, concatBytes(head, ...first));
       return;
     }
     const declared = response.headers.get("content-length");
@@ -581,7 +572,7 @@ function simpleResponse(status: number, message: string): Uint8Array {
     `HTTP/1.1 ${status} ${STATUS_TEXT[status] ?? "Status"}\r\ncontent-type: text/plain\r\n` +
       `content-length: ${body.length}\r\nconnection: close\r\n\r\n`,
   );
-  return concat([head, body], head.length + body.length);
+  return concatBytes(head, body);
 }
 
 /** One connection: reads in the order bytes arrive, writes with backpressure. */
