@@ -44,8 +44,9 @@ async function best(fn: () => Promise<number>): Promise<number> {
   return b;
 }
 
-function target(x: number, raw: number): string {
-  return `(${(x / raw * 100).toFixed(0)}% of raw TLS; target >= 70%)`;
+function target(x: number, raw: number, durable?: number): string {
+  const d = durable ? `; ${(x / durable * 100).toFixed(0)}% of the bare durable receiver` : "";
+  return `(${(x / raw * 100).toFixed(0)}% of raw TLS${d}; target >= 70% of raw TLS)`;
 }
 
 function pct(x: number, raw: number): string {
@@ -99,8 +100,9 @@ async function spawnUntil(
 
 /**
  * Raw baseline server, in its own process: on each connection the first byte
- * selects 'U' (read N bytes, then answer one byte) or 'D' (send N bytes);
- * 8 bytes of N follow.
+ * selects 'U' (read N bytes, then answer one byte), 'W' (the same, writing
+ * the bytes to a temp file as they arrive and fsyncing before the answer) or
+ * 'D' (send N bytes); 8 bytes of N follow.
  */
 const RAW_SERVER = `
 const [certPem, keyPem] = JSON.parse(Deno.args[0]);
@@ -111,6 +113,17 @@ async function handle(conn) {
   if (hdr[0] === 85) {
     const buf = new Uint8Array(1 << 20); let left = len;
     while (left > 0) { const n = await conn.read(buf); if (n === null) return; left -= n; }
+    await conn.write(new Uint8Array([1]));
+  } else if (hdr[0] === 87) {
+    // 'W': receive and write to a file, fsync, then answer: a bare durable receiver.
+    const path = Deno.makeTempFileSync({ prefix: "shoal-bench-raw-" });
+    const f = Deno.openSync(path, { write: true });
+    const buf = new Uint8Array(1 << 20); let left = len;
+    while (left > 0) {
+      const n = await conn.read(buf); if (n === null) break; left -= n;
+      for (let o = 0; o < n;) o += f.writeSync(buf.subarray(o, n));
+    }
+    f.syncSync(); f.close(); Deno.removeSync(path);
     await conn.write(new Uint8Array([1]));
   } else {
     const chunk = new Uint8Array(1 << 20); let left = len;
@@ -163,7 +176,7 @@ function connectRaw(kind: "tcp" | "tls", port: number): Promise<net.Socket> {
   });
 }
 
-function header(cmd: "U" | "D", n: number): Uint8Array {
+function header(cmd: "U" | "D" | "W", n: number): Uint8Array {
   const h = new Uint8Array(9);
   h[0] = cmd.charCodeAt(0);
   new DataView(h.buffer).setBigUint64(1, BigInt(n));
@@ -171,11 +184,16 @@ function header(cmd: "U" | "D", n: number): Uint8Array {
 }
 
 /** MB/s sending SHARE bytes in CHUNK writes (waiting for the server's ack at the end). */
-async function rawUpload(kind: "tcp" | "tls", port: number, data: Uint8Array): Promise<number> {
+async function rawUpload(
+  kind: "tcp" | "tls",
+  port: number,
+  data: Uint8Array,
+  cmd: "U" | "W" = "U",
+): Promise<number> {
   const s = await connectRaw(kind, port);
   const t0 = performance.now();
   const acked = new Promise<void>((resolve) => s.once("data", () => resolve()));
-  s.write(header("U", data.length));
+  s.write(header(cmd, data.length));
   for (let o = 0; o < data.length; o += CHUNK) {
     if (!s.write(data.subarray(o, o + CHUNK))) await new Promise((r) => s.once("drain", r));
   }
@@ -270,6 +288,7 @@ async function run(): Promise<void> {
     const rawTcpDown = await best(() => rawDownload("tcp", tcpPort, SHARE));
     const rawTlsUp = await best(() => rawUpload("tls", tlsPort, data));
     const rawNodeTlsUp = await best(() => rawUpload("tls", nodeTlsPort, data));
+    const rawDurableUp = await best(() => rawUpload("tls", tlsPort, data, "W"));
     const rawTlsDown = await best(() => rawDownload("tls", tlsPort, SHARE));
     line("raw TCP upload, 256 MiB in 1 MiB writes", `${rawTcpUp.toFixed(0)} MB/s`);
     line("raw TCP download, 256 MiB", `${rawTcpDown.toFixed(0)} MB/s`);
@@ -278,6 +297,11 @@ async function run(): Promise<void> {
       "raw TLS upload into a node:tls receiver",
       `${rawNodeTlsUp.toFixed(0)} MB/s`,
       "(the storage server's TLS stack: its ceiling for uploads)",
+    );
+    line(
+      "raw TLS upload, written to disk + fsync as received",
+      `${rawDurableUp.toFixed(0)} MB/s`,
+      `(${(rawDurableUp / rawTlsUp * 100).toFixed(0)}% of raw TLS: a bare durable receiver)`,
     );
     line("raw TLS download, 256 MiB", `${rawTlsDown.toFixed(0)} MB/s`);
 
@@ -395,7 +419,7 @@ async function run(): Promise<void> {
     line(
       "upload 256 MiB share, 1 MiB PATCHes",
       `${upMBs.toFixed(0)} MB/s`,
-      target(upMBs, rawTlsUp),
+      target(upMBs, rawTlsUp, rawDurableUp),
     );
     round = 0;
     const downMBs = await best(async () => {
@@ -443,7 +467,7 @@ async function run(): Promise<void> {
     line(
       "upload 256 MiB share, 4 PATCHes in flight",
       `${up4.toFixed(0)} MB/s`,
-      target(up4, rawTlsUp),
+      target(up4, rawTlsUp, rawDurableUp),
     );
     round = 0;
     const down4 = await best(async () => {
