@@ -87,6 +87,14 @@ const READ_AHEAD = 2;
 /** First read of a share: header, UEB and chain (and everything, for small files). */
 const HEAD_READ = 4096;
 const CONCURRENCY = 32;
+/**
+ * Share fronts (header, UEB, hash trees) built and written at once when an
+ * upload finishes: all of them for most files, a few when the trees (which
+ * grow with the file, ~64 KB per GiB per tree) make each front large.
+ */
+function frontConcurrency(l: Layout): number {
+  return l.blocksOffset > 1024 * 1024 ? 2 : CONCURRENCY;
+}
 /** Leaf windows of a share's trees kept per share reader. */
 const WINDOW_CACHE = 4;
 
@@ -581,7 +589,7 @@ class UploadSession {
     for (const t of this.targets.values()) {
       if (!t.failed) { for (const sh of t.uploading) jobs.push([t, sh]); }
     }
-    await mapLimit(jobs, CONCURRENCY, async ([t, sh]) => {
+    await mapLimit(jobs, frontConcurrency(this.layout), async ([t, sh]) => {
       if (t.failed) return;
       const bytes = front(sh);
       const starts: number[] = [];
@@ -634,13 +642,27 @@ function sameKey(s: GridServer, t: Target): boolean {
 /** Streams block hashes and (optionally) uploads blocks; builds trees and UEB at the end. */
 class Encoder {
   #parity: Uint8Array[] | null = null;
-  /** Each share's block hash tree, and the ciphertext tree, filled leaf by leaf (32 bytes each). */
-  readonly #blockTrees: Uint8Array[];
+  /**
+   * Each share's block hashes, 32 bytes each, packed (no object per leaf);
+   * its tree is built from them when needed. The ciphertext tree, which every
+   * share carries, is filled leaf by leaf in place.
+   */
+  readonly #blockLeaves: Uint8Array[];
   readonly #ctTree: Uint8Array;
   #segments = 0;
   constructor(readonly layout: Layout) {
-    this.#blockTrees = Array.from({ length: layout.n }, () => newTree(layout.numSegments));
+    this.#blockLeaves = Array.from(
+      { length: layout.n },
+      () => new Uint8Array(layout.numSegments * HASH_SIZE),
+    );
     this.#ctTree = newTree(layout.numSegments);
+  }
+
+  /** Share `sh`'s block hash tree, built afresh from its leaves. */
+  #blockTree(sh: number): Uint8Array {
+    const t = newTree(this.layout.numSegments);
+    t.set(this.#blockLeaves[sh]);
+    return completeTree(t, this.layout.numSegments);
   }
 
   /** Erasure-code one ciphertext segment; hand the blocks to `session`. */
@@ -664,7 +686,7 @@ class Encoder {
       );
     } else blocks = encodeSegment(ciphertext, l.k, l.n);
     for (let s = 0; s < l.n; s++) {
-      this.#blockTrees[s].set(blockHash(blocks[s]), i * HASH_SIZE);
+      this.#blockLeaves[s].set(blockHash(blocks[s]), i * HASH_SIZE);
       session.write(s, i, blockOffset(l, i), blocks[s]);
     }
   }
@@ -677,8 +699,9 @@ class Encoder {
   } {
     const l = this.layout;
     if (this.#segments !== l.numSegments) throw new Error("not every segment was encoded");
-    const blockTrees = this.#blockTrees.map((t) => completeTree(t, l.numSegments));
-    const shareTree = buildTree(blockTrees.map((t, s) => shareLeaf(s, treeRoot(t))));
+    // One block tree at a time: only its root is kept now; front() rebuilds it.
+    const roots = this.#blockLeaves.map((_, sh) => treeRoot(this.#blockTree(sh)));
+    const shareTree = buildTree(roots.map((r, sh) => shareLeaf(sh, r)));
     const ctTree = completeTree(this.#ctTree, l.numSegments);
     const uebFields: Ueb = {
       size: l.size,
@@ -694,7 +717,8 @@ class Encoder {
       ueb,
       uebHash: uebHashOf(ueb),
       uebFields,
-      front: (sh) => packFront(l, sh, ueb, blockTrees[sh], treeProof(shareTree, dn, sh), ctTree),
+      front: (sh) =>
+        packFront(l, sh, ueb, this.#blockTree(sh), treeProof(shareTree, dn, sh), ctTree),
     };
   }
 }
@@ -793,7 +817,7 @@ async function uploadOnce(
   const fin = encoder.finish();
   // Deduplicated shares must be exactly what we would have written.
   let alreadyHad = 0;
-  await mapLimit([...session.targets.values()], CONCURRENCY, async (t) => {
+  await mapLimit([...session.targets.values()], frontConcurrency(l), async (t) => {
     for (const sh of [...t.held]) {
       const want = fin.front(sh);
       try {
