@@ -957,3 +957,63 @@ Deno.test("store: restart drops partial uploads, keeps complete shares", async (
     await Deno.remove(dir, { recursive: true });
   }
 });
+
+Deno.test("store caches: a slot removed or a share deleted behind the store's back is noticed", async () => {
+  await withServer(async (c) => {
+    const S = si(77);
+    const enc = (s: string) => new TextEncoder().encode(s);
+    const write = (we: number, share: number, text: string) =>
+      rtw(c, S, {
+        testWriteVectors: [{
+          share,
+          test: [],
+          write: [{ offset: 0, data: enc(text) }],
+          newLength: null,
+        }],
+        readVector: [{ offset: 0, size: 5 }],
+      }, we);
+    // Two shares under write enabler 9; reads fill the caches.
+    for (const [n, t] of [[0, "zero!"], [1, "one!!"]] as const) {
+      const r = await write(9, n, t);
+      assert.equal(r.status, 200);
+      await r.body?.cancel();
+    }
+    const readAll = async () =>
+      (await body(
+        await rtw(c, S, { testWriteVectors: [], readVector: [{ offset: 0, size: 5 }] }, 9),
+      )) as { reads: { share: number }[] };
+    assert.deepEqual((await readAll()).reads.map((x) => x.share), [0, 1]);
+    // Another write enabler is refused while the slot exists.
+    await expectError(await write(8, 0, "nope!"), 403, "bad-write-enabler");
+
+    // Share 1 deleted by hand: still listed in the cache, but skipped when read.
+    const slot = `${c.dir}/storage/mutable/${b32(S).slice(0, 2)}/${b32(S)}`;
+    await Deno.remove(`${slot}/1`);
+    assert.deepEqual((await readAll()).reads.map((x) => x.share), [0]);
+
+    // The whole slot removed by hand: its cached metadata (write enabler) is
+    // checked against the file within a second, after which a new writer may
+    // create the slot afresh.
+    await Deno.remove(slot, { recursive: true });
+    await new Promise((r) => setTimeout(r, 1100));
+    const r = await write(8, 0, "fresh");
+    assert.equal(r.status, 200);
+    assert.deepEqual(await body(r), { success: true, reads: [] });
+    // The old write enabler is now the stranger.
+    await expectError(
+      await rtw(c, S, { testWriteVectors: [], readVector: [{ offset: 0, size: 5 }] }, 9),
+      403,
+      "bad-write-enabler",
+    );
+    const again = await rtw(
+      c,
+      S,
+      { testWriteVectors: [], readVector: [{ offset: 0, size: 5 }] },
+      8,
+    );
+    assert.deepEqual(await body(again), {
+      success: true,
+      reads: [{ share: 0, data: [enc("fresh")] }],
+    });
+  });
+});
