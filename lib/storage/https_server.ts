@@ -46,7 +46,10 @@ const SMALL_BODY = 64 * 1024;
 const COLLECT_LIMIT = 64 * 1024;
 /** No write after the first is smaller than this (Nagle, see above). */
 const MIN_LATER_WRITE = 64 * 1024;
-const READ_BUFFER = 64 * 1024;
+/** A connection's read buffer starts this small and grows only as a request needs. */
+const READ_BUFFER = 8 * 1024;
+/** Connections open at once; more are closed as they arrive. */
+export const MAX_CONNECTIONS = 10_000;
 const MAX_CHUNK_LINE = 4096;
 
 export interface HttpsServerOptions {
@@ -92,6 +95,7 @@ const STATUS_TEXT: Record<number, string> = {
   411: "Length Required",
   413: "Content Too Large",
   416: "Range Not Satisfiable",
+  417: "Expectation Failed",
   431: "Request Header Fields Too Large",
   500: "Internal Server Error",
   501: "Not Implemented",
@@ -566,6 +570,16 @@ async function writeResponse(
   }
 }
 
+const CONTINUE = encoder.encode("HTTP/1.1 100 Continue\r\n\r\n");
+
+/** The value of the field `name` (lower case) among `fields`, or null. */
+function fieldValue(fields: string[], name: string): string | null {
+  for (let i = 0; i < fields.length; i += 2) {
+    if (fields[i].length === name.length && fields[i].toLowerCase() === name) return fields[i + 1];
+  }
+  return null;
+}
+
 function simpleResponse(status: number, message: string): Uint8Array {
   const body = encoder.encode(message + "\n");
   const head = encoder.encode(
@@ -698,6 +712,7 @@ export function serveHttps(opts: HttpsServerOptions): HttpsServer {
     socket.setNoDelay(true);
     void serveConn(socketWire(socket));
   });
+  server.maxConnections = MAX_CONNECTIONS;
   server.on("tlsClientError", () => {/* a failed handshake concerns that client only */});
   server.on("error", (e: Error) => log(`storage server: ${e.message}`));
   server.on("close", () => {
@@ -741,7 +756,8 @@ export function serveHttps(opts: HttpsServerOptions): HttpsServer {
       for (;;) {
         // The request head.
         let end = r.headEnd(0);
-        let first = true;
+        // The whole head must arrive within headMs of its first byte.
+        let deadline = r.buffered > 0 ? Date.now() + headMs : 0;
         while (end < 0) {
           if (r.buffered > MAX_REQUEST_HEAD) {
             await writeAll(conn, simpleResponse(431, "request head too large"));
@@ -749,8 +765,9 @@ export function serveHttps(opts: HttpsServerOptions): HttpsServer {
           }
           if (closing && r.buffered === 0) return;
           const had = r.buffered;
-          if (!(await r.fill(first && had === 0 ? idleMs : headMs))) return;
-          first = false;
+          const wait = deadline === 0 ? idleMs : deadline - Date.now();
+          if (wait <= 0 || !(await r.fill(wait))) return;
+          if (deadline === 0) deadline = Date.now() + headMs;
           end = r.headEnd(had);
         }
         if (end > MAX_REQUEST_HEAD) {
@@ -787,6 +804,15 @@ export function serveHttps(opts: HttpsServerOptions): HttpsServer {
           await writeAll(conn, simpleResponse(400, `a ${head.method} request has no body`));
           return;
         }
+        const expect = fieldValue(head.fields, "expect");
+        if (expect !== null) {
+          if (expect.toLowerCase() !== "100-continue") {
+            await writeAll(conn, simpleResponse(417, "only Expect: 100-continue is supported"));
+            return;
+          }
+          // The client waits for this before sending its body.
+          if (hasBody) await writeAll(conn, CONTINUE);
+        }
         let body: BodyInit | null = null;
         if (hasBody) {
           if (!head.chunked && st.remaining <= SMALL_BODY) {
@@ -798,12 +824,18 @@ export function serveHttps(opts: HttpsServerOptions): HttpsServer {
           } else body = bodyStream(r, st, bodyMs);
         }
         const aborter = new AbortController();
-        const request = new Request(origin + head.target, {
-          method: head.method,
-          body,
-          signal: aborter.signal,
-          duplex: "half",
-        } as RequestInit);
+        let request: Request;
+        try {
+          request = new Request(origin + head.target, {
+            method: head.method,
+            body,
+            signal: aborter.signal,
+            duplex: "half",
+          } as RequestInit);
+        } catch {
+          await writeAll(conn, simpleResponse(400, "malformed request target or method"));
+          return;
+        }
         // Appended here rather than passed in: cheaper than converting a HeadersInit.
         try {
           const h = request.headers;

@@ -116,6 +116,20 @@ class Conn {
       this.#wake = null;
     }
   }
+  /** The raw bytes received up to and including `marker` (latin1), consumed. */
+  async rawUntil(marker: string): Promise<string> {
+    for (;;) {
+      const text = new TextDecoder("latin1").decode(this.#buf);
+      const i = text.indexOf(marker);
+      if (i >= 0) {
+        this.#buf = this.#buf.slice(i + marker.length);
+        return text.slice(0, i + marker.length);
+      }
+      if (this.ended) return text;
+      await new Promise<void>((r) => (this.#wake = r));
+      this.#wake = null;
+    }
+  }
   /** Resolves true once the server has closed the connection (false after `ms`). */
   async closedWithin(ms: number): Promise<boolean> {
     const t = Date.now() + ms;
@@ -494,6 +508,19 @@ Deno.test("an idle connection and a request head left unfinished are closed afte
     const slow = await Conn.open(server.addr.port);
     slow.sock.write(enc.encode("GET / HTTP/1.1\r\nx: 1\r\n"));
     assert.ok(await slow.closedWithin(3000), "an unfinished head is dropped");
+    // A head trickling in a byte at a time (each within the timeout) is dropped too:
+    // the timeout counts from its first byte.
+    const trickle = await Conn.open(server.addr.port);
+    const t0 = Date.now();
+    const drip = setInterval(() => {
+      if (!trickle.ended) trickle.sock.write(enc.encode("x"));
+    }, 50);
+    trickle.sock.write(enc.encode("GET / HTTP/1.1\r\nx: "));
+    const dropped = await trickle.closedWithin(3000);
+    clearInterval(drip);
+    assert.ok(dropped, "a trickling head is dropped");
+    assert.ok(Date.now() - t0 < 2000, `dropped after ${Date.now() - t0} ms`);
+    trickle.close();
     idle.close();
     slow.close();
   } finally {
@@ -546,5 +573,32 @@ Deno.test("a request body that stalls is abandoned after the body timeout; the s
   } finally {
     server.close();
     await server.finished;
+  }
+});
+
+Deno.test("Expect: 100-continue gets an interim 100 before the body; other expectations 417", async () => {
+  const server = serve(async (req) => new Response(String((await req.bytes()).length)));
+  try {
+    const c = await Conn.open(server.addr.port);
+    c.sock.write(enc.encode(
+      "PUT /x HTTP/1.1\r\ncontent-length: 5\r\nexpect: 100-continue\r\n\r\n",
+    ));
+    // The interim response comes first (Conn.reply parses it as a 0-length body only with
+    // content-length; read the raw bytes instead).
+    const interim = await c.rawUntil("\r\n\r\n");
+    assert.match(interim, /^HTTP\/1\.1 100 Continue\r\n\r\n$/);
+    c.sock.write(enc.encode("hello"));
+    const r = await c.reply();
+    assert.equal(r?.status, 200);
+    assert.equal(new TextDecoder().decode(r!.body), "5");
+    c.close();
+    const { reply, closed } = await rawExchange(
+      server.addr.port,
+      "PUT /x HTTP/1.1\r\ncontent-length: 5\r\nexpect: magic\r\n\r\nhello",
+    );
+    assert.equal(reply?.status, 417);
+    assert.ok(closed);
+  } finally {
+    await server.shutdown(1000);
   }
 });
