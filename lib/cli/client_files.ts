@@ -85,14 +85,31 @@ function longRow(r: LsRow): string {
 const healthCommand = (name: "check" | "verify" | "repair", summary: string): Command => ({
   name,
   summary,
-  usage: "--dir DIR [--json] CAP|PATH",
-  description:
-    "Exit code 0 when the object is healthy (after repair, for repair), 1 when it is not.",
-  options: { dir: DIR_OPTION, json: JSON_OPTION },
+  usage: name === "repair"
+    ? "--dir DIR [--verify] [--json] CAP|PATH"
+    : "--dir DIR [--json] CAP|PATH",
+  description: name === "repair"
+    ? `
+Re-creates missing shares of an immutable file (on the servers that should hold them) or republishes
+a mutable file or directory everywhere. With --verify (immutable files), every block is downloaded
+and checked first, and a share with a bad block counts as missing: a new copy goes to another
+server. Exit code 0 when the object is healthy after repair, 1 when it is not.`
+    : "Exit code 0 when the object is healthy, 1 when it is not.",
+  options: name === "repair"
+    ? {
+      dir: DIR_OPTION,
+      json: JSON_OPTION,
+      verify: {
+        type: "boolean",
+        help: "check every block first; shares with a bad block count as missing",
+      },
+    }
+    : { dir: DIR_OPTION, json: JSON_OPTION },
   positionals: ["CAP|PATH"],
   async run(ctx) {
     const json = ctx.values.json === true;
-    const rep = await withSession(ctx, json, (s) => s.health(ctx.positionals[0], name));
+    const verify = ctx.values.verify === true;
+    const rep = await withSession(ctx, json, (s) => s.health(ctx.positionals[0], name, { verify }));
     if (json) {
       ctx.out(
         JSON.stringify(

@@ -1387,6 +1387,12 @@ export async function verifyImmutable(
 
 export interface RepairImmutableOptions {
   happy?: number;
+  /**
+   * Download and check every block first (as verifyImmutable): a share with a
+   * bad block then counts as missing and is re-created on another server.
+   * Without it, shares are judged by their headers, UEB and hash-tree roots.
+   */
+  verify?: boolean;
   onProgress?: (done: number, total: number) => void;
   signal?: AbortSignal;
 }
@@ -1408,7 +1414,19 @@ export async function repairImmutable(
   opts: RepairImmutableOptions = {},
 ): Promise<RepairImmutableResult> {
   const info = capInfo(cap);
-  const { check: before, readers, located } = await examine(ctx, info, false);
+  const { check: before, readers, located } = await examine(ctx, info, opts.verify ?? false);
+  // Servers holding a bad copy of a share: it cannot be uploaded there again
+  // (the server would answer that it already has it), so it goes elsewhere.
+  const badHolders = new Set<string>();
+  const badCopy = new Map<number, Set<string>>();
+  for (const srv of before.servers) {
+    for (const st of srv.shares) {
+      if (st.ok) continue;
+      const key = serverKey(srv.serverId);
+      badHolders.add(key);
+      badCopy.set(st.shareNumber, (badCopy.get(st.shareNumber) ?? new Set()).add(key));
+    }
+  }
   const live = located.filter((l) => !l.error).map((l) => l.server);
   const happy = Math.min(opts.happy ?? info.n, info.n, Math.max(live.length, 1));
   if (before.healthy && before.happiness >= happy) {
@@ -1433,7 +1451,10 @@ export async function repairImmutable(
   for (let sh = 0; sh < info.n; sh++) {
     if (have.has(sh)) continue;
     let best: GridServer | null = null;
-    for (const s of ring) if (!best || load(s, plan) < load(best, plan)) best = s;
+    for (const s of ring) {
+      if (badCopy.get(sh)?.has(serverKey(s.serverId))) continue;
+      if (!best || load(s, plan) < load(best, plan)) best = s;
+    }
     if (best) plan.set(sh, best);
   }
   // Still short of happiness: copy shares held only by crowded servers to empty ones.
@@ -1457,7 +1478,10 @@ export async function repairImmutable(
     const crowded = [...planned().entries()].filter(([, set]) => set.size > 1).flatMap((
       [, set],
     ) => [...set]);
-    const pick = crowded.find((sh) => !extra.some(([x]) => x === sh) && !plan.has(sh));
+    const pick = crowded.find((sh) =>
+      !extra.some(([x]) => x === sh) && !plan.has(sh) &&
+      !badCopy.get(sh)?.has(serverKey(s.serverId))
+    );
     if (pick !== undefined) extra.push([pick, s]);
   }
   const first = readers[0];
@@ -1466,7 +1490,8 @@ export async function repairImmutable(
   const allPlan = new Map(plan);
   // Duplicate copies use a second session-level allocation round.
   try {
-    await session.allocate(allPlan, ring);
+    // Shares a server refuses are re-placed, but never on a server holding a bad copy.
+    await session.allocate(allPlan, ring.filter((s) => !badHolders.has(serverKey(s.serverId))));
     for (const [sh, s] of extra) await session.allocate(new Map([[sh, s]]), [s]);
     const set = new ShareSet(info, located);
     const encoder = new Encoder(l);
@@ -1489,7 +1514,7 @@ export async function repairImmutable(
     await session.abortAll();
     throw e;
   }
-  const after = await checkImmutable(ctx, cap);
+  const after = (await examine(ctx, info, opts.verify ?? false)).check;
   return { repaired: true, before, after };
 }
 

@@ -278,6 +278,13 @@ Deno.test("client file commands on a real grid", opts, async (t) => {
       const r = JSON.parse((await run(sh("repair", "--json", file))).text);
       assertEquals([r.repaired, r.healthy], [true, true]);
       assert((await ok(sh("check", file))).includes("healthy"));
+      // --verify downloads every block first; nothing is bad, so nothing to do.
+      const rv = JSON.parse(await ok(sh("repair", "--verify", "--json", file)));
+      assertEquals([rv.repaired, rv.healthy, rv.detail.before.verifiedBlocks], [
+        false,
+        true,
+        true,
+      ]);
       assertEquals(
         await Deno.readFile(`${tmp}/in-${MiB}`),
         (await run(sh("get", await ok(sh("put", `${tmp}/in-${MiB}`))))).stdout,

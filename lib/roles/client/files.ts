@@ -1090,14 +1090,20 @@ export class FileSession {
 
   // ---- check / verify / repair ----
 
-  async health(arg: string, mode: "check" | "verify" | "repair"): Promise<HealthReport> {
+  async health(
+    arg: string,
+    mode: "check" | "verify" | "repair",
+    opts: { verify?: boolean } = {},
+  ): Promise<HealthReport> {
     const r = await this.resolve(arg);
     const grid = await this.grid();
     const kind = capKindName(r.parsed);
     if (isImmutableCap(r.parsed)) {
       if (mode === "repair") {
         const { happy } = this.node.config.shares;
-        const res = await this.#guard(() => grid.repairImmutable(r.cap, { happy }));
+        const res = await this.#guard(() =>
+          grid.repairImmutable(r.cap, { happy, verify: opts.verify })
+        );
         return this.#immutableReport(r, kind, res.after, res.repaired, res);
       }
       const res = await this.#guard(() =>
