@@ -68,9 +68,25 @@ export function currentAnnouncement(node: StorageNode, now: number): Announcemen
   };
 }
 
+/** An announcement's identity for comparisons: everything but its time. */
+function announcementKey(a: Announcement): string {
+  return base32Encode(encodeAnnouncement({ ...a, announced: 0 }));
+}
+
 function sameAnnouncement(a: Announcement, b: Announcement): boolean {
-  const strip = (x: Announcement) => encodeAnnouncement({ ...x, announced: 0 });
-  return base32Encode(strip(a)) === base32Encode(strip(b));
+  return announcementKey(a) === announcementKey(b);
+}
+
+/**
+ * What a running server last learned about its own GSA: the version
+ * (sequence number and root hash, which the signature covers) that carries
+ * the announcement with key `key`. A later check that finds that same version
+ * newest need not read it again.
+ */
+export interface AnnouncementMemo {
+  seqnum: number;
+  rootHash: Uint8Array;
+  key: string;
 }
 
 /** Record the introduction text and make (or keep) this server's GSA writecap. Returns the readcap. */
@@ -106,7 +122,7 @@ export interface PublishReport {
 export async function publishAnnouncement(
   node: StorageNode,
   grid: GridNode,
-  opts: { now?: number } = {},
+  opts: { now?: number; memo?: { last: AnnouncementMemo | null } } = {},
 ): Promise<PublishReport> {
   const now = opts.now ?? Math.floor(Date.now() / 1000);
   const writecap = await gsaWritecap(node.dir);
@@ -122,17 +138,28 @@ export async function publishAnnouncement(
   const g = grid.grid(targets, "everywhere");
   const want = currentAnnouncement(node, now);
   const check = await g.checkMutable(writecap);
+  const wantKey = announcementKey(want);
+  const memo = opts.memo;
   let reason: string | null = null;
   if (!check.newest) reason = "first";
   else {
+    const newest = check.newest;
+    // The newest version is one already known to carry this announcement: no need to read it.
+    const known = memo?.last && memo.last.key === wantKey && memo.last.seqnum === newest.seqnum &&
+      bytesEqual(memo.last.rootHash, newest.rootHash);
     let have: Announcement | null = null;
-    try {
-      have = decodeAnnouncement((await g.readMutable(writecap)).contents);
-    } catch { /* unreadable: republish */ }
-    if (!have || !sameAnnouncement(have, want)) reason = "changed";
-    else if (!check.healthy) {
-      const missing = check.servers.filter((s) => !s.shares.some((sh) => sh.newest)).length;
-      reason = `missing on ${missing} server(s)`;
+    if (!known) {
+      try {
+        have = decodeAnnouncement((await g.readMutable(writecap)).contents);
+      } catch { /* unreadable: republish */ }
+    }
+    if (!known && (!have || !sameAnnouncement(have, want))) reason = "changed";
+    else {
+      if (memo) memo.last = { seqnum: newest.seqnum, rootHash: newest.rootHash, key: wantKey };
+      if (!check.healthy) {
+        const missing = check.servers.filter((s) => !s.shares.some((sh) => sh.newest)).length;
+        reason = `missing on ${missing} server(s)`;
+      }
     }
   }
   if (reason === null) {
@@ -149,6 +176,7 @@ export async function publishAnnouncement(
   const res = await g.modifyMutable(writecap, () => encodeAnnouncement(want), {
     encoding: "everywhere",
   });
+  if (memo && res) memo.last = { seqnum: res.seqnum, rootHash: res.rootHash, key: wantKey };
   return {
     published: true,
     seqnum: res?.seqnum ?? null,
@@ -197,13 +225,14 @@ export async function runAnnouncer(
     wake?.();
   });
   let leasesRenewedAt = 0;
+  const memo: { last: AnnouncementMemo | null } = { last: null };
   try {
     while (!signal.aborted) {
       pending = false;
       try {
         // Re-read the config: a nickname or location hint edited since start is announced.
         const current = await loadStorageNode(node.dir).catch(() => node);
-        const r = await publishAnnouncement(current, grid);
+        const r = await publishAnnouncement(current, grid, { memo });
         // Renew daily, or four times per lease period when leases are shorter than four days.
         const every = Math.min(LEASE_RENEWAL_INTERVAL_MS, current.config.leaseDuration * 250);
         if (Date.now() - leasesRenewedAt >= every) {
