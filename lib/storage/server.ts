@@ -1,6 +1,6 @@
 /**
  * The storage server: a pure Request -> Response handler over a ShareStore
- * (createStorageHandler), and serveStorage() to run it on HTTPS (node_http.ts).
+ * (createStorageHandler), and serveStorage() to run it on HTTPS (https_server.ts).
  * docs/storage-protocol.md is the normative description of every route.
  *
  * Every request is authorized first (constant-time swissnum comparison);
@@ -681,7 +681,9 @@ export interface StorageServer {
 
 /**
  * Serve `handler` over HTTPS (HTTP/1.1, TLS with the given PEM certificate and
- * key) with node:https and TCP_NODELAY (see node_http.ts for why not Deno.serve).
+ * key): Shoal's own HTTP/1.1 server over node:tls with TCP_NODELAY
+ * (https_server.ts says why not Deno.serve or node:https), plus the
+ * shutdown order: refuse new requests (503), let running ones finish, close.
  * As with Deno.serve, the address is bound synchronously: a port in use throws
  * Deno.errors.AddrInUse here, and `addr` holds the bound port at once.
  */

@@ -20,7 +20,7 @@
  * `reset` zeroes them (prints `reset`). SIGTERM or end of stdin: stop.
  *
  * `--serve deno-serve`: serve each store with a bare `Deno.serve` (what
- * serveStorage used before it moved to node:https, docs/performance.md §5.1)
+ * serveStorage used before it moved off Deno.serve, docs/performance.md §5.1)
  * instead of serveStorage, for before/after comparisons. Deno.serve over TLS
  * leaves Nagle's algorithm on, so a response written in more than one piece
  * (bodies over ~400 bytes) waits for the client's delayed ACK (~40 ms).
@@ -61,7 +61,7 @@ const { values } = parseArgs({
 const listeners: Deno.Listener[] = [];
 const servers: Pick<StorageServer, "shutdown">[] = [];
 
-/** A bare Deno.serve over TLS (the pre-node:https server; see `--serve deno-serve`). */
+/** A bare Deno.serve over TLS (the storage server before §5.1; see `--serve deno-serve`). */
 function serveDenoServe(
   certPem: string,
   keyPem: string,
