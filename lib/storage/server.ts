@@ -360,13 +360,13 @@ function pathOf(url: string): string {
   return /[%?#.\\]/.test(path) ? new URL(url).pathname : path;
 }
 
-async function readShare(
+function readShare(
   store: ShareStore,
   kind: ShareKind,
   si: Uint8Array,
   n: number,
   req: Request,
-): Promise<Response> {
+): Response {
   const o = store.openShare(kind, si, n);
   if (!o) {
     throw new HttpError(
@@ -520,7 +520,7 @@ export function createStorageHandler(
       const n = parseShnum(seg[2]);
       if (seg.length === 3) {
         method("GET", "PATCH");
-        if (m === "GET") return await readShare(store, "immutable", si, n, req);
+        if (m === "GET") return readShare(store, "immutable", si, n, req);
         const upload = secretHeader(req, HEADERS.uploadSecret);
         const [offset, length, total] = parseContentRange(req.headers.get("content-range"));
         if (length > maxBody) {
@@ -598,7 +598,7 @@ export function createStorageHandler(
       const n = parseShnum(seg[2]);
       if (seg.length === 3) {
         method("GET");
-        return await readShare(store, "mutable", si, n, req);
+        return readShare(store, "mutable", si, n, req);
       }
       if (seg.length === 4 && seg[3] === "corrupt") {
         method("POST");
