@@ -101,12 +101,9 @@ function parityMatrix(k: number): Uint8Array {
 
 // ---------------------------------------------------------------- kernels
 
-/**
- * out[x] = XOR over t of coefs[t]·srcs[t][x], for x < len. Zero coefficients
- * are skipped; an all-zero combination gives zeros.
- */
-function combine(out: Uint8Array, srcs: Uint8Array[], coefs: ArrayLike<number>, len: number): void {
-  const s: Uint8Array[] = [];
+/** The sources whose coefficient is not zero, with those coefficients as MUL row offsets (c << 8). */
+function nonZeroTerms<T>(srcs: T[], coefs: ArrayLike<number>): { s: T[]; c: number[] } {
+  const s: T[] = [];
   const c: number[] = [];
   for (let t = 0; t < srcs.length; t++) {
     if (coefs[t] !== 0) {
@@ -114,6 +111,15 @@ function combine(out: Uint8Array, srcs: Uint8Array[], coefs: ArrayLike<number>, 
       c.push(coefs[t] << 8);
     }
   }
+  return { s, c };
+}
+
+/**
+ * out[x] = XOR over t of coefs[t]·srcs[t][x], for x < len. Zero coefficients
+ * are skipped; an all-zero combination gives zeros.
+ */
+function combine(out: Uint8Array, srcs: Uint8Array[], coefs: ArrayLike<number>, len: number): void {
+  const { s, c } = nonZeroTerms(srcs, coefs);
   if (s.length === 0) {
     out.fill(0, 0, len);
     return;
@@ -340,25 +346,19 @@ function combineRows(
     return;
   }
   const words = len >>> 2;
-  const tail = words * 4;
+  const wordBytes = words * 4;
   const w = srcs.map((b, i) => wordsOf(b, words, i, true));
   for (let r = 0; r < outs.length; r++) {
-    const s: Uint32Array[] = [];
-    const c: number[] = [];
-    for (let t = 0; t < srcs.length; t++) {
-      if (rows[r][t] !== 0) {
-        s.push(w[t]);
-        c.push(rows[r][t] << 8);
-      }
-    }
+    const { s, c } = nonZeroTerms(w, rows[r]);
     const out = outs[r];
     const o = wordsOf(out, words, srcs.length, false);
     wcombine(o, s, c, words);
     if (o.buffer !== out.buffer || o.byteOffset !== out.byteOffset) {
-      out.set(new Uint8Array(o.buffer, o.byteOffset, tail));
+      out.set(new Uint8Array(o.buffer, o.byteOffset, wordBytes));
     }
-    if (tail < len) {
-      combine(out.subarray(tail), srcs.map((b) => b.subarray(tail, len)), rows[r], len - tail);
+    if (wordBytes < len) {
+      const tail = srcs.map((b) => b.subarray(wordBytes, len));
+      combine(out.subarray(wordBytes), tail, rows[r], len - wordBytes);
     }
   }
 }

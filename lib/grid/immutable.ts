@@ -1417,16 +1417,16 @@ export async function repairImmutable(
   const { check: before, readers, located } = await examine(ctx, info, opts.verify ?? false);
   // Servers holding a bad copy of a share: it cannot be uploaded there again
   // (the server would answer that it already has it), so it goes elsewhere.
-  const badHolders = new Set<string>();
   const badCopy = new Map<number, Set<string>>();
   for (const srv of before.servers) {
     for (const st of srv.shares) {
       if (st.ok) continue;
       const key = serverKey(srv.serverId);
-      badHolders.add(key);
       badCopy.set(st.shareNumber, (badCopy.get(st.shareNumber) ?? new Set()).add(key));
     }
   }
+  const holdsBadCopy = (s: GridServer) =>
+    [...badCopy.values()].some((keys) => keys.has(serverKey(s.serverId)));
   const live = located.filter((l) => !l.error).map((l) => l.server);
   const happy = Math.min(opts.happy ?? info.n, info.n, Math.max(live.length, 1));
   if (before.healthy && before.happiness >= happy) {
@@ -1491,7 +1491,7 @@ export async function repairImmutable(
   // Duplicate copies use a second session-level allocation round.
   try {
     // Shares a server refuses are re-placed, but never on a server holding a bad copy.
-    await session.allocate(allPlan, ring.filter((s) => !badHolders.has(serverKey(s.serverId))));
+    await session.allocate(allPlan, ring.filter((s) => !holdsBadCopy(s)));
     for (const [sh, s] of extra) await session.allocate(new Map([[sh, s]]), [s]);
     const set = new ShareSet(info, located);
     const encoder = new Encoder(l);

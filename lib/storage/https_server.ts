@@ -105,7 +105,6 @@ const STATUS_TEXT: Record<number, string> = {
 };
 
 const encoder = new TextEncoder();
-const latin1 = new TextDecoder("latin1");
 
 /** A request the server refuses before the handler sees it. */
 class BadRequest extends Error {
@@ -115,6 +114,21 @@ class BadRequest extends Error {
 }
 
 class Timeout extends Error {}
+
+const TIMED_OUT = Symbol("timed out");
+
+/** `p`'s value, or TIMED_OUT if it has not settled within `ms`. */
+async function within<T>(p: Promise<T>, ms: number): Promise<T | typeof TIMED_OUT> {
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  try {
+    return await Promise.race([
+      p,
+      new Promise<typeof TIMED_OUT>((res) => (timer = setTimeout(() => res(TIMED_OUT), ms))),
+    ]);
+  } finally {
+    clearTimeout(timer);
+  }
+}
 
 const TOKEN_RE = /^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/;
 // Field values: visible characters, spaces and tabs (obs-text allowed), no controls.
@@ -187,17 +201,9 @@ class ConnReader {
     if (this.eof) return false;
     const p = this.#read();
     if (ms <= 0) return (await p) !== null;
-    let timer: ReturnType<typeof setTimeout> | undefined;
-    try {
-      const r = await Promise.race([
-        p,
-        new Promise<"timeout">((res) => (timer = setTimeout(() => res("timeout"), ms))),
-      ]);
-      if (r === "timeout") throw new Timeout("timed out");
-      return r !== null;
-    } finally {
-      clearTimeout(timer);
-    }
+    const r = await within(p, ms);
+    if (r === TIMED_OUT) throw new Timeout("timed out");
+    return r !== null;
   }
 
   /**
@@ -219,29 +225,21 @@ class ConnReader {
    */
   async direct(max: number, ms: number): Promise<Uint8Array | null> {
     if (this.#pending || this.eof) return (await this.fill(ms)) ? new Uint8Array(0) : null;
-    let timer: ReturnType<typeof setTimeout> | undefined;
     const read = this.#wire.read();
-    try {
-      const d = await Promise.race([
-        read,
-        new Promise<"timeout">((res) => (timer = setTimeout(() => res("timeout"), ms))),
-      ]);
-      if (d === "timeout") {
-        void this.#adopt(read); // whatever it brings later is kept in order
-        throw new Timeout("timed out");
-      }
-      if (d === null) {
-        this.eof = true;
-        return null;
-      }
-      if (d.length > max) {
-        this.#append(d.subarray(max));
-        return d.subarray(0, max);
-      }
-      return d;
-    } finally {
-      clearTimeout(timer);
+    const d = await within(read, ms);
+    if (d === TIMED_OUT) {
+      void this.#adopt(read); // whatever it brings later is kept in order
+      throw new Timeout("timed out");
     }
+    if (d === null) {
+      this.eof = true;
+      return null;
+    }
+    if (d.length > max) {
+      this.#append(d.subarray(max));
+      return d.subarray(0, max);
+    }
+    return d;
   }
 
   /** The buffered bytes (a view, valid until the next fill or take). */
@@ -379,7 +377,7 @@ async function nextChunk(r: ConnReader, st: BodyState, timeoutMs: number): Promi
     for (;;) {
       const i = r.lineEnd();
       if (i >= 0) {
-        const text = latin1.decode(r.peek().subarray(0, i));
+        const text = latin1String(r.peek().subarray(0, i));
         r.skip(i + 1);
         return text.endsWith("\r") ? text.slice(0, -1) : text;
       }
@@ -463,10 +461,6 @@ function bodyStream(r: ConnReader, st: BodyState, timeoutMs: number): ReadableSt
   }, { highWaterMark: 0 });
 }
 
-function writeAll(wire: Wire, data: Uint8Array): Promise<void> {
-  return wire.write(data);
-}
-
 /** The response head; `framing` is the Content-Length, "chunked", or "none" (204, 304). */
 function headBytes(
   status: number,
@@ -508,7 +502,7 @@ async function writeResponse(
     await response.body?.cancel().catch(() => {});
     // 204 and 304 carry neither Content-Length nor a body.
     const framing = status === 204 || status === 304 ? "none" : 0;
-    await writeAll(conn, headBytes(status, response.headers, framing, close));
+    await conn.write(headBytes(status, response.headers, framing, close));
     return;
   }
   const reader = response.body!.getReader();
@@ -527,7 +521,7 @@ async function writeResponse(
     }
     if (done) {
       const head = headBytes(status, response.headers, size, close);
-      await writeAll(conn, concatBytes(head, ...first));
+      await conn.write(concatBytes(head, ...first));
       return;
     }
     const declared = response.headers.get("content-length");
@@ -621,14 +615,12 @@ function socketWire(socket: TLSSocket): Wire {
     if (queued > SOCKET_HIGH_WATER) socket.pause();
     notify();
   });
-  socket.on("end", () => {
+  const end = () => {
     ended = true;
     notify();
-  });
-  socket.on("close", () => {
-    ended = true;
-    notify();
-  });
+  };
+  socket.on("end", end);
+  socket.on("close", end);
   socket.on("error", (e: Error) => {
     failure = e;
     notify();
@@ -760,7 +752,7 @@ export function serveHttps(opts: HttpsServerOptions): HttpsServer {
         let deadline = r.buffered > 0 ? Date.now() + headMs : 0;
         while (end < 0) {
           if (r.buffered > MAX_REQUEST_HEAD) {
-            await writeAll(conn, simpleResponse(431, "request head too large"));
+            await conn.write(simpleResponse(431, "request head too large"));
             return;
           }
           if (closing && r.buffered === 0) return;
@@ -771,7 +763,7 @@ export function serveHttps(opts: HttpsServerOptions): HttpsServer {
           end = r.headEnd(had);
         }
         if (end > MAX_REQUEST_HEAD) {
-          await writeAll(conn, simpleResponse(431, "request head too large"));
+          await conn.write(simpleResponse(431, "request head too large"));
           return;
         }
         state.busy = true;
@@ -780,14 +772,14 @@ export function serveHttps(opts: HttpsServerOptions): HttpsServer {
           head = parseHead(latin1String(r.peek().subarray(0, end)));
         } catch (e) {
           if (e instanceof BadRequest) {
-            await writeAll(conn, simpleResponse(e.status, e.message));
+            await conn.write(simpleResponse(e.status, e.message));
             return;
           }
           throw e;
         }
         r.skip(end + 4);
         if (!head.target.startsWith("/")) {
-          await writeAll(conn, simpleResponse(400, "the request target must be a path"));
+          await conn.write(simpleResponse(400, "the request target must be a path"));
           return;
         }
         const st: BodyState = {
@@ -801,17 +793,17 @@ export function serveHttps(opts: HttpsServerOptions): HttpsServer {
         const bodiless = head.method === "GET" || head.method === "HEAD";
         const hasBody = head.chunked || (head.contentLength ?? 0) > 0;
         if (bodiless && hasBody) {
-          await writeAll(conn, simpleResponse(400, `a ${head.method} request has no body`));
+          await conn.write(simpleResponse(400, `a ${head.method} request has no body`));
           return;
         }
         const expect = fieldValue(head.fields, "expect");
         if (expect !== null) {
           if (expect.toLowerCase() !== "100-continue") {
-            await writeAll(conn, simpleResponse(417, "only Expect: 100-continue is supported"));
+            await conn.write(simpleResponse(417, "only Expect: 100-continue is supported"));
             return;
           }
           // The client waits for this before sending its body.
-          if (hasBody) await writeAll(conn, CONTINUE);
+          if (hasBody) await conn.write(CONTINUE);
         }
         let body: BodyInit | null = null;
         if (hasBody) {
@@ -833,7 +825,7 @@ export function serveHttps(opts: HttpsServerOptions): HttpsServer {
             duplex: "half",
           } as RequestInit);
         } catch {
-          await writeAll(conn, simpleResponse(400, "malformed request target or method"));
+          await conn.write(simpleResponse(400, "malformed request target or method"));
           return;
         }
         // Appended here rather than passed in: cheaper than converting a HeadersInit.
@@ -843,7 +835,7 @@ export function serveHttps(opts: HttpsServerOptions): HttpsServer {
             h.append(head.fields[i], head.fields[i + 1]);
           }
         } catch {
-          await writeAll(conn, simpleResponse(400, "malformed header field value"));
+          await conn.write(simpleResponse(400, "malformed header field value"));
           return;
         }
         // A request whose body is in (every bodiless or small one: slot-watch long
@@ -866,7 +858,7 @@ export function serveHttps(opts: HttpsServerOptions): HttpsServer {
         if (st.error) {
           // The body broke HTTP framing: that is the answer, whatever the handler made of it.
           await response.body?.cancel().catch(() => {});
-          await writeAll(conn, simpleResponse(st.error.status, st.error.message));
+          await conn.write(simpleResponse(st.error.status, st.error.message));
           return;
         }
         const bodyLeft = !(st.remaining === 0 && st.done) || st.failed;

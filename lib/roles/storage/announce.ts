@@ -144,16 +144,18 @@ export async function publishAnnouncement(
   if (!check.newest) reason = "first";
   else {
     const newest = check.newest;
-    // The newest version is one already known to carry this announcement: no need to read it.
-    const known = memo?.last && memo.last.key === wantKey && memo.last.seqnum === newest.seqnum &&
+    // A newest version already known to carry this announcement need not be read again.
+    let carries = memo?.last?.key === wantKey && memo.last.seqnum === newest.seqnum &&
       bytesEqual(memo.last.rootHash, newest.rootHash);
-    let have: Announcement | null = null;
-    if (!known) {
+    if (!carries) {
       try {
-        have = decodeAnnouncement((await g.readMutable(writecap)).contents);
+        carries = sameAnnouncement(
+          decodeAnnouncement((await g.readMutable(writecap)).contents),
+          want,
+        );
       } catch { /* unreadable: republish */ }
     }
-    if (!known && (!have || !sameAnnouncement(have, want))) reason = "changed";
+    if (!carries) reason = "changed";
     else {
       if (memo) memo.last = { seqnum: newest.seqnum, rootHash: newest.rootHash, key: wantKey };
       if (!check.healthy) {
