@@ -74,6 +74,9 @@ export const clientCommands: Command[] = [
         const rep = serversReport(node.grid.state);
         if (values.json) {
           out(JSON.stringify(rep.servers, null, 2));
+          for (const m of rep.missing) {
+            err(`missing: announcement '${m.petname}' not read yet (${m.problem})`);
+          }
           if (rep.gsd && rep.gsd.freshness !== "fresh") {
             err(`WARNING: the grid service directory has ${rep.gsd.freshness}`);
           }
@@ -95,6 +98,13 @@ export const clientCommands: Command[] = [
         for (const s of rep.servers) {
           const locs = s.storageUrls.map((u) => u.slice(u.indexOf("@") + 1)).join(";");
           out(`${s.nickname}\t${s.serverId.slice(0, 16)}\t${locs}\tGSA v${s.gsaSeqnum}`);
+        }
+        for (const m of rep.missing) {
+          out(
+            `${m.petname}\t${(m.serverId ?? "?").slice(0, 16)}\tMISSING since ${
+              isoTime(m.since)
+            }, ${m.attempts} attempt(s): ${m.problem}`,
+          );
         }
       } finally {
         node.grid.close();

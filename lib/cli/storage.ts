@@ -120,12 +120,12 @@ async function joinAndAnnounce(dir: string, text: string, ctx: CommandContext): 
     if (r.refreshError) ctx.err(`note: could not read the grid yet: ${r.refreshError}`);
     ctx.err(
       r.published
-        ? `announcement version ${r.seqnum} written to ${
-          r.servers - r.failures.length
-        } of ${r.servers} server(s)`
-        : `announcement is current on all ${r.servers} known server(s)`,
+        ? `announcement version ${r.seqnum} written to ${r.holding} of ${r.servers} known server(s)`
+        : `announcement version ${r.seqnum} is held by ${
+          r.holding + r.pushed
+        } of ${r.servers} known server(s)`,
     );
-    if (r.failures.length) {
+    if (r.failures.length || r.unreachable) {
       ctx.err("servers not reached now get it when this server runs ('shoal storage run')");
     }
   } catch (e) {

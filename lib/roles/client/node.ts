@@ -206,10 +206,21 @@ export function convergenceSecret(node: ClientNode): Promise<Uint8Array> {
 }
 
 /** A recorded server as `servers --json` shows it (no readcap, no checkstring). */
-export type ServerView = Omit<RecordedServer, "gsaReadcap" | "gsaCheckstring">;
+export type ServerView = Omit<RecordedServer, "gsaReadcap" | "gsaCheckstring" | "boundServerId">;
+
+/** A GSD entry whose announcement is not held yet (no readcap). */
+export interface MissingView {
+  petname: string;
+  serverId: string | null;
+  since: number;
+  attempts: number;
+  nextTry: number;
+  problem: string;
+}
 
 export interface ServersReport {
   servers: ServerView[];
+  missing: MissingView[];
   gsd: { seqnum: number; issued: number; expires: number; freshness: string } | null;
   refreshedAt: number | null;
 }
@@ -219,7 +230,10 @@ export function serversReport(
   now = Math.floor(Date.now() / 1000),
 ): ServersReport {
   return {
-    servers: state.servers.map(({ gsaReadcap: _r, gsaCheckstring: _c, ...view }) => view),
+    servers: state.servers.map((
+      { gsaReadcap: _r, gsaCheckstring: _c, boundServerId: _b, ...view },
+    ) => view),
+    missing: (state.missing ?? []).map(({ gsaReadcap: _r, ...view }) => view),
     gsd: state.gsd
       ? {
         seqnum: state.gsd.seqnum,
@@ -291,7 +305,11 @@ export async function runClient(
 
 /** What a refresh can change: the GSD version and every GSA version. */
 function viewKey(state: DiscoveryState): string {
-  return [state.gsd?.checkstring ?? "", ...state.servers.map((s) => s.gsaCheckstring)].join(",");
+  return [
+    state.gsd?.checkstring ?? "",
+    ...state.servers.map((s) => s.gsaCheckstring),
+    `missing:${(state.missing ?? []).map((m) => m.petname).join(",")}`,
+  ].join(",");
 }
 
 async function refreshLoop(
@@ -308,14 +326,24 @@ async function refreshLoop(
     const started = Date.now();
     const before = viewKey(node.grid.state);
     let pauseMs = intervalMs;
+    // Missing announcements are retried with backoff (at most one interval apart): the poll
+    // ends by the next retry, so a returning holder is seen within one interval.
+    const nextTry = Math.min(...(node.grid.state.missing ?? []).map((m) => m.nextTry * 1000));
+    const thisWaitMs = Math.max(0, Math.min(waitMs, nextTry - Date.now()));
     try {
       const r = await node.grid.refresh({
         fanout: node.config.fanout,
-        wait: waitMs / 1000,
+        wait: thisWaitMs / 1000,
         signal,
+        retryMissing: "due",
+        retryMaxSeconds: node.config.refreshInterval,
       });
       if (viewKey(node.grid.state) !== before) pauseMs = 0; // changed: poll again at once
-      else if (r.quick === "watch") pauseMs = waitMs - (Date.now() - started); // answered early?
+      else if (r.quick === "watch") pauseMs = thisWaitMs - (Date.now() - started); // answered early?
+      if ((node.grid.state.missing ?? []).length) {
+        const next = Math.min(...node.grid.state.missing!.map((m) => m.nextTry * 1000));
+        pauseMs = Math.min(pauseMs, Math.max(0, next - Date.now()));
+      }
       gw?.history.recordResult(r, node.grid.state);
       gw?.refreshed();
       const changes = describeRefresh(r);
