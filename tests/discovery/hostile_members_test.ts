@@ -101,12 +101,26 @@ Deno.test(
   async () => {
     const g = await startJoinedGrid({ servers: 3, refreshInterval: 1 });
     try {
+      // Servers that only act on GSD writes (a long interval), so nothing but the operator
+      // changes what they hold; the client records the settled view.
+      await Promise.all(g.servers.map((s) => s.proc!.stop()));
+      for (const s of g.servers) {
+        await setConfig(s.node.dir, "discovery", "refresh_interval", 3600);
+        s.proc = await startStorageServer(s.node.dir);
+      }
+      await clientServers(g.clientDir);
       // The server the client asks first goes down, misses a removal, and comes back stale.
       const first = (await recorded(g.clientDir))[0];
       const stale = g.servers.find((s) => s.name === first.nickname)!;
       const gone = g.servers.find((s) => s !== stale)!;
       await stale.proc!.stop();
       await shoalOk(["operator", "remove-announcement", "--dir", g.opDir, gone.name]);
+      // It comes back as a hostile member would: serving what it held, announcing nothing
+      // (its daemon no longer holds the GSA writecap, so nothing it holds changes).
+      await Deno.rename(
+        `${stale.node.dir}/private/gsa-writecap`,
+        `${stale.node.dir}/gsa-writecap.away`,
+      );
       stale.proc = await startStorageServer(stale.node.dir);
       // Each one-shot refresh asks the next server first: within two, an honest one.
       let seen = -1;
