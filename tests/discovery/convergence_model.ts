@@ -128,9 +128,14 @@ export async function runConvergence(opts: ConvergenceOptions): Promise<Converge
     c.proc = await startShoal(["client", "run", "--dir", c.dir]);
   };
   try {
-    for (let i = 0; i < opts.servers; i++) {
-      const node = await createStorageNode({ dir: `${root}/s${i}`, nickname: `s${i}` });
-      await setConfig(node.dir, "discovery", "refresh_interval", serverInterval);
+    const nodes = await Promise.all(
+      Array.from({ length: opts.servers }, async (_, i) => {
+        const node = await createStorageNode({ dir: `${root}/s${i}`, nickname: `s${i}` });
+        await setConfig(node.dir, "discovery", "refresh_interval", serverInterval);
+        return node;
+      }),
+    );
+    for (const [i, node] of nodes.entries()) {
       servers.push({
         name: `s${i}`,
         dir: node.dir,

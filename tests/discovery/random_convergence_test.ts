@@ -14,7 +14,7 @@ Deno.test(
     const env = Deno.env.get("SHOAL_CONVERGENCE_SEED");
     const seed = env ? Number(env) : Math.floor(Math.random() * 2 ** 31);
     console.log(`convergence seed ${seed}`);
-    const r = await runConvergence({ seed, servers: 6, steps: 8, log: console.log });
+    const r = await runConvergence({ seed, servers: 6, steps: 6, log: console.log });
     console.log(
       `converged: servers held every GSA after ${r.serversHoldEveryGsaMs} ms, listed every ` +
         `server after ${r.serversListEveryServerMs} ms, clients after ${r.clientsListEveryServerMs} ms`,
