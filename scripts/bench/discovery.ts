@@ -372,6 +372,22 @@ async function convergence(servers: BenchServers, g: BenchGrid, root: string): P
       meta: { ...gsdMeta(now) },
     }), { encoding: "everywhere" });
     const gsdWritten = performance.now() - t0;
+    const t1 = t0;
+    while (seen.some((s) => s === null) && performance.now() - t0 < REMOVAL_TIMEOUT_MS) {
+      await new Promise((r) => setTimeout(r, 20));
+    }
+    const got = seen.filter((s): s is number => s !== null).map((s) => s - t1);
+    line(
+      `${m} servers: commission seen by all ${CLIENTS} clients (1 s refresh)`,
+      got.length === CLIENTS
+        ? ms(Math.max(...got))
+        : `${got.length}/${CLIENTS} in ${REMOVAL_TIMEOUT_MS / 1000} s`,
+      `after the GSD write; median client ${ms(median(got))}; bound: one interval after the ` +
+        `servers holding the GSA are up`,
+    );
+    // The clients are idle again: time the servers' reactions without them competing.
+    ctrl.abort();
+    await Promise.all(runs);
     // Each server's reaction, one at a time, then all of them at once.
     const one: number[] = [];
     for (let i = 0; i < Math.min(5, m); i++) {
@@ -445,19 +461,6 @@ async function convergence(servers: BenchServers, g: BenchGrid, root: string): P
       `placed ${push.placed.length}/1; version ${before} -> ${after} (${
         after === before ? "no new version" : "CLIMBED"
       })`,
-    );
-    const t1 = t0;
-    while (seen.some((s) => s === null) && performance.now() - t0 < REMOVAL_TIMEOUT_MS) {
-      await new Promise((r) => setTimeout(r, 20));
-    }
-    const got = seen.filter((s): s is number => s !== null).map((s) => s - t1);
-    line(
-      `${m} servers: commission seen by all ${CLIENTS} clients (1 s refresh)`,
-      got.length === CLIENTS
-        ? ms(Math.max(...got))
-        : `${got.length}/${CLIENTS} in ${REMOVAL_TIMEOUT_MS / 1000} s`,
-      `after the GSD write; median client ${ms(median(got))}; bound: one interval after the ` +
-        `servers holding the GSA are up`,
     );
   } finally {
     ctrl.abort();

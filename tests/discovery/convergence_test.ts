@@ -6,6 +6,7 @@ import { assert, assertEquals } from "../helpers/assert.ts";
 import { setConfig, shoalOk, startJoinedGrid } from "../helpers/joined_grid.ts";
 import {
   createStorageNode,
+  runShoal,
   startStorageServer,
   type StorageProcess,
 } from "../helpers/storage_process.ts";
@@ -130,9 +131,15 @@ for (const order of ["run-then-join", "join-then-run"] as const) {
       const root = await Deno.makeTempDir({ prefix: "shoal-conv-" });
       let servers: Srv[] = [];
       try {
-        const c = await commission(root, 3, order);
+        const c = await commission(root, 4, order);
         servers = c.servers;
         const urls = servers.map((s) => s.url);
+        // Right after setup the operator reads every announcement (from any server that has
+        // it) and reports no problem.
+        const list = await runShoal(["operator", "list", "--dir", c.op]);
+        assertEquals(list.code, 0, list.stderr);
+        assert(!list.stderr.includes("problem:"), list.stderr);
+        assertEquals(list.stdout.split("\n").filter((l) => /GSA v\d+/.test(l)).length, 4);
         const took = await waitFor(
           "every server holds every GSA",
           async () => {
@@ -152,7 +159,7 @@ for (const order of ["run-then-join", "join-then-run"] as const) {
         for (const s of servers) {
           await waitFor(
             `${s.name} lists every server`,
-            async () => (await recorded(s.dir)).length === 3,
+            async () => (await recorded(s.dir)).length === 4,
             6_000,
           );
         }
