@@ -11,7 +11,12 @@ import {
   runStorageNode,
   storageUrlText,
 } from "../roles/storage/mod.ts";
-import { announcementReadcap, joinGrid, publishAnnouncement } from "../roles/storage/announce.ts";
+import {
+  announcementReadcap,
+  joinGrid,
+  publishAnnouncement,
+  renewDiscoveryLeases,
+} from "../roles/storage/announce.ts";
 import { GridNode } from "../roles/gridnode.ts";
 import {
   CliError,
@@ -117,6 +122,8 @@ async function joinAndAnnounce(dir: string, text: string, ctx: CommandContext): 
   const grid = (await GridNode.load(dir))!;
   try {
     const r = await publishAnnouncement(node, grid);
+    // A joined server keeps the GSD alive: its lease starts now, not when its daemon next runs.
+    await renewDiscoveryLeases(node, grid).catch(() => {});
     if (r.refreshError) ctx.err(`note: could not read the grid yet: ${r.refreshError}`);
     ctx.err(
       r.published

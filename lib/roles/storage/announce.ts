@@ -340,15 +340,7 @@ export async function runAnnouncer(
       try {
         // Re-read the config: a nickname or location hint edited since start is announced.
         const current = await loadStorageNode(node.dir).catch(() => node);
-        const r = await publishAnnouncement(current, grid, {
-          memo,
-          backoff,
-          refresh: {
-            retryMissing: "due",
-            retryMaxSeconds: current.config.refreshInterval,
-            ...(afterGsdWrite ? { quick: false, selfFirst: true } : {}),
-          },
-        });
+        // Leases first (cheap): the GSD and this GSA must outlive a slow cycle.
         // Renew daily, or four times per lease period when leases are shorter than four days.
         const every = Math.min(LEASE_RENEWAL_INTERVAL_MS, current.config.leaseDuration * 250);
         if (Date.now() - leasesRenewedAt >= every) {
@@ -362,6 +354,15 @@ export async function runAnnouncer(
             );
           }
         }
+        const r = await publishAnnouncement(current, grid, {
+          memo,
+          backoff,
+          refresh: {
+            retryMissing: "due",
+            retryMaxSeconds: current.config.refreshInterval,
+            ...(afterGsdWrite ? { quick: false, selfFirst: true } : {}),
+          },
+        });
         if (r.refreshError) log(`grid refresh failed: ${r.refreshError}`);
         if (r.published) {
           log(
