@@ -379,7 +379,10 @@ async function nextChunk(r: ConnReader, st: BodyState, timeoutMs: number): Promi
       if (i >= 0) {
         const text = latin1String(r.peek().subarray(0, i));
         r.skip(i + 1);
-        return text.endsWith("\r") ? text.slice(0, -1) : text;
+        // RFC 9112 §7.1: chunk-size and trailer lines end with CRLF; a bare LF is
+        // refused (front ends that accept it would frame the body differently).
+        if (!text.endsWith("\r")) throw new BadRequest(400, "chunk line not ended by CRLF");
+        return text.slice(0, -1);
       }
       if (r.buffered > MAX_CHUNK_LINE) throw new BadRequest(400, "chunk line too long");
       if (!(await r.fill(timeoutMs))) throw new BadRequest(400, "connection closed in a body");
