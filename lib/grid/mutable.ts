@@ -25,7 +25,7 @@ import {
   mutableKeysFromSeed,
   randomBytes,
   sign,
-  storageIndexFromReadkey,
+  storageIndexFromFingerprint,
   taggedHash,
   verify,
   verifyLeaf,
@@ -356,7 +356,7 @@ export async function retrieve(
   keys: MutableReadKeys,
   opts: { minSeqnum?: number; servermap?: Servermap; initialReadSize?: number | null } = {},
 ): Promise<RetrieveResult> {
-  const storageIndex = storageIndexFromReadkey(keys.readkey);
+  const storageIndex = storageIndexFromFingerprint(keys.fingerprint);
   const map = opts.servermap ??
     await mapUpdate(ctx, { storageIndex, fingerprint: keys.fingerprint }, opts);
   const problems: RetrieveResult["problems"] = [];
