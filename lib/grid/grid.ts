@@ -196,7 +196,11 @@ export class Grid {
   ): Promise<DirectoryDoc & { seqnum: number; retrieved: RetrieveResult }> {
     const { keys, writekey, dir } = await this.#readKeys(cap);
     if (!dir) throw new DirectoryError("not a directory cap");
-    const r = await retrieve(this.context(storageIndexFromFingerprint(keys.fingerprint)), keys, opts);
+    const r = await retrieve(
+      this.context(storageIndexFromFingerprint(keys.fingerprint)),
+      keys,
+      opts,
+    );
     return { ...(await decodeDirectoryDoc(r.contents, writekey)), seqnum: r.seqnum, retrieved: r };
   }
 

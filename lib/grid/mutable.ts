@@ -24,7 +24,9 @@ import {
   mutableDataKey,
   mutableKeysFromSeed,
   randomBytes,
+  sha256,
   sign,
+  slotCreationMessage,
   storageIndexFromFingerprint,
   taggedHash,
   verify,
@@ -515,10 +517,15 @@ export async function publish(
     }
     const lease = leaseSecrets(ctx.leaseSecret, keys.storageIndex, server.serverId);
     try {
+      const we = writeEnabler(master, server.serverId);
+      // A server creates the slot only for the signing key's holder (storage-protocol.md §6.3).
+      const msg = slotCreationMessage(keys.storageIndex, server.serverId, sha256(we));
+      const slotProof = { verifyKey: keys.publicKey, signature: await sign(keys.seed, msg) };
       const res = await server.storage.readTestWrite(keys.storageIndex, {
-        writeEnabler: writeEnabler(master, server.serverId),
+        writeEnabler: we,
         leaseRenew: lease.renew,
         leaseCancel: lease.cancel,
+        slotProof,
       }, { testWriteVectors: vectors, readVector: [{ offset: 0, size: CHECKSTRING_SIZE }] });
       // Anything there we did not see is a surprise: another writer got in.
       for (const r of res.reads) {

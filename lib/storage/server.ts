@@ -31,9 +31,11 @@ import {
   type ReadTestWriteRequest,
   SECRET_BYTES,
   type ServerVersion,
+  type SlotProof,
   STORAGE_INDEX_BYTES,
   WATCH_DIGEST_BYTES,
 } from "./protocol.ts";
+import { slotCreationMessage, storageIndexFromPublicKey, verify } from "../crypto/mod.ts";
 import { type ShareKind, type ShareStore, StoreError } from "./store.ts";
 import { WatchHub, type WatchHubOptions } from "./watch.ts";
 import { serveHttps } from "./https_server.ts";
@@ -47,6 +49,11 @@ const READ_CHUNK = 1024 * 1024;
 export interface HandlerOptions {
   /** The swissnum that authorizes use of this server. */
   swissnum: Uint8Array;
+  /**
+   * This server's id (the pin of its storage URL): slot-creation proofs are
+   * signatures bound to it (docs/storage-protocol.md §6.3).
+   */
+  serverId: Uint8Array;
   /** Largest request body (CBOR or PATCH chunk) and batch-read response, in bytes. */
   maxBodySize?: number;
   maxBatchSlots?: number;
@@ -248,6 +255,15 @@ function parseRtw(v: unknown): ReadTestWriteRequest {
       newLength: nl === null || nl === undefined ? null : uint(nl, `${f}.newLength`),
     };
   });
+  const cs = get(o, "createSlot");
+  let createSlot: SlotProof | null = null;
+  if (cs !== undefined && cs !== null) {
+    const p = obj(cs, "createSlot");
+    createSlot = {
+      verifyKey: bytes(get(p, "verifyKey"), "createSlot.verifyKey", 32),
+      signature: bytes(get(p, "signature"), "createSlot.signature", 64),
+    };
+  }
   const readVector = arr(get(o, "readVector"), "readVector").map((r, j) => {
     const e = obj(r, `readVector[${j}]`);
     return {
@@ -256,7 +272,7 @@ function parseRtw(v: unknown): ReadTestWriteRequest {
     };
   });
   count(readVector.length);
-  return { testWriteVectors, readVector };
+  return { testWriteVectors, readVector, createSlot };
 }
 
 function parseBatch(v: unknown, maxSlots: number): BatchReadRequest {
@@ -589,7 +605,12 @@ export function createStorageHandler(
         const renew = secretHeader(req, HEADERS.leaseRenewSecret);
         const cancel = secretHeader(req, HEADERS.leaseCancelSecret);
         const r = parseRtw(await readCbor(req, maxBody));
-        return cborResponse(await store.readTestWrite(si, { writeEnabler, renew, cancel }, r));
+        return cborResponse(
+          await store.readTestWrite(si, { writeEnabler, renew, cancel }, r, {
+            maxResponseBytes: maxBody,
+            authorizeCreate: (weHash) => checkSlotProof(si, weHash, r.createSlot ?? null),
+          }),
+        );
       }
       if (seg.length === 3 && seg[2] === "shares") {
         method("GET");
@@ -618,6 +639,36 @@ export function createStorageHandler(
       return new Response(null, { status: 204 });
     }
     throw new HttpError(404, "not-found", "unknown route");
+  }
+
+  /** A write that creates slot `si` must prove it holds the slot's signing key. */
+  async function checkSlotProof(
+    si: Uint8Array,
+    weHash: Uint8Array,
+    proof: SlotProof | null,
+  ): Promise<void> {
+    if (proof === null) {
+      throw new HttpError(
+        403,
+        "slot-proof-required",
+        "creating a slot needs createSlot: its verification key and a signature by its signing key",
+      );
+    }
+    if (!bytesEqual(storageIndexFromPublicKey(proof.verifyKey), si)) {
+      throw new HttpError(
+        403,
+        "bad-slot-proof",
+        "createSlot.verifyKey does not derive this storage index",
+      );
+    }
+    const msg = slotCreationMessage(si, opts.serverId, weHash);
+    if (!(await verify(proof.verifyKey, msg, proof.signature))) {
+      throw new HttpError(
+        403,
+        "bad-slot-proof",
+        "createSlot.signature is not a signature of this slot, server and write enabler",
+      );
+    }
   }
 
   async function corrupt(

@@ -96,6 +96,20 @@ interface Upload {
   finishing: boolean;
 }
 
+export interface RtwOptions {
+  /**
+   * Most bytes the read vector may return (plus 16 per range); more is refused
+   * with 413 response-too-large before a byte is read. Default: unbounded.
+   */
+  maxResponseBytes?: number;
+  /**
+   * Called (under the slot's lock) before a call creates the slot, with the
+   * SHA-256 of the write enabler the slot would get; throws to refuse. The
+   * storage handler checks the slot-creation proof here.
+   */
+  authorizeCreate?: (writeEnablerHash: Uint8Array) => Promise<void>;
+}
+
 export interface OpenShare {
   file: Deno.FsFile;
   size: number;
@@ -848,6 +862,7 @@ export class ShareStore {
     si: Uint8Array,
     secrets: { writeEnabler: Uint8Array } & LeaseSecrets,
     req: ReadTestWriteRequest,
+    opts: RtwOptions = {},
   ): Promise<ReadTestWriteResponse> {
     const sis = siString(si);
     const seen = new Set<number>();
@@ -885,10 +900,29 @@ export class ShareStore {
           const f = files.get(n);
           return f ? readAt(f, sizes.get(n)!, offset, size) : new Uint8Array(0);
         };
+        // What the reads would return, from the shares' sizes, before a byte is read:
+        // the response is bounded like a batch read's (16 bytes of accounting a range).
+        const maxBytes = opts.maxResponseBytes ?? Infinity;
+        let total = 0;
+        for (const n of req.readVector.length > 0 ? files.keys() : []) {
+          const size = sizes.get(n)!;
+          for (const r of req.readVector) {
+            total += Math.min(r.size, Math.max(0, size - r.offset)) + 16;
+          }
+        }
+        if (total > maxBytes) {
+          throw new StoreError(
+            413,
+            "response-too-large",
+            `the read vector would return ${total} bytes, more than ${maxBytes}; read fewer or smaller ranges`,
+          );
+        }
         let success = true;
         for (const tw of req.testWriteVectors) {
           for (const t of tw.test) {
-            if (!bytesEqual(read(tw.share, t.offset, t.size), t.specimen)) success = false;
+            // One byte past the specimen tells a longer range apart: never read more.
+            const want = Math.min(t.size, t.specimen.length + 1);
+            if (!bytesEqual(read(tw.share, t.offset, want), t.specimen)) success = false;
           }
         }
         const reads: { share: number; data: Uint8Array[] }[] = [];
@@ -920,6 +954,7 @@ export class ShareStore {
           }
           growth += size - old;
         }
+        if (meta === null) await opts.authorizeCreate?.(weHash);
         await this.#requireSpace(growth);
 
         this.#forget(dir);

@@ -34,7 +34,11 @@ export class RawTls {
     port: number,
     opts: { host?: string; localAddress?: string; timeoutMs?: number } = {},
   ): Promise<RawTls> {
-    const tcp = net.connect({ host: opts.host ?? "127.0.0.1", port, localAddress: opts.localAddress });
+    const tcp = net.connect({
+      host: opts.host ?? "127.0.0.1",
+      port,
+      localAddress: opts.localAddress,
+    });
     const sock = tls.connect({
       socket: tcp,
       rejectUnauthorized: false,
@@ -63,7 +67,11 @@ export class RawTls {
     port: number,
     opts: { host?: string; localAddress?: string } = {},
   ): Promise<net.Socket> {
-    const s = net.connect({ host: opts.host ?? "127.0.0.1", port, localAddress: opts.localAddress });
+    const s = net.connect({
+      host: opts.host ?? "127.0.0.1",
+      port,
+      localAddress: opts.localAddress,
+    });
     await new Promise<void>((resolve, reject) => {
       s.once("connect", () => resolve());
       s.once("error", reject);

@@ -181,6 +181,7 @@ export async function runStorageNode(node: StorageNode, opts: RunOptions): Promi
   });
   const handler = createStorageHandler(store, {
     swissnum: node.swissnum,
+    serverId: node.pin,
     maxBodySize: c.maxBodySize,
     maxBatchSlots: c.maxBatchSlots,
     log,
