@@ -32,7 +32,7 @@
 
 import tls from "node:tls";
 import type { TLSSocket } from "node:tls";
-import { isIP, isIPv6 } from "node:net";
+import { isIP, isIPv6, type Socket } from "node:net";
 import { concatBytes } from "../codec/bytes.ts";
 
 export type WebHandler = (req: Request) => Promise<Response>;
@@ -50,6 +50,10 @@ const MIN_LATER_WRITE = 64 * 1024;
 const READ_BUFFER = 8 * 1024;
 /** Connections open at once; more are closed as they arrive. */
 export const MAX_CONNECTIONS = 10_000;
+/** Connections open at once from one client address; more are closed as they arrive. */
+export const MAX_CONNECTIONS_PER_ADDRESS = 100;
+/** Time for a TLS handshake to complete after the TCP accept. */
+export const HANDSHAKE_TIMEOUT_MS = 10_000;
 const MAX_CHUNK_LINE = 4096;
 
 export interface HttpsServerOptions {
@@ -64,8 +68,18 @@ export interface HttpsServerOptions {
   log?: (line: string) => void;
   /** An open connection waiting for its next request is closed after this long (ms). */
   idleTimeoutMs?: number;
-  /** A request head must arrive within this long of its first byte (ms). */
+  /**
+   * A request head, and a body of up to 64 KiB (read whole before the handler,
+   * and so before authorization), must arrive within this long of the head's
+   * first byte (ms).
+   */
   headTimeoutMs?: number;
+  /** A TLS handshake must complete within this long of the TCP accept (ms). */
+  handshakeTimeoutMs?: number;
+  /** Most connections open at once (default MAX_CONNECTIONS). */
+  maxConnections?: number;
+  /** Most connections open at once from one client address (default 100). */
+  maxConnectionsPerAddress?: number;
   /** A request body that delivers no byte for this long is abandoned (ms). */
   bodyTimeoutMs?: number;
 }
@@ -684,6 +698,9 @@ export function serveHttps(opts: HttpsServerOptions): HttpsServer {
   const idleMs = opts.idleTimeoutMs ?? 120_000;
   const headMs = opts.headTimeoutMs ?? 30_000;
   const bodyMs = opts.bodyTimeoutMs ?? 60_000;
+  const handshakeMs = opts.handshakeTimeoutMs ?? HANDSHAKE_TIMEOUT_MS;
+  const maxConns = opts.maxConnections ?? MAX_CONNECTIONS;
+  const maxPerAddress = opts.maxConnectionsPerAddress ?? MAX_CONNECTIONS_PER_ADDRESS;
   // A host name (not an IP literal) is resolved the way Deno.listen does it.
   let ip = opts.hostname;
   if (isIP(ip) === 0) {
@@ -704,10 +721,51 @@ export function serveHttps(opts: HttpsServerOptions): HttpsServer {
     ALPNProtocols: ["http/1.1"],
     noDelay: true,
   } as tls.TlsOptions, (socket: TLSSocket) => {
+    // Handshake done in time: the connection is the HTTP layer's (its own timeouts) now.
+    const key = `${socket.remoteAddress}|${socket.remotePort}`;
+    clearTimeout(handshaking.get(key));
+    handshaking.delete(key);
     socket.setNoDelay(true);
     void serveConn(socketWire(socket));
   });
-  server.maxConnections = MAX_CONNECTIONS;
+  // Every TCP connection counts against the limits from its accept, before any TLS.
+  const perAddress = new Map<string, number>();
+  const handshaking = new Map<string, ReturnType<typeof setTimeout>>();
+  let open = 0;
+  let lastRefusalLog = 0;
+  let refusedSinceLog = 0;
+  server.on("connection", (raw: Socket) => {
+    const address = (raw.remoteAddress ?? "unknown").replace(/^::ffff:/, "");
+    const fromAddress = perAddress.get(address) ?? 0;
+    if (open >= maxConns || fromAddress >= maxPerAddress) {
+      raw.destroy();
+      refusedSinceLog++;
+      if (Date.now() - lastRefusalLog >= 10_000) {
+        log(
+          `storage server: refused ${refusedSinceLog} connection(s): ${
+            open >= maxConns
+              ? `${open} open (max_connections ${maxConns})`
+              : `${fromAddress} open from ${address} (max_connections_per_address ${maxPerAddress})`
+          }`,
+        );
+        lastRefusalLog = Date.now();
+        refusedSinceLog = 0;
+      }
+      return;
+    }
+    open++;
+    perAddress.set(address, fromAddress + 1);
+    const key = `${raw.remoteAddress}|${raw.remotePort}`;
+    handshaking.set(key, setTimeout(() => raw.destroy(), handshakeMs));
+    raw.once("close", () => {
+      clearTimeout(handshaking.get(key));
+      handshaking.delete(key);
+      open--;
+      const n = (perAddress.get(address) ?? 1) - 1;
+      if (n <= 0) perAddress.delete(address);
+      else perAddress.set(address, n);
+    });
+  });
   server.on("tlsClientError", () => {/* a failed handshake concerns that client only */});
   server.on("error", (e: Error) => log(`storage server: ${e.message}`));
   server.on("close", () => {
@@ -811,8 +869,10 @@ export function serveHttps(opts: HttpsServerOptions): HttpsServer {
         let body: BodyInit | null = null;
         if (hasBody) {
           if (!head.chunked && st.remaining <= SMALL_BODY) {
+            // Read before the handler (so before authorization): within the head's deadline.
             while (r.buffered < st.remaining) {
-              if (!(await r.fill(bodyMs))) return;
+              const wait = deadline - Date.now();
+              if (wait <= 0 || !(await r.fill(wait))) return;
             }
             body = r.take(st.remaining) as Uint8Array<ArrayBuffer>;
             st.remaining = 0;

@@ -38,7 +38,7 @@ import {
 import { slotCreationMessage, storageIndexFromPublicKey, verify } from "../crypto/mod.ts";
 import { type ShareKind, type ShareStore, StoreError } from "./store.ts";
 import { WatchHub, type WatchHubOptions } from "./watch.ts";
-import { serveHttps } from "./https_server.ts";
+import { type HttpsServerOptions, serveHttps } from "./https_server.ts";
 
 export const DEFAULT_MAX_BODY_SIZE = 64 * 1024 * 1024;
 export const DEFAULT_MAX_BATCH_SLOTS = 4096;
@@ -684,13 +684,40 @@ export function createStorageHandler(
     return new Response(null, { status: 204 });
   }
 
+  // Refusals for space are logged, at most one line per 10 s (with a count).
+  let spaceRefusals = 0;
+  let spaceLogAt = 0;
+  const noteSpaceRefusal = (req: Request, message: string) => {
+    spaceRefusals++;
+    if (Date.now() - spaceLogAt < 10_000) return;
+    log(
+      `storage server: refused ${spaceRefusals} write(s) for space (latest ${req.method} ${
+        new URL(req.url).pathname
+      }: ${message}); free disk space or lower reserved_space`,
+    );
+    spaceRefusals = 0;
+    spaceLogAt = Date.now();
+  };
+
   const handler = async (req: Request): Promise<Response> => {
     try {
       return await route(req);
     } catch (e) {
       if (e instanceof HttpError || e instanceof StoreError) {
+        if (e.code === "insufficient-space" || e.code === "too-many-uploads") {
+          noteSpaceRefusal(req, e.message);
+        }
         // Drain nothing more: the connection may be closed by the server if the body was unread.
         return errorResponse(e.status, e.code, e.message);
+      }
+      if (isClientAbort(e)) {
+        // The client went away mid-request (Ctrl-C, a reset): not the server's failure.
+        log(
+          `storage server: aborted request ${req.method} ${new URL(req.url).pathname}: ${
+            (e as Error).message
+          }`,
+        );
+        return errorResponse(400, "aborted", "the client closed the connection during the request");
       }
       log(
         `storage server: internal error on ${req.method} ${new URL(req.url).pathname}: ${
@@ -707,6 +734,17 @@ export function createStorageHandler(
   return Object.assign(handler, { close: () => watches.close(), watches });
 }
 
+/**
+ * Whether `e` means the client closed or reset the connection while its
+ * request body was being read (not an internal error).
+ */
+function isClientAbort(e: unknown): boolean {
+  const err = e as { message?: string; code?: string; name?: string } | null;
+  const text = `${err?.name ?? ""} ${err?.code ?? ""} ${err?.message ?? ""}`;
+  return /ECONNRESET|EPIPE|connection reset|closed the connection|connection closed|request body timed out|aborted/i
+    .test(text);
+}
+
 export interface ServeOptions {
   hostname: string;
   port: number;
@@ -718,6 +756,11 @@ export interface ServeOptions {
   onListen?: (addr: { hostname: string; port: number }) => void;
   /** Where server-level failures are reported (never a secret). Default: console.error. */
   log?: (line: string) => void;
+  /** Connection limits and deadlines (https_server.ts; defaults there). */
+  limits?: Pick<
+    HttpsServerOptions,
+    "handshakeTimeoutMs" | "headTimeoutMs" | "maxConnections" | "maxConnectionsPerAddress"
+  >;
 }
 
 export interface StorageServer {
@@ -771,6 +814,7 @@ export function serveStorage(opts: ServeOptions): StorageServer {
     keyPem: opts.keyPem,
     handler,
     log,
+    ...opts.limits,
   });
   const addr = server.addr;
   const listening = Promise.resolve();

@@ -52,10 +52,20 @@ export interface StoreOptions {
   maxShareSize?: number;
   /** Lease duration in seconds. */
   leaseDuration?: number;
-  /** Most leases kept per storage index (expired ones are pruned first). */
+  /**
+   * Most leases kept per storage index. A new lease on a full table replaces
+   * the one expiring soonest (expired ones are pruned first): a full table
+   * never refuses a write and never shortens how long the shares are kept.
+   */
   maxLeasesPerIndex?: number;
-  /** Incoming uploads idle this many seconds are dropped by gc(). */
+  /**
+   * An upload that receives no data for this many seconds (with no request in
+   * flight) is dropped by expireUploads() and gc(); an allocation under another
+   * upload secret takes it over after min(UPLOAD_TAKEOVER, this).
+   */
   incomingTimeout?: number;
+  /** Most uploads in progress at once (each an in-memory record and a file in incoming/). */
+  maxUploads?: number;
   /** Clock in milliseconds since the epoch (tests inject one). */
   now?: () => number;
 }
@@ -63,7 +73,10 @@ export interface StoreOptions {
 export const DEFAULT_MAX_SHARE_SIZE = 128 * 1024 ** 3;
 export const DEFAULT_LEASE_DURATION = 31 * 24 * 3600;
 export const DEFAULT_MAX_LEASES = 1000;
-export const DEFAULT_INCOMING_TIMEOUT = 24 * 3600;
+export const DEFAULT_INCOMING_TIMEOUT = 5 * 60;
+export const DEFAULT_MAX_UPLOADS = 10_000;
+/** Seconds without data after which another upload secret may take an upload over. */
+export const UPLOAD_TAKEOVER = 30;
 
 export interface Lease {
   renewHash: Uint8Array;
@@ -264,6 +277,7 @@ export class ShareStore {
   readonly leaseDuration: number;
   readonly maxLeasesPerIndex: number;
   readonly incomingTimeout: number;
+  readonly maxUploads: number;
   readonly now: () => number;
   #locks = new Map<string, Promise<unknown>>();
   #uploads = new Map<string, Upload>();
@@ -300,6 +314,7 @@ export class ShareStore {
     this.leaseDuration = opts.leaseDuration ?? DEFAULT_LEASE_DURATION;
     this.maxLeasesPerIndex = opts.maxLeasesPerIndex ?? DEFAULT_MAX_LEASES;
     this.incomingTimeout = opts.incomingTimeout ?? DEFAULT_INCOMING_TIMEOUT;
+    this.maxUploads = opts.maxUploads ?? DEFAULT_MAX_UPLOADS;
     this.now = opts.now ?? Date.now;
   }
 
@@ -472,11 +487,10 @@ export class ShareStore {
     }
     meta.leases = meta.leases.filter((l) => l.expiry > now);
     if (meta.leases.length >= this.maxLeasesPerIndex) {
-      throw new StoreError(
-        507,
-        "too-many-leases",
-        `this storage index already has ${meta.leases.length} leases`,
-      );
+      // Full: drop the leases expiring soonest. The new one outlives each of them,
+      // so the latest expiry (how long the shares are kept) never goes down.
+      meta.leases.sort((a, b) => b.expiry - a.expiry);
+      meta.leases.length = Math.max(0, this.maxLeasesPerIndex - 1);
     }
     meta.leases.push({ renewHash, cancelHash: sha256(secrets.cancel), expiry });
     return true;
@@ -502,6 +516,12 @@ export class ShareStore {
       if (e instanceof Deno.errors.NotFound) return null;
       throw e;
     }
+  }
+
+  /** Free bytes on the store's file system available to this process (statfs, uncached). */
+  async freeDiskSpace(): Promise<number> {
+    const s = await statfs(this.root);
+    return Number(s.bavail) * Number(s.bsize);
   }
 
   /** Free bytes the store may still use: disk space available minus reserved space and pending uploads. */
@@ -562,11 +582,20 @@ export class ShareStore {
       const alreadyHave = shareNumbers.filter((n) => have.has(n)).sort((a, b) => a - b);
       const allocated: number[] = [];
       const fresh: number[] = [];
+      const takeoverMs = Math.min(UPLOAD_TAKEOVER, this.incomingTimeout) * 1000;
+      const replaced: Upload[] = [];
       for (const n of shareNumbers) {
         if (have.has(n)) continue;
         const u = this.#uploads.get(`${sis}.${n}`);
         if (!u) fresh.push(n);
-        else if (bytesEqual(u.uploadHash, uploadHash)) {
+        else if (
+          !bytesEqual(u.uploadHash, uploadHash) && u.inflight === 0 && !u.finishing &&
+          this.now() - u.lastActivity >= takeoverMs
+        ) {
+          // An earlier attempt that stopped sending (a retry after Ctrl-C uses a new secret).
+          replaced.push(u);
+          fresh.push(n);
+        } else if (bytesEqual(u.uploadHash, uploadHash)) {
           if (u.size !== allocatedSize) {
             throw new StoreError(
               409,
@@ -577,6 +606,17 @@ export class ShareStore {
           allocated.push(n);
         }
         // An upload of share n under another upload secret: neither held nor allocated.
+      }
+      for (const u of replaced) {
+        this.#uploads.delete(`${sis}.${u.shnum}`);
+        await Deno.remove(u.path).catch(() => {});
+      }
+      if (this.#uploads.size + fresh.length > this.maxUploads) {
+        throw new StoreError(
+          507,
+          "too-many-uploads",
+          `this server has ${this.#uploads.size} uploads in progress (at most ${this.maxUploads}); retry later`,
+        );
       }
       await this.#requireSpace(fresh.length * allocatedSize);
       for (const n of fresh) {
@@ -684,6 +724,7 @@ export class ShareStore {
       if (length > 0) u.ranges = addRange(u.ranges, offset, offset + length);
     } finally {
       u.inflight--;
+      u.lastActivity = this.now();
     }
     const required = missingRanges(u.ranges, u.size);
     if (required.length === 0 && u.inflight === 0 && !u.finishing) {
@@ -809,15 +850,29 @@ export class ShareStore {
    * expired (or that has no lease metadata), prune expired leases elsewhere,
    * and drop incoming uploads idle longer than incomingTimeout.
    */
-  async gc(): Promise<{ removed: number }> {
+  /** Drop uploads that received no data for incomingTimeout; returns how many. */
+  async expireUploads(): Promise<number> {
     const now = this.now();
-    let removed = 0;
+    let dropped = 0;
     for (const [key, u] of [...this.#uploads]) {
       if (u.inflight === 0 && !u.finishing && now - u.lastActivity > this.incomingTimeout * 1000) {
         this.#uploads.delete(key);
         await Deno.remove(u.path).catch(() => {});
+        dropped++;
       }
     }
+    return dropped;
+  }
+
+  /** Uploads in progress (for tests and diagnostics). */
+  get uploadsInProgress(): number {
+    return this.#uploads.size;
+  }
+
+  async gc(): Promise<{ removed: number }> {
+    const now = this.now();
+    let removed = 0;
+    await this.expireUploads();
     for (const kind of ["immutable", "mutable"] as const) {
       const kindDir = `${this.root}/${kind}`;
       for await (const p of Deno.readDir(kindDir)) {

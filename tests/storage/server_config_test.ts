@@ -68,6 +68,12 @@ Deno.test("the rendered config parses back with documented defaults", () => {
   assert.equal(c.maxBatchSlots, 4096);
   assert.equal(c.leaseDuration, 31 * 86400);
   assert.equal(c.gcInterval, 3600);
+  assert.equal(c.incomingTimeout, 300);
+  assert.equal(c.maxUploads, 10_000);
+  assert.equal(c.handshakeTimeout, 10);
+  assert.equal(c.requestTimeout, 30);
+  assert.equal(c.maxConnections, 10_000);
+  assert.equal(c.maxConnectionsPerAddress, 100);
   // Minimal file: only listen; locations default to it.
   const m = parseConfig('[storage]\nlisten = "127.0.0.1:9"\n');
   assert.deepEqual(m.locations, ["127.0.0.1:9"]);
