@@ -61,7 +61,7 @@ export interface StoreOptions {
   /**
    * An upload that receives no data for this many seconds (with no request in
    * flight) is dropped by expireUploads() and gc(); an allocation under another
-   * upload secret takes it over after min(UPLOAD_TAKEOVER, this).
+   * upload secret takes it over after min(UPLOAD_TAKEOVER, half of this).
    */
   incomingTimeout?: number;
   /** Most uploads in progress at once (each an in-memory record and a file in incoming/). */
@@ -582,7 +582,7 @@ export class ShareStore {
       const alreadyHave = shareNumbers.filter((n) => have.has(n)).sort((a, b) => a - b);
       const allocated: number[] = [];
       const fresh: number[] = [];
-      const takeoverMs = Math.min(UPLOAD_TAKEOVER, this.incomingTimeout) * 1000;
+      const takeoverMs = Math.min(UPLOAD_TAKEOVER, this.incomingTimeout / 2) * 1000;
       const replaced: Upload[] = [];
       for (const n of shareNumbers) {
         if (have.has(n)) continue;
