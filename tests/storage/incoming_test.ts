@@ -172,3 +172,37 @@ Deno.test("a client that resets its connection mid-PATCH is logged as an aborted
     await Deno.remove(node.dir.replace(/\/node$/, ""), { recursive: true });
   }
 });
+
+Deno.test("start-up warns when reserved_space exceeds the free disk; refusals for space are logged", async () => {
+  const node = await createStorageNode({ reservedSpace: "1PiB" });
+  const server = await startStorageServer(node.dir);
+  const client = new StorageClient(parseStorageUrl(server.url));
+  try {
+    await until(
+      "the start-up warning",
+      10_000,
+      () => Promise.resolve(/reserved_space .* exceeds the free disk space/.test(server.stderr())),
+    );
+    await assert.rejects(
+      client.allocate(
+        si(6),
+        { upload: secret(40), leaseRenew: secret(2), leaseCancel: secret(3) },
+        {
+          shareNumbers: [0],
+          allocatedSize: 1000,
+        },
+      ),
+      (e: unknown) =>
+        e instanceof StorageError && e.status === 507 && e.code === "insufficient-space",
+    );
+    await until(
+      "the refusal is logged",
+      10_000,
+      () => Promise.resolve(/refused 1 write\(s\) for space/.test(server.stderr())),
+    );
+  } finally {
+    client.close();
+    await server.kill();
+    await Deno.remove(node.dir.replace(/\/node$/, ""), { recursive: true });
+  }
+});
