@@ -871,7 +871,7 @@ export function serveHttps(opts: HttpsServerOptions): HttpsServer {
           if (!head.chunked && st.remaining <= SMALL_BODY) {
             // Read before the handler (so before authorization): within the head's deadline.
             while (r.buffered < st.remaining) {
-              const wait = deadline - Date.now();
+              const wait = Math.min(bodyMs, deadline - Date.now());
               if (wait <= 0 || !(await r.fill(wait))) return;
             }
             body = r.take(st.remaining) as Uint8Array<ArrayBuffer>;
