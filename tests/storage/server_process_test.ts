@@ -431,7 +431,12 @@ Deno.test("SIGKILL during uploads and mutable writes: shares are old or new, nev
         }
       };
       const work = Promise.all([0, 1, 2].map(uploader).concat([0, 1, 2].map(writer)));
-      await new Promise((r) => setTimeout(r, 400 + round * 300));
+      // Kill once writes are flowing (a loaded machine may take a while for the first),
+      // in the middle of more.
+      for (let t = 0; t < 100 && mutableAcked.size < 3 && !stop; t++) {
+        await new Promise((r) => setTimeout(r, 100));
+      }
+      await new Promise((r) => setTimeout(r, 200 + round * 300));
       await server.kill();
       stop = true;
       await work;
