@@ -686,6 +686,23 @@ function socketWire(socket: TLSSocket): Wire {
   };
 }
 
+/**
+ * The client address a connection counts against: an IPv4 address (IPv4-mapped
+ * IPv6 included) as itself, an IPv6 address by its /64 prefix (one host
+ * usually holds a whole /64, so counting single addresses would not bound it).
+ */
+export function connectionGroup(address: string): string {
+  const a = address.replace(/^::ffff:(?=\d+\.\d+\.\d+\.\d+$)/i, "").replace(/%.*$/, "");
+  if (!a.includes(":")) return a;
+  const [head, tail] = a.toLowerCase().split("::");
+  const h = head ? head.split(":") : [];
+  const t = tail === undefined ? [] : tail ? tail.split(":") : [];
+  const groups = tail === undefined
+    ? h
+    : [...h, ...Array(Math.max(0, 8 - h.length - t.length)).fill("0"), ...t];
+  return groups.slice(0, 4).map((g) => g.replace(/^0+(?=.)/, "")).join(":") + "::/64";
+}
+
 type ListenNow = (address: string, port: number, family: number, backlog: number) => void;
 
 /**
@@ -735,7 +752,7 @@ export function serveHttps(opts: HttpsServerOptions): HttpsServer {
   let lastRefusalLog = 0;
   let refusedSinceLog = 0;
   server.on("connection", (raw: Socket) => {
-    const address = (raw.remoteAddress ?? "unknown").replace(/^::ffff:/, "");
+    const address = connectionGroup(raw.remoteAddress ?? "unknown");
     const fromAddress = perAddress.get(address) ?? 0;
     if (open >= maxConns || fromAddress >= maxPerAddress) {
       raw.destroy();

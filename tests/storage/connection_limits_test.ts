@@ -7,7 +7,7 @@
  *   (127.0.0.3) is still served, even though the flood is larger than
  *   max_connections.
  * - A TCP connection that sends nothing, and one that sends half a
- *   ClientHello, are closed after handshake_timeout.
+ *   ClientHello, are closed after handshake_timeout (5 s here).
  * - A request head, or a small body, trickling in is cut at request_timeout.
  */
 import assert from "node:assert/strict";
@@ -37,7 +37,7 @@ Deno.test("connection limits and deadlines: one address cannot lock others out; 
     storageConfig: {
       max_connections: 100,
       max_connections_per_address: PER_ADDRESS,
-      handshake_timeout: "2s",
+      handshake_timeout: "5s",
       request_timeout: "2s",
     },
   });
@@ -52,8 +52,13 @@ Deno.test("connection limits and deadlines: one address cannot lock others out; 
       Array.from({ length: 150 }, () => RawTls.tcp(port, { localAddress: "127.0.0.2" })),
     );
     for (const r of opened) if (r.status === "fulfilled") flood.push(r.value);
-    await new Promise((r) => setTimeout(r, 500));
-    const alive = flood.filter((s) => !s.destroyed).length;
+    // Refused ones are closed at once (seen here within 3 s even on a loaded machine,
+    // well before the 5 s handshake deadline closes the rest).
+    let alive = flood.length;
+    for (let t = 0; t < 30 && alive > PER_ADDRESS; t++) {
+      await new Promise((r) => setTimeout(r, 100));
+      alive = flood.filter((s) => !s.destroyed).length;
+    }
     assert.ok(alive <= PER_ADDRESS, `${alive} flood connections stayed open`);
 
     // Another address is served at once.
@@ -68,16 +73,16 @@ Deno.test("connection limits and deadlines: one address cannot lock others out; 
     c.close();
 
     // The idle flood itself never completes a handshake: closed after handshake_timeout.
-    const closes = await Promise.all(flood.map((s) => closedWithin(s, 8000)));
+    const closes = await Promise.all(flood.map((s) => closedWithin(s, 15_000)));
     assert.ok(closes.every((t) => t !== null), "idle TCP connections are closed");
 
     // Half a ClientHello, then silence: closed after the handshake deadline.
     const half = await RawTls.tcp(port, { localAddress: "127.0.0.4" });
     half.write(new Uint8Array([0x16, 0x03, 0x01, 0x02, 0x00, 0x01, 0x00, 0x01, 0xfc, 0x03, 0x03]));
-    const halfClosed = await closedWithin(half, 8000);
+    const halfClosed = await closedWithin(half, 15_000);
     assert.notEqual(halfClosed, null, "a half-sent ClientHello is closed");
-    assert.ok(halfClosed! >= 1500, `closed after ${halfClosed} ms, not before the deadline`);
-    console.log(`half-sent ClientHello closed after ${halfClosed} ms (handshake_timeout 2s)`);
+    assert.ok(halfClosed! >= 4500, `closed after ${halfClosed} ms, not before the deadline`);
+    console.log(`half-sent ClientHello closed after ${halfClosed} ms (handshake_timeout 5s)`);
 
     // After TLS: a head trickling in, and a small body trickling in, are cut at request_timeout.
     for (const what of ["head", "body"]) {
@@ -102,4 +107,16 @@ Deno.test("connection limits and deadlines: one address cannot lock others out; 
     await server.kill();
     await Deno.remove(node.dir.replace(/\/node$/, ""), { recursive: true });
   }
+});
+
+Deno.test("connections count against their IPv4 address or their IPv6 /64", async () => {
+  const { connectionGroup } = await import("../../lib/storage/https_server.ts");
+  assert.equal(connectionGroup("127.0.0.2"), "127.0.0.2");
+  assert.equal(connectionGroup("::ffff:127.0.0.2"), "127.0.0.2");
+  assert.equal(connectionGroup("::1"), "0:0:0:0::/64");
+  assert.equal(connectionGroup("2001:db8:1:2::5"), "2001:db8:1:2::/64");
+  assert.equal(connectionGroup("2001:0db8:0001:0002:aaaa:bbbb:cccc:dddd"), "2001:db8:1:2::/64");
+  assert.equal(connectionGroup("2001:DB8:1:2:ffff::1"), "2001:db8:1:2::/64");
+  assert.equal(connectionGroup("fe80::1%eth0"), "fe80:0:0:0::/64");
+  assert.equal(connectionGroup("2001:db8::"), "2001:db8:0:0::/64");
 });
