@@ -94,6 +94,15 @@ Deno.test("config errors name the file and key", () => {
     [base + "max_batch_slots = 0\n", /storage\.max_batch_slots/],
     [base + 'lease_duration = "3x"\n', /storage\.lease_duration/],
     [base + "gc_interval = -1\n", /storage\.gc_interval/],
+    [base + 'incoming_timeout = "soon"\n', /storage\.incoming_timeout/],
+    [base + "max_uploads = 0\n", /storage\.max_uploads/],
+    [base + 'handshake_timeout = "0s"\n', /storage\.handshake_timeout/],
+    [base + "request_timeout = -5\n", /storage\.request_timeout/],
+    [base + 'max_connections = "many"\n', /storage\.max_connections/],
+    [
+      base + "max_connections = 10\nmax_connections_per_address = 11\n",
+      /storage\.max_connections_per_address/,
+    ],
   ];
   for (const [text, re] of cases) {
     assert.throws(() => parseConfig(text, "D/shoal.toml"), (e: unknown) => {
