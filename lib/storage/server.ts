@@ -693,7 +693,7 @@ export function createStorageHandler(
     log(
       `storage server: refused ${spaceRefusals} write(s) for space (latest ${req.method} ${
         new URL(req.url).pathname
-      }: ${message}); free disk space or lower reserved_space`,
+      }: ${message})`,
     );
     spaceRefusals = 0;
     spaceLogAt = Date.now();

@@ -7,7 +7,8 @@
  *   immutable/<aa>/<si>/meta.cbor leases of that storage index
  *   mutable/<aa>/<si>/<shnum>     mutable shares (slot)
  *   mutable/<aa>/<si>/meta.cbor   write-enabler hash and leases of the slot
- *   incoming/<si>.<shnum>         immutable shares being uploaded (dropped at startup)
+ *   incoming/<si>.<shnum>         immutable shares being uploaded (dropped at startup, and
+ *                                 after incomingTimeout without data)
  *   tmp/                          temporary files for atomic replacement (emptied at startup)
  *   corruption.log                corruption reports, one JSON object a line
  *
@@ -845,11 +846,6 @@ export class ShareStore {
     return Promise.resolve(this.#readMeta(this.#siDir(kind, si))?.leases ?? []);
   }
 
-  /**
-   * Garbage collection: delete every storage index whose leases have all
-   * expired (or that has no lease metadata), prune expired leases elsewhere,
-   * and drop incoming uploads idle longer than incomingTimeout.
-   */
   /** Drop uploads that received no data for incomingTimeout; returns how many. */
   async expireUploads(): Promise<number> {
     const now = this.now();
@@ -864,11 +860,11 @@ export class ShareStore {
     return dropped;
   }
 
-  /** Uploads in progress (for tests and diagnostics). */
-  get uploadsInProgress(): number {
-    return this.#uploads.size;
-  }
-
+  /**
+   * Garbage collection: delete every storage index whose leases have all
+   * expired (or that has no lease metadata), prune expired leases elsewhere,
+   * and drop incoming uploads idle longer than incomingTimeout.
+   */
   async gc(): Promise<{ removed: number }> {
     const now = this.now();
     let removed = 0;
