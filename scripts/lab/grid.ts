@@ -13,6 +13,7 @@
  */
 import { parse as parseToml, stringify as stringifyToml } from "smol-toml";
 import { RUN_FLAGS } from "../../lib/version.ts";
+import { loadStorageNode, storageUrlText } from "../../lib/roles/storage/mod.ts";
 import { Lab, type LabProcess } from "./netns.ts";
 
 const MAIN = new URL("../../main.ts", import.meta.url).pathname;
@@ -142,8 +143,9 @@ export class LabGrid {
     }));
     this.log(`servers running after ${(performance.now() - t0).toFixed(0)} ms`);
     this.opDir = `${this.root}/op`;
+    // What `shoal storage url` prints, read from the node directories (saves a process each).
     const urls = await Promise.all(
-      this.servers.map((s) => this.shoalOk(s.host, ["storage", "url", "--dir", s.dir])),
+      this.servers.map(async (s) => storageUrlText(await loadStorageNode(s.dir))),
     );
     await this.shoalOk("op", [
       "operator",
@@ -152,7 +154,12 @@ export class LabGrid {
       this.opDir,
       ...urls.flatMap((u) => ["--storage", u]),
     ]);
-    const text0 = await this.shoalOk("op", ["operator", "get-introduction-text", "--dir", this.opDir]);
+    const text0 = await this.shoalOk("op", [
+      "operator",
+      "get-introduction-text",
+      "--dir",
+      this.opDir,
+    ]);
     // Joins in parallel (each writes its GSA to every server); announcements one at a time (each
     // republishes the GSD).
     await Promise.all(this.servers.map(async (s) => {
@@ -220,7 +227,9 @@ export class LabGrid {
       ms: performance.now() - t0,
       timedOut,
     };
-    this.log(`${host}$ shoal ${args.slice(0, 2).join(" ")}: exit ${r.code} in ${r.ms.toFixed(0)} ms`);
+    this.log(
+      `${host}$ shoal ${args.slice(0, 2).join(" ")}: exit ${r.code} in ${r.ms.toFixed(0)} ms`,
+    );
     return r;
   }
 
@@ -241,10 +250,15 @@ export class LabGrid {
   async startServer(i: number): Promise<void> {
     const s = this.servers[i];
     const h = this.lab.host(s.host);
-    await this.lab.startRelay(s.host, [
-      [STORAGE_PORT, `127.0.0.1:${STORAGE_PORT}`],
-      [BULK_PORT, `127.0.0.1:${BULK_PORT}`],
-    ], { port: BULK_PORT, cert: `${s.dir}/tls-cert.pem`, key: `${s.dir}/private/tls-key.pem` }, h.address);
+    await this.lab.startRelay(
+      s.host,
+      [
+        [STORAGE_PORT, `127.0.0.1:${STORAGE_PORT}`],
+        [BULK_PORT, `127.0.0.1:${BULK_PORT}`],
+      ],
+      { port: BULK_PORT, cert: `${s.dir}/tls-cert.pem`, key: `${s.dir}/private/tls-key.pem` },
+      h.address,
+    );
     const proc = this.lab.spawn(s.host, [
       Deno.execPath(),
       "run",
@@ -266,10 +280,13 @@ export class LabGrid {
     s.proc = null;
   }
 
-  /** Server i's host vanishes: its link goes down and its processes are killed (SIGKILL). */
-  async vanish(i: number): Promise<void> {
+  /**
+   * Server i's host vanishes: its processes are killed (SIGKILL) and, with `linkDown`, its link
+   * goes down first (nothing answers: a black hole); without, its kernel resets connections.
+   */
+  async vanish(i: number, linkDown = true): Promise<void> {
     const s = this.servers[i];
-    await this.lab.setLink(s.host, false);
+    if (linkDown) await this.lab.setLink(s.host, false);
     await s.proc?.stop("SIGKILL");
     s.proc = null;
     await this.lab.host(s.host).relay?.stop("SIGKILL");

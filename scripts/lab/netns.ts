@@ -26,6 +26,7 @@ export interface PathSettings {
   delayMs: number;
   loss: number;
   blocked: boolean;
+  reject?: boolean;
 }
 
 /** Run a command to completion; throws with its stderr when it fails (unless `allowFail`). */
@@ -130,7 +131,7 @@ export class LabProcess {
   exited = false;
 
   constructor(readonly host: string, ns: string, args: string[], opts: { stdin?: boolean } = {}) {
-    this.child = new Deno.Command("ip", {
+    const child = this.child = new Deno.Command("ip", {
       args: ["netns", "exec", ns, ...args],
       stdin: opts.stdin ? "piped" : "null",
       stdout: "piped",
@@ -139,7 +140,7 @@ export class LabProcess {
     if (opts.stdin) this.#writer = this.child.stdin.getWriter();
     const out = (async () => {
       let carry = "";
-      for await (const c of this.child.stdout.pipeThrough(new TextDecoderStream())) {
+      for await (const c of child.stdout.pipeThrough(new TextDecoderStream())) {
         carry += c;
         const ls = carry.split("\n");
         carry = ls.pop() ?? "";
@@ -156,7 +157,7 @@ export class LabProcess {
       }
     })().catch(() => {});
     const err = (async () => {
-      for await (const c of this.child.stderr.pipeThrough(new TextDecoderStream())) {
+      for await (const c of child.stderr.pipeThrough(new TextDecoderStream())) {
         this.#err += c;
         if (this.#err.length > 200_000) this.#err = this.#err.slice(-100_000);
       }
@@ -192,9 +193,13 @@ export class LabProcess {
       };
       const timer = setTimeout(() => {
         this.#waiters.splice(this.#waiters.indexOf(w), 1);
-        reject(new Error(`${this.host}: no line matching ${re} within ${timeoutMs} ms; stderr: ${
-          this.#err.slice(-2000)
-        }`));
+        reject(
+          new Error(
+            `${this.host}: no line matching ${re} within ${timeoutMs} ms; stderr: ${
+              this.#err.slice(-2000)
+            }`,
+          ),
+        );
       }, timeoutMs);
       this.#waiters.push(w);
       this.status.then((s) => {
@@ -297,6 +302,8 @@ export class Lab {
   readonly pathDelay = new Map<string, number>();
   /** Partition groups: hosts in different groups cannot reach each other. Empty: none. */
   groups: string[][] = [];
+  /** How a partition looks to senders: a black hole (default) or refused connections. */
+  partitionMode: "blackhole" | "reject" = "blackhole";
   #closed = false;
 
   private constructor(readonly id: string, readonly bridgeNs: string, private lock: Deno.FsFile) {}
@@ -315,7 +322,11 @@ export class Lab {
       lab.delayMs = opts.delayMs ?? 0;
       lab.loss = opts.loss ?? 0;
       await run("ip", ["netns", "add", lab.bridgeNs]);
-      await ipBatch(lab.bridgeNs, ["link set lo up", "link add br0 type bridge", "link set br0 up"]);
+      await ipBatch(lab.bridgeNs, [
+        "link set lo up",
+        "link add br0 type bridge",
+        "link set br0 up",
+      ]);
       return lab;
     } catch (e) {
       await lab.close();
@@ -454,7 +465,9 @@ export class Lab {
   ): Promise<LabProcess> {
     const h = this.host(name);
     if (h.relay && !h.relay.exited) await h.relay.stop();
-    const args = forwards.flatMap(([port, to]) => ["--forward", `${address ?? h.address}:${port}=${to}`]);
+    const args = forwards.flatMap((
+      [port, to],
+    ) => ["--forward", `${address ?? h.address}:${port}=${to}`]);
     if (bulk) {
       args.push("--bulk", `127.0.0.1:${bulk.port}`, "--cert", bulk.cert, "--key", bulk.key);
     }
@@ -479,6 +492,7 @@ export class Lab {
       delayMs: a === b ? 0 : this.pathDelay.get(key) ?? this.delayMs,
       loss: a === b ? 0 : this.loss,
       blocked: !this.inGroupWith(a, b),
+      reject: this.partitionMode === "reject",
     };
   }
 
@@ -505,8 +519,12 @@ export class Lab {
   }
 
   /** Partition the hosts into `groups` (hosts named in none stay reachable from all). */
-  async partition(groups: string[][]): Promise<void> {
+  async partition(
+    groups: string[][],
+    mode: "blackhole" | "reject" = this.partitionMode,
+  ): Promise<void> {
     this.groups = groups;
+    this.partitionMode = mode;
     await this.applyPaths();
   }
 
@@ -529,7 +547,9 @@ export class Lab {
     await Promise.allSettled([...this.processes].map((p) => p.stop("SIGTERM", 3000)));
     const names = [...this.hosts.values()].map((h) => h.ns).concat(this.bridgeNs);
     for (const ns of names) await killNamespacePids(ns).catch(() => {});
-    for (const ns of names) await run("ip", ["netns", "del", ns], { allowFail: true }).catch(() => {});
+    for (const ns of names) {
+      await run("ip", ["netns", "del", ns], { allowFail: true }).catch(() => {});
+    }
     this.hosts.clear();
     live.delete(this);
     removeSignals();

@@ -14,7 +14,9 @@
  *   in-order delivery makes them. (TCP never loses bytes; this is what loss looks like above it.)
  * - `blocked`: a partition. The path forwards nothing either way and reads nothing, so senders see
  *   a black hole (their windows fill, requests time out), also on connections opened during the
- *   partition. When it heals, held bytes flow again.
+ *   partition. When it heals, held bytes flow again. With `reject` as well, the path refuses
+ *   instead: open connections are closed and new ones closed on arrival (what a client sees when
+ *   a router answers "unreachable").
  *
  * It can also serve a local TLS bulk endpoint (`--bulk PORT --cert F --key F`) for the lab's raw
  * baseline: a client sends `U` + 8-byte length + that many bytes and gets `K` back, or `D` +
@@ -37,12 +39,14 @@ export interface PathSettings {
   delayMs: number;
   loss: number;
   blocked: boolean;
+  /** With `blocked`: refuse instead of black-holing (connections are closed at once). */
+  reject?: boolean;
 }
 
 const QUEUE_CAP = 16 * 1024 * 1024;
 const CHUNK = 256 * 1024;
 
-const CLEAR: PathSettings = { delayMs: 0, loss: 0, blocked: false };
+const CLEAR: PathSettings = { delayMs: 0, loss: 0, blocked: false, reject: false };
 let defaults: PathSettings = { ...CLEAR };
 let peers = new Map<string, PathSettings>();
 /** Wakes every waiting pump when settings change. */
@@ -162,6 +166,13 @@ async function pump(
 
 async function handle(conn: Deno.Conn, target: Deno.NetAddr, port: number): Promise<void> {
   const peer = (conn.remoteAddr as Deno.NetAddr).hostname;
+  const now = settingsFor(peer);
+  if (now.blocked && now.reject) {
+    try {
+      conn.close();
+    } catch { /* closed */ }
+    return;
+  }
   const st: ConnStats = {
     peer,
     port,
@@ -180,7 +191,10 @@ async function handle(conn: Deno.Conn, target: Deno.NetAddr, port: number): Prom
     out.setNoDelay(true);
     conn.setNoDelay(true);
     const last = { dir: null as "up" | "down" | null };
-    await Promise.all([pump(conn, out, peer, st, true, last), pump(out, conn, peer, st, false, last)]);
+    await Promise.all([
+      pump(conn, out, peer, st, true, last),
+      pump(out, conn, peer, st, false, last),
+    ]);
   } catch { /* target gone or reset */ }
   for (const c of st.conns) {
     try {
@@ -262,6 +276,16 @@ async function control(): Promise<void> {
               [k, v],
             ) => [k, { ...defaults, ...(v as Partial<PathSettings>) }]),
           );
+          // Refusing paths: close what is open on them.
+          for (const c of conns) {
+            const p = settingsFor(c.peer);
+            if (c.closed || !p.blocked || !p.reject) continue;
+            for (const x of c.conns) {
+              try {
+                x.close();
+              } catch { /* closed */ }
+            }
+          }
           changed();
           say("ok");
         } else if (cmd.stats) {
