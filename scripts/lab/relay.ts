@@ -77,8 +77,14 @@ interface ConnStats {
   turns: number;
   up: number;
   down: number;
+  /** Wall-clock ms (performance.timeOrigin + now) of the first client byte read. */
+  firstUp: number | null;
+  /** Wall-clock ms when the last server byte was written to the client. */
+  lastDown: number | null;
   conns: Deno.Conn[];
 }
+
+const wall = () => performance.timeOrigin + performance.now();
 const conns: ConnStats[] = [];
 
 /** Forward src to dst through the timed queue. `up`: client-to-server direction. */
@@ -119,6 +125,7 @@ async function pump(
         queued += n;
         if (up) st.up += n;
         else st.down += n;
+        if (up && st.firstUp === null) st.firstUp = wall();
         const dir = up ? "up" : "down";
         if (up && last.dir !== "up") st.turns++;
         last.dir = dir;
@@ -149,6 +156,7 @@ async function pump(
       while (off < head.data.length) off += await dst.write(head.data.subarray(off));
       queue.shift();
       queued -= head.data.length;
+      if (!up) st.lastDown = wall();
       if (queued <= QUEUE_CAP) {
         const r = readerWake;
         readerWake = null;
@@ -181,6 +189,8 @@ async function handle(conn: Deno.Conn, target: Deno.NetAddr, port: number): Prom
     turns: 0,
     up: 0,
     down: 0,
+    firstUp: null,
+    lastDown: null,
     conns: [conn],
   };
   conns.push(st);
@@ -292,7 +302,10 @@ async function control(): Promise<void> {
           say(`stats ${JSON.stringify(conns.map(({ conns: _c, ...s }) => s))}`);
         } else if (cmd.reset) {
           for (let i = conns.length - 1; i >= 0; i--) if (conns[i].closed) conns.splice(i, 1);
-          for (const c of conns) c.turns = c.up = c.down = 0;
+          for (const c of conns) {
+            c.turns = c.up = c.down = 0;
+            c.firstUp = c.lastDown = null;
+          }
           say("ok");
         } else if (cmd.kill) {
           for (const c of conns) {
