@@ -124,10 +124,20 @@ async function runLab(opts: { rtts: number[]; mib: number; mbit: number }): Prom
       await g.lab.setDelay(rtt / 2);
       console.log(`\n-- round trip ${rtt} ms (relay delay ${rtt / 2} ms each way) --`);
       // Raw baselines.
+      const before = performance.timeOrigin + performance.now();
       const r = await bulk(g, ["--mode", "rtt", "--to", `${g.servers[0].address}:${BULK_PORT}`]);
       row(
         "raw: TLS round trip, 1 byte, client -> s0 (median of 10)",
         `${r.medianMs.toFixed(1)} ms`,
+      );
+      // Calibration of the burst count: those 10 sequential round trips must count 10.
+      const cal = (await relayStats(g, 0)).filter((x) =>
+        x.peer === c.address && x.port === BULK_PORT && x.opened >= before - 5
+      );
+      row(
+        "raw: bursts counted for those 10 round trips (calibration)",
+        cal.map((x) => String(x.turns - 1)).join(",") || "?",
+        "must be 10",
       );
       const rawBytes = Math.min(opts.mib * 1024 * 1024, 128 * 1024 * 1024);
       const up = await bulk(g, ["--mode", "up", "--to", bulkTargets, "--bytes", String(rawBytes)]);
