@@ -22,11 +22,17 @@ export function parseXml(text: string): XNode {
   const fail = (m: string) => {
     failed ??= m;
   };
-  const doc = new DOMParser({
+  const parser = new DOMParser({
     onError: (level: string, msg: string) => {
       if (level !== "warning") fail(msg);
     },
-  }).parseFromString(text, "text/xml");
+  });
+  let doc;
+  try {
+    doc = parser.parseFromString(text, "text/xml");
+  } catch {
+    throw new XmlError("the request body is not well-formed XML");
+  }
   const root = doc?.documentElement as unknown as XNode | null;
   if (failed || !root) throw new XmlError(`the request body is not well-formed XML`);
   return root;
