@@ -13,7 +13,9 @@ import { CliError, type Command, DIR_OPTION, requireString, UsageError } from ".
 export function parseListen(text: string): { hostname: string; port: number } {
   const m = /^(\[[0-9a-fA-F:.]+\]|[A-Za-z0-9.-]+):(\d{1,5})$/.exec(text);
   const port = m ? Number(m[2]) : NaN;
-  if (!m || port > 65535) throw new UsageError("--listen must be HOST:PORT (PORT 0 picks a free one)");
+  if (!m || port > 65535) {
+    throw new UsageError("--listen must be HOST:PORT (PORT 0 picks a free one)");
+  }
   return { hostname: m[1].replace(/^\[|\]$/g, ""), port };
 }
 

@@ -261,7 +261,10 @@ export class ShoalFs {
       throw new FsError("not-directory", `${showPath(dir.path)} is not a directory`);
     }
     if (!dir.writable) {
-      throw new FsError("read-only", `${showPath(dir.path)} is read-only (only its readcap is held)`);
+      throw new FsError(
+        "read-only",
+        `${showPath(dir.path)} is read-only (only its readcap is held)`,
+      );
     }
     return { dir, name };
   }

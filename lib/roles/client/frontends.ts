@@ -58,7 +58,9 @@ export async function openServedFs(
   pathArg: string,
   opts: { readOnly?: boolean; create?: boolean; log?: (line: string) => void } = {},
 ): Promise<ShoalFs> {
-  const p = parseGridPath(pathArg.includes(":") || pathArg.startsWith("shoal:") ? pathArg : `${pathArg}:`);
+  const p = parseGridPath(
+    pathArg.includes(":") || pathArg.startsWith("shoal:") ? pathArg : `${pathArg}:`,
+  );
   let root: string;
   if (p.root.type === "cap") root = p.root.cap;
   else {
@@ -76,10 +78,12 @@ export async function openServedFs(
   for (let i = 0; i < p.segments.length; i++) {
     const here = p.segments.slice(0, i + 1);
     let n = await fs.stat(here);
-    if (!n && opts.create) n = await fs.mkdir(here).catch(async (e) => {
-      if (e instanceof FsError && e.code === "exists") return await fs.resolve(here);
-      throw e;
-    });
+    if (!n && opts.create) {
+      n = await fs.mkdir(here).catch(async (e) => {
+        if (e instanceof FsError && e.code === "exists") return await fs.resolve(here);
+        throw e;
+      });
+    }
     if (!n) throw new FilesError(`not found: ${p.segments.slice(0, i + 1).join("/")}`);
     if (n.kind !== "directory") {
       throw new FilesError(`--path must name a directory: ${here.join("/")} is a file`);

@@ -9,5 +9,6 @@ export interface ResticOptions {
 
 export class ResticServer {
   constructor(readonly opts: ResticOptions) {}
-  handler = (_req: Request): Promise<Response> => Promise.resolve(new Response(null, { status: 501 }));
+  handler = (_req: Request): Promise<Response> =>
+    Promise.resolve(new Response(null, { status: 501 }));
 }

@@ -6,7 +6,7 @@
  * Dead properties (PROPPATCH) live in the directory entry's metadata under `dav` (the root's
  * in the directory-wide metadata), as `{ "{ns}name": "<the property element as XML>" }`.
  */
-import { type FsNode, FsError, parseFsPath, type ShoalFs, showPath } from "../../fs/mod.ts";
+import { FsError, type FsNode, parseFsPath, type ShoalFs, showPath } from "../../fs/mod.ts";
 import { basicAuthOk, crossSite, statusOf } from "../frontend.ts";
 import { parseRange } from "../api.ts";
 import { HttpError } from "../api.ts";
@@ -65,7 +65,8 @@ const LIVE = [
   "lockdiscovery",
 ].map((l) => `{DAV:}${l}`);
 
-const ALLOW = "OPTIONS, GET, HEAD, PUT, DELETE, PROPFIND, PROPPATCH, MKCOL, COPY, MOVE, LOCK, UNLOCK";
+const ALLOW =
+  "OPTIONS, GET, HEAD, PUT, DELETE, PROPFIND, PROPPATCH, MKCOL, COPY, MOVE, LOCK, UNLOCK";
 
 function respond(status: number, body: string | null = null, headers: Record<string, string> = {}) {
   return new Response(body, {
@@ -323,9 +324,9 @@ export class WebdavServer {
           e.kind === "directory" ? "/" : ""
         }</a></li>`
       ).join("\n");
-      const html = `<!doctype html><meta charset="utf-8"><title>${
+      const html = `<!doctype html><meta charset="utf-8"><title>${esc(showPath(path))}</title><h1>${
         esc(showPath(path))
-      }</title><h1>${esc(showPath(path))}</h1><ul>\n${rows}\n</ul>\n`;
+      }</h1><ul>\n${rows}\n</ul>\n`;
       return respond(200, req.method === "HEAD" ? null : html, {
         "content-type": "text/html; charset=utf-8",
         "content-security-policy": "default-src 'none'",
@@ -344,7 +345,10 @@ export class WebdavServer {
     const lm = httpDate(node.mtime);
     if (lm) headers["last-modified"] = lm;
     const inm = req.headers.get("if-none-match");
-    if (inm !== null && etag && (inm.trim() === "*" || inm.split(",").map((s) => s.trim()).includes(etag))) {
+    if (
+      inm !== null && etag &&
+      (inm.trim() === "*" || inm.split(",").map((s) => s.trim()).includes(etag))
+    ) {
       return respond(304, null, headers);
     }
     let rangeHeader = req.headers.get("range");
@@ -637,7 +641,9 @@ export class WebdavServer {
     const byStatus = new Map<string, string[]>();
     for (const [k, s] of status) byStatus.set(s, [...(byStatus.get(s) ?? []), emptyElement(k)]);
     const stats = [...byStatus].map(([s, props]) =>
-      `<D:propstat><D:prop>${props.join("")}</D:prop><D:status>HTTP/1.1 ${s}</D:status></D:propstat>`
+      `<D:propstat><D:prop>${
+        props.join("")
+      }</D:prop><D:status>HTTP/1.1 ${s}</D:status></D:propstat>`
     ).join("");
     return respond(
       207,
