@@ -27,7 +27,11 @@ export const RESTIC_V2 = "application/vnd.x.restic.rest.v2";
 const TYPES = new Set(["data", "keys", "locks", "snapshots", "index"]);
 const NAME_RE = /^[0-9a-f]{64}$/;
 
-function respond(status: number, body: BodyInit | null = null, headers: Record<string, string> = {}) {
+function respond(
+  status: number,
+  body: BodyInit | null = null,
+  headers: Record<string, string> = {},
+) {
   return new Response(body, { status, headers: { "cache-control": "no-store", ...headers } });
 }
 
