@@ -192,7 +192,12 @@ export class ShoalFs {
   /** The object at `path`; FsError("not-found") when missing. */
   async resolve(path: FsPath): Promise<FsNode> {
     const n = await this.stat(path);
-    if (!n) throw new FsError("not-found", `no such entry: ${showPath(path)}`);
+    if (!n) {
+      throw new FsError(
+        "not-found",
+        `no entry named '${path[path.length - 1]}' in ${showPath(path.slice(0, -1))}`,
+      );
+    }
     return n;
   }
 
@@ -388,6 +393,8 @@ export class ShoalFs {
       noReplace?: boolean;
       metadata?: Record<string, unknown>;
       check?: (existing: DirEntry | undefined) => void;
+      /** false: a random key instead of convergent encryption. */
+      convergence?: boolean;
     } = {},
   ): Promise<FsNode> {
     const { dir, name } = await this.#parent(path, "write");
@@ -407,7 +414,7 @@ export class ShoalFs {
         k,
         n,
         happy,
-        convergenceSecret: await this.ctx.convergenceSecret(),
+        convergenceSecret: opts.convergence === false ? null : await this.ctx.convergenceSecret(),
       });
       const p = [...dir.path, name];
       await this.link(p, r.cap, {

@@ -21,7 +21,6 @@ import {
 import {
   child,
   clark,
-  DAV,
   elements,
   emptyElement,
   esc,
