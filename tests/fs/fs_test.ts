@@ -117,9 +117,11 @@ Deno.test("lib/fs: paths under a root cap on a real grid", async (t) => {
       // within each, changes queued during a publish are coalesced into the next one.
       const other = await ShoalFs.open(root, ctx);
       const names = Array.from({ length: 24 }, (_, i) => `f${String(i).padStart(2, "0")}`);
-      await Promise.all(names.map((name, i) =>
-        (i % 2 ? other : fs).write(["many", name], new TextEncoder().encode(name))
-      ));
+      await Promise.all(
+        names.map((name, i) =>
+          (i % 2 ? other : fs).write(["many", name], new TextEncoder().encode(name))
+        ),
+      );
       const l = await fs.list(["many"]);
       assertEquals(l.entries.map((e) => e.name), names);
       assert(l.seqnum < names.length, `coalesced: ${l.seqnum} versions for ${names.length} links`);
