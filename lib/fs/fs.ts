@@ -365,11 +365,12 @@ export class ShoalFs {
         throw new FsError("is-directory", `'${name}' is a directory`);
       }
       const base = existing && opts.keepMetadata !== false ? existing.metadata : {};
+      // A caller may say when the contents were modified (a client's own mtime); else now.
       const metadata = {
         ...base,
         ...(opts.metadata ?? {}),
-        ctime: num(base.ctime) ?? t,
-        mtime: t,
+        ctime: num(base.ctime) ?? num(opts.metadata?.ctime) ?? t,
+        mtime: num(opts.metadata?.mtime) ?? t,
       };
       return {
         entries: [
@@ -424,7 +425,10 @@ export class ShoalFs {
         metadata: { ...(opts.metadata ?? {}), size: sp.source.size },
         _dir: dir,
       });
-      return await nodeOf(p, r.cap, { size: sp.source.size, mtime: now() });
+      return await nodeOf(p, r.cap, {
+        size: sp.source.size,
+        mtime: num(opts.metadata?.mtime) ?? now(),
+      });
     } finally {
       await sp.remove();
     }

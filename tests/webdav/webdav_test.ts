@@ -140,6 +140,28 @@ Deno.test("webdav: litmus, rclone, cadaver against a real grid", async (t) => {
       ]);
     });
 
+    await t.step("rclone vendor=owncloud: modification times kept (X-OC-Mtime)", async () => {
+      const oc = (p: string) =>
+        `:webdav,url='${base}',vendor=owncloud,user=${user},pass=${obscured}:${p}`;
+      await Deno.utime(`${src}/a.txt`, 1_700_000_000, 1_700_000_000);
+      await rc("sync", src, oc("oc"));
+      const ls = JSON.parse(await rc("lsjson", "--files-only", oc("oc"))) as {
+        Path: string;
+        ModTime: string;
+      }[];
+      assertEquals(
+        ls.find((e) => e.Path === "a.txt")?.ModTime,
+        new Date(1_700_000_000_000).toISOString().replace(".000", ""),
+      );
+      // Same size, new contents, new mtime: sync sees the change by its time.
+      const before = await Deno.readTextFile(`${src}/a.txt`);
+      await Deno.writeTextFile(`${src}/a.txt`, before.toUpperCase());
+      await Deno.utime(`${src}/a.txt`, 1_700_000_100, 1_700_000_100);
+      await rc("sync", src, oc("oc"));
+      await rc("check", src, oc("oc"));
+      await Deno.writeTextFile(`${src}/a.txt`, before);
+    });
+
     await t.step(
       "a file rclone uploaded is byte-identical through 'shoal client get'",
       async () => {

@@ -105,6 +105,12 @@ function pathOf(pathname: string): string[] {
   }
 }
 
+/** A header holding seconds since the epoch (ownCloud's X-OC-Mtime), or null. */
+function unixTime(h: string | null): number | null {
+  if (h === null || !/^\s*\d{1,12}(\.\d+)?\s*$/.test(h)) return null;
+  return Math.floor(Number(h));
+}
+
 function httpDate(seconds: number | null): string | null {
   return seconds === null ? null : new Date(seconds * 1000).toUTCString();
 }
@@ -377,8 +383,16 @@ export class WebdavServer {
     const ct = req.headers.get("content-type");
     const metadata: Record<string, unknown> = {};
     if (ct && ct !== "application/octet-stream" && ct.length < 200) metadata.contentType = ct;
-    const created = await this.fs.write(path, req.body, { metadata });
+    // ownCloud/Nextcloud clients (rclone's vendor=owncloud) send the file's own times.
     const headers: Record<string, string> = {};
+    const mtime = unixTime(req.headers.get("x-oc-mtime"));
+    if (mtime !== null) {
+      metadata.mtime = mtime;
+      headers["x-oc-mtime"] = "accepted";
+    }
+    const ctime = unixTime(req.headers.get("x-oc-ctime"));
+    if (ctime !== null && !node) metadata.ctime = ctime;
+    const created = await this.fs.write(path, req.body, { metadata });
     if (created.etag) headers.etag = `"${created.etag}"`;
     return respond(node ? 204 : 201, null, headers);
   }
