@@ -203,7 +203,11 @@ export class ShoalFs {
 
   /** A directory's entries, sorted by name. Sizes of mutable files come from their metadata. */
   async list(target: FsPath | FsNode): Promise<Listing> {
-    const dir = "kind" in target ? target : await this.resolve(target);
+    const dir = "kind" in target
+      ? target
+      : target.length === 0
+      ? await nodeOf([], this.root, {})
+      : await this.resolve(target);
     const grid = await this.ctx.getGrid();
     const doc = await this.#entries(grid, dir);
     const entries: FsNode[] = [];
@@ -261,7 +265,10 @@ export class ShoalFs {
   async #parent(path: FsPath, what: string): Promise<{ dir: FsNode; name: string }> {
     if (path.length === 0) throw new FsError("invalid", `${what}: the root has no parent`);
     const name = fsName(path[path.length - 1]);
-    const dir = await this.resolve(path.slice(0, -1));
+    // The root needs no walk (and no read: the change itself reads it).
+    const dir = path.length === 1
+      ? await nodeOf([], this.root, {})
+      : await this.resolve(path.slice(0, -1));
     if (dir.kind !== "directory") {
       throw new FsError("not-directory", `${showPath(dir.path)} is not a directory`);
     }

@@ -12,7 +12,7 @@
  * Shards of data/ are made on first use. Concurrent uploads into one directory go through
  * lib/fs, whose read–modify–write never loses an entry.
  */
-import { FsError, type FsNode, type ShoalFs } from "../../fs/mod.ts";
+import { FsError, type FsNode, ShoalFs } from "../../fs/mod.ts";
 import { mapLimit } from "../../grid/mod.ts";
 import { HttpError, parseRange } from "../api.ts";
 import { basicAuthOk, crossSite, statusOf } from "../frontend.ts";
@@ -41,7 +41,7 @@ function fail(status: number, message: string): never {
 
 export class ResticServer {
   readonly fs: ShoalFs;
-  readonly #known = new Set<string>();
+  readonly #dirs = new Map<string, Promise<ShoalFs>>();
 
   constructor(readonly opts: ResticOptions) {
     this.fs = opts.fs;
@@ -99,30 +99,45 @@ export class ResticServer {
   }
 
   async #create(): Promise<Response> {
-    for (const t of TYPES) await this.#ensureDir([t]);
+    for (const t of TYPES) await this.#fsFor([t], true);
     return respond(200);
   }
 
-  /** Make directory `path` unless it exists (directories of a repository are never removed). */
-  async #ensureDir(path: string[]): Promise<void> {
-    const key = path.join("/");
-    if (this.#known.has(key)) return;
-    const n = await this.fs.stat(path);
-    if (n && n.kind !== "directory") fail(500, "the repository layout is damaged");
-    if (!n) {
-      try {
-        await this.fs.mkdir(path);
-      } catch (e) {
-        // Another request made it first.
-        if (!(e instanceof FsError && e.code === "exists")) throw e;
+  /**
+   * The file system rooted at directory `dir` of the repository, made when `create` and
+   * missing. Cached: a repository's directories are never removed or replaced, so each
+   * request works on its object's directory directly instead of walking from the top.
+   */
+  #fsFor(dir: string[], create = false): Promise<ShoalFs> {
+    if (dir.length === 0) return Promise.resolve(this.fs);
+    const key = dir.join("/");
+    const cached = this.#dirs.get(key);
+    if (cached) return cached;
+    const opened = (async () => {
+      const parent = await this.#fsFor(dir.slice(0, -1), create);
+      const name = dir[dir.length - 1];
+      let n = await parent.stat([name]);
+      if (n && n.kind !== "directory") fail(500, "the repository layout is damaged");
+      if (!n) {
+        if (!create) throw new FsError("not-found", `no directory ${key}`);
+        try {
+          n = await parent.mkdir([name]);
+        } catch (e) {
+          // Another request made it first.
+          if (!(e instanceof FsError && e.code === "exists")) throw e;
+          n = await parent.resolve([name]);
+        }
       }
-    }
-    this.#known.add(key);
+      return await ShoalFs.open(n.cap, this.fs.ctx);
+    })();
+    this.#dirs.set(key, opened);
+    opened.catch(() => this.#dirs.delete(key));
+    return opened;
   }
 
   async #stat(path: string[]): Promise<FsNode | null> {
     try {
-      const n = await this.fs.stat(path);
+      const n = await (await this.#fsFor(path.slice(0, -1))).stat(path.slice(-1));
       return n && n.kind !== "directory" ? n : null;
     } catch (e) {
       if (e instanceof FsError && (e.code === "not-found" || e.code === "not-directory")) {
@@ -153,13 +168,13 @@ export class ResticServer {
         return respond(status, await this.fs.read(n, { offset, length }), headers);
       }
       case "POST": {
-        if (path.length > 1) await this.#ensureDir(path.slice(0, -1));
-        await this.fs.write(path, req.body);
+        const fs = await this.#fsFor(path.slice(0, -1), true);
+        await fs.write(path.slice(-1), req.body);
         return respond(200);
       }
       case "DELETE": {
         try {
-          await this.fs.unlink(path);
+          await (await this.#fsFor(path.slice(0, -1))).unlink(path.slice(-1));
         } catch (e) {
           if (e instanceof FsError && (e.code === "not-found" || e.code === "not-directory")) {
             return respond(404);
@@ -174,19 +189,21 @@ export class ResticServer {
   }
 
   async #listDir(path: string[]): Promise<FsNode[]> {
-    const dir = await this.fs.stat(path).catch((e) => {
-      if (e instanceof FsError && e.code === "not-found") return null;
+    let fs: ShoalFs;
+    try {
+      fs = await this.#fsFor(path);
+    } catch (e) {
+      if (e instanceof FsError && e.code === "not-found") return [];
       throw e;
-    });
-    if (!dir || dir.kind !== "directory") return [];
-    return (await this.fs.list(dir)).entries;
+    }
+    return (await fs.list([])).entries;
   }
 
   async #list(req: Request, type: string): Promise<Response> {
     let files: FsNode[];
     if (type === "data") {
       const shards = (await this.#listDir(["data"])).filter((n) => n.kind === "directory");
-      files = (await mapLimit(shards, 8, (s) => this.#listDir(s.path))).flat();
+      files = (await mapLimit(shards, 8, (s) => this.#listDir(["data", s.name]))).flat();
     } else files = await this.#listDir([type]);
     files = files.filter((n) => n.kind !== "directory" && NAME_RE.test(n.name));
     const v2 = (req.headers.get("accept") ?? "").includes(RESTIC_V2);
