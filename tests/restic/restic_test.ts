@@ -112,6 +112,48 @@ Deno.test("restic: a repository on the grid through the REST backend", async (t)
       assert(ls.split("\n").includes(p.name), ls);
     });
 
+    await t.step("concurrent POSTs and DELETEs never lose an entry", async () => {
+      const a = basic(srv!.user, srv!.password);
+      const hex = (i: number) => "ee" + i.toString(16).padStart(62, "0");
+      // 20 new objects in one (new) shard of data/ and 10 locks, all at once.
+      const posts = [
+        ...Array.from({ length: 20 }, (_, i) => `data/${hex(i)}`),
+        ...Array.from({ length: 10 }, (_, i) => `locks/${hex(i)}`),
+      ];
+      const rs = await Promise.all(
+        posts.map((p) => fetch(`${srv!.base}${p}`, { method: "POST", headers: a, body: p })),
+      );
+      for (const r of rs) {
+        await r.body?.cancel();
+        assertEquals(r.status, 200);
+      }
+      const list = async (type: string) =>
+        ((await (await fetch(`${srv!.base}${type}/`, {
+          headers: { ...a, accept: "application/vnd.x.restic.rest.v2" },
+        })).json()) as { name: string }[]).map((e) => e.name);
+      const data = await list("data");
+      for (let i = 0; i < 20; i++) assert(data.includes(hex(i)), `data/${hex(i)} survived`);
+      assertEquals((await list("locks")).filter((n) => n.startsWith("ee")).length, 10);
+      // Delete them again, concurrently, while writing one more.
+      const more = fetch(`${srv!.base}data/${hex(99)}`, { method: "POST", headers: a, body: "x" });
+      const ds = await Promise.all(
+        posts.map((p) => fetch(`${srv!.base}${p}`, { method: "DELETE", headers: a })),
+      );
+      for (const r of ds) {
+        await r.body?.cancel();
+        assertEquals(r.status, 200);
+      }
+      await (await more).body?.cancel();
+      const left = (await list("data")).filter((n) => n.startsWith("ee"));
+      assertEquals(left, [hex(99)]);
+      assertEquals((await list("locks")).filter((n) => n.startsWith("ee")), []);
+      const del = await fetch(`${srv!.base}data/${hex(99)}`, { method: "DELETE", headers: a });
+      await del.body?.cancel();
+      const again = await fetch(`${srv!.base}data/${hex(99)}`, { method: "DELETE", headers: a });
+      await again.body?.cancel();
+      assertEquals(again.status, 404);
+    });
+
     await t.step("a second backup after changes, with one storage server down", async () => {
       await Deno.writeTextFile(`${src}/readme.txt`, "second version\n");
       await Deno.writeFile(`${src}/docs/new.bin`, random(300_000));
