@@ -10,7 +10,14 @@
  * docs/discovery.md §7 ("No republish storm").
  */
 import { bytesEqual } from "../codec/mod.ts";
-import { leaseSecrets, writeEnabler, writeEnablerMaster } from "../crypto/mod.ts";
+import {
+  leaseSecrets,
+  sha256,
+  sign,
+  slotCreationMessage,
+  writeEnabler,
+  writeEnablerMaster,
+} from "../crypto/mod.ts";
 import type { ShareTestWrite } from "../storage/protocol.ts";
 import { CHECKSTRING_SIZE } from "./mutable_share.ts";
 import {
@@ -86,10 +93,15 @@ export async function pushNewestVersion(
     }
     const lease = leaseSecrets(ctx.leaseSecret, keys.storageIndex, server.serverId);
     try {
+      const we = writeEnabler(master, server.serverId);
+      // A server creates the slot only for the signing key's holder (storage-protocol.md §6.3).
+      const msg = slotCreationMessage(keys.storageIndex, server.serverId, sha256(we));
+      const slotProof = { verifyKey: keys.publicKey, signature: await sign(keys.seed, msg) };
       const res = await server.storage.readTestWrite(keys.storageIndex, {
-        writeEnabler: writeEnabler(master, server.serverId),
+        writeEnabler: we,
         leaseRenew: lease.renew,
         leaseCancel: lease.cancel,
+        slotProof,
       }, { testWriteVectors: vectors, readVector: [] });
       if (res.success) result.placed.push(server.serverId);
       else {

@@ -17,7 +17,7 @@ import {
   parseCap,
   randomBytes,
   readcapOf,
-  storageIndexFromReadkey,
+  storageIndexFromFingerprint,
 } from "../../crypto/mod.ts";
 import type { ShareStore } from "../../storage/mod.ts";
 import {
@@ -318,7 +318,7 @@ export async function runAnnouncer(
   // instead of waiting for its timeout.
   const closeNow = () => grid.close();
   signal.addEventListener("abort", closeNow, { once: true });
-  const gsdSi = storageIndexFromReadkey(grid.intro.gsdReadcap.readkey);
+  const gsdSi = storageIndexFromFingerprint(grid.intro.gsdReadcap.fingerprint);
   let wake: (() => void) | null = null;
   let pending = false;
   let gsdWritten = false;
@@ -410,7 +410,7 @@ export async function renewDiscoveryLeases(
   grid: GridNode,
 ): Promise<{ renewed: number; failures: string[]; servers: number; failedServers: string[] }> {
   const writecap = await gsaWritecap(node.dir);
-  const slots = [storageIndexFromReadkey(grid.intro.gsdReadcap.readkey)];
+  const slots = [storageIndexFromFingerprint(grid.intro.gsdReadcap.fingerprint)];
   if (writecap !== null) slots.push(await capStorageIndex(parseCap(writecap)));
   const servers = grid.grid(targetUrls(node, grid)).servers.all();
   let renewed = 0;
