@@ -340,10 +340,9 @@ Aliases name directory caps for paths like NAME:sub/file. They are kept in DIR/p
       switch (action) {
         case "add":
           want(2, "add --dir DIR NAME DIRCAP");
-          await wrap(async () => {
-            await FileSession.open(dir).then((s) => s.close()); // must be a client node
-            await addAlias(dir, args[0], args[1]);
-          });
+          // The node's role was checked first (lib/cli/main.ts); shoal.toml is not needed here.
+          await wrap(() => addAlias(dir, args[0], args[1]));
+          ctx.err(`added alias '${args[0]}'`);
           return;
         case "create": {
           want(1, "create --dir DIR NAME");
@@ -354,14 +353,14 @@ Aliases name directory caps for paths like NAME:sub/file. They are kept in DIR/p
           });
           const cap = await withSession(ctx, true, (s) => s.mkdir());
           await wrap(() => addAlias(dir, args[0], cap));
+          ctx.err(
+            `created a new directory and the alias '${args[0]}' for it; use it as ${args[0]}:`,
+          );
           return;
         }
         case "list": {
           want(0, "list --dir DIR [--json]");
-          const aliases = await wrap(async () => {
-            await FileSession.open(dir).then((s) => s.close());
-            return await loadAliases(dir);
-          });
+          const aliases = await wrap(() => loadAliases(dir));
           const rows = [...aliases].map(([name, cap]) => ({
             name,
             writable: cap.startsWith("shoal:DIR-W"),
@@ -374,6 +373,7 @@ Aliases name directory caps for paths like NAME:sub/file. They are kept in DIR/p
         case "remove":
           want(1, "remove --dir DIR NAME");
           await wrap(() => removeAlias(dir, args[0]));
+          ctx.err(`removed alias '${args[0]}' (the directory itself stays on the grid)`);
           return;
         default:
           throw new UsageError(

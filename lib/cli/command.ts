@@ -94,10 +94,26 @@ export function stringList(values: Values, name: string): string[] {
   return Array.isArray(v) ? v : [String(v)];
 }
 
+/**
+ * Options every command with arguments takes: --cap-file PATH reads a cap (from a file or
+ * stdin) for an argument written CAP, so caps need not appear in argv.
+ */
+export function withCommonOptions(cmd: Command): Record<string, OptionSpec> {
+  if (!cmd.positionals?.length || cmd.options["cap-file"]) return cmd.options;
+  return {
+    ...cmd.options,
+    "cap-file": {
+      type: "string",
+      value: "PATH",
+      help: "read a cap from PATH ('-': stdin); write CAP (or CAP/path) where the cap goes",
+    },
+  };
+}
+
 export function commandHelp(prefix: string, cmd: Command): string {
   const lines = [`Usage: ${prefix} ${cmd.name} ${cmd.usage}`.trimEnd(), "", cmd.summary];
   if (cmd.description) lines.push("", cmd.description.trim());
-  const opts = Object.entries(cmd.options);
+  const opts = Object.entries(withCommonOptions(cmd));
   if (opts.length) {
     lines.push("", "Options:");
     const rows = opts.map(([name, o]) => {
@@ -131,14 +147,17 @@ export function groupHelp(prefix: string, group: Group): string {
 export function parseCommandArgs(
   cmd: Command,
   argv: string[],
+  prefix = "shoal",
 ): { values: Values; positionals: string[]; help: boolean } {
+  const where = `${prefix} ${cmd.name}`;
+  const helpHint = `run '${where} --help' for its options`;
   const options: Record<
     string,
     { type: "string" | "boolean"; short?: string; multiple?: boolean; default?: string | boolean }
   > = {
     help: { type: "boolean", short: "h" },
   };
-  for (const [name, o] of Object.entries(cmd.options)) {
+  for (const [name, o] of Object.entries(withCommonOptions(cmd))) {
     const opt: (typeof options)[string] = { type: o.type };
     if (o.short !== undefined) opt.short = o.short;
     if (o.multiple !== undefined) opt.multiple = o.multiple;
@@ -149,7 +168,27 @@ export function parseCommandArgs(
   try {
     parsed = parseArgs({ args: argv, options, allowPositionals: true, strict: true });
   } catch (e) {
-    throw new UsageError((e as Error).message.replace(/\. To specify a positional.*$/s, ""));
+    const msg = (e as Error).message.replace(/\. To specify a positional.*$/s, "");
+    const unknown = /^Unknown option '(-{1,2})([^']*)'/.exec(msg);
+    if (unknown) {
+      const close = unknown[1] === "--"
+        ? Object.keys(cmd.options).filter((n) =>
+          n.startsWith(unknown[2]) || unknown[2].startsWith(n)
+        )
+        : [];
+      throw new UsageError(
+        `unknown option '${unknown[1]}${unknown[2]}' for '${where}'${
+          close.length ? `; did you mean ${close.map((n) => `'--${n}'`).join(" or ")}?` : ""
+        } (${helpHint})`,
+      );
+    }
+    const missing = /^Option '([^']*)' argument missing/.exec(msg);
+    if (missing) {
+      throw new UsageError(
+        `option ${missing[1].replace(/ <value>$/, "")} needs a value (${helpHint})`,
+      );
+    }
+    throw new UsageError(`${msg} (${helpHint})`);
   }
   const values = parsed.values as Values;
   if (values.help) return { values, positionals: parsed.positionals, help: true };
@@ -157,10 +196,10 @@ export function parseCommandArgs(
   const required = specs.filter((p) => !p.startsWith("[") && !p.endsWith("...")).length;
   const variadic = specs.some((p) => p.endsWith("..."));
   if (parsed.positionals.length < required) {
-    throw new UsageError(`missing argument ${specs[parsed.positionals.length]}`);
+    throw new UsageError(`missing argument ${specs[parsed.positionals.length]} (${helpHint})`);
   }
   if (!variadic && parsed.positionals.length > specs.length) {
-    throw new UsageError(`too many arguments: expected at most ${specs.length}`);
+    throw new UsageError(`too many arguments: expected at most ${specs.length} (${helpHint})`);
   }
   return { values, positionals: parsed.positionals, help: false };
 }

@@ -11,6 +11,9 @@ import {
   UsageError,
 } from "./command.ts";
 import { GROUPS, TOP_COMMANDS } from "./registry.ts";
+import { defaultNodeDir, detectDirKind, type NodeRole } from "../roles/nodefs.ts";
+import { InputError } from "../roles/inputs.ts";
+import { substituteCapFile } from "./secrets.ts";
 
 import { VERSION } from "../version.ts";
 export { VERSION };
@@ -49,19 +52,136 @@ const defaultIo: CliIo = {
   isTty: Deno.stderr.isTerminal(),
 };
 
+/** Which role's node each group's commands act on; the creating commands make one. */
+const GROUP_ROLE: Record<string, NodeRole> = {
+  operator: "operator",
+  storage: "storage",
+  client: "client",
+};
+const CREATORS = new Set(["operator create", "storage create", "client create-node"]);
+const ROLE_WORD: Record<NodeRole, string> = {
+  operator: "an operator node",
+  storage: "a storage node",
+  client: "a client node",
+};
+const CREATE_HINT: Record<NodeRole, string> = {
+  operator: "shoal operator create --dir DIR --storage URL",
+  storage: "shoal storage create --dir DIR --listen HOST:PORT",
+  client: "shoal client create-node --dir DIR --introducer-v3-file FILE",
+};
+
+/** Where the node directory came from when --dir was not given (for messages). */
+let implicitDir: { dir: string; from: "SHOAL_DIR" | "default" } | null = null;
+
+/** Refuse, writing nothing, when DIR is not a node of the role the command acts on. */
+async function checkRole(group: string, cmd: Command, dir: string): Promise<void> {
+  const role = GROUP_ROLE[group];
+  if (!role) return;
+  const k = await detectDirKind(dir);
+  if (k.kind === "file") {
+    throw new CliError(`${dir} is a file, not a node directory; give --dir a node's directory`);
+  }
+  if (CREATORS.has(`${group} ${cmd.name}`)) return;
+  if (k.kind === "node" && k.role === role) return;
+  const want = ROLE_WORD[role];
+  if (k.kind === "node") throw new CliError(`${dir} is ${ROLE_WORD[k.role]}, not ${want}`);
+  if (k.kind === "quickstart") {
+    throw new CliError(
+      `${dir} is a quickstart grid, not ${want}; its nodes are ${dir}/client, ${dir}/operator and ` +
+        `${dir}/storage/s1 ... (e.g. --dir ${dir}/${role === "storage" ? "storage/s1" : role})`,
+    );
+  }
+  throw new CliError(
+    `${dir} is not ${want} (${
+      k.kind === "missing" ? "it does not exist" : "it holds no node"
+    }); create one with '${CREATE_HINT[role]}'`,
+  );
+}
+
 async function runCommand(
   prefix: string,
   cmd: Command,
   argv: string[],
   io: CliIo,
+  group?: string,
 ): Promise<number> {
-  const { values, positionals, help } = parseCommandArgs(cmd, argv);
+  const { values, positionals, help } = parseCommandArgs(cmd, argv, prefix);
   if (help) {
     io.out(commandHelp(prefix, cmd));
     return EXIT_OK;
   }
-  const code = await cmd.run({ values, positionals, out: io.out, err: io.err, isTty: io.isTty });
+  if (group !== undefined && cmd.options.dir !== undefined) {
+    if (values.dir === undefined) {
+      implicitDir = defaultNodeDir();
+      values.dir = implicitDir.dir;
+    }
+    if (typeof values.dir === "string" && values.dir !== "") {
+      await checkRole(group, cmd, values.dir);
+    }
+  }
+  const args = await substituteCapFile(values, positionals);
+  const code = await cmd.run({
+    values,
+    positionals: args,
+    out: io.out,
+    err: io.err,
+    isTty: io.isTty,
+  });
   return code ?? EXIT_OK;
+}
+
+/** Edit distance, for "did you mean". */
+function distance(a: string, b: string): number {
+  const d = Array.from({ length: b.length + 1 }, (_, i) => i);
+  for (let i = 1; i <= a.length; i++) {
+    let prev = d[0];
+    d[0] = i;
+    for (let j = 1; j <= b.length; j++) {
+      const t = d[j];
+      d[j] = Math.min(d[j] + 1, d[j - 1] + 1, prev + (a[i - 1] === b[j - 1] ? 0 : 1));
+      prev = t;
+    }
+  }
+  return d[b.length];
+}
+
+/** Close names: a prefix either way, or within edit distance 2 (1 for short names). */
+export function closeNames(word: string, names: string[]): string[] {
+  const w = word.toLowerCase();
+  return names.filter((n) => {
+    const limit = Math.min(2, Math.max(1, Math.floor(n.length / 3)));
+    return distance(w, n) <= limit || (w.length >= 2 && n.startsWith(w)) ||
+      (n.length >= 2 && w.startsWith(n) && w.length - n.length <= 2);
+  });
+}
+
+function didYouMean(candidates: string[]): string {
+  if (!candidates.length) return "";
+  return `; did you mean ${candidates.map((c) => `'${c}'`).join(" or ")}?`;
+}
+
+/** `shoal client --dir C ls`: options given before the command move after it. */
+function hoistLeadingOptions(rest: string[]): string[] {
+  const lead: string[] = [];
+  let i = 0;
+  while (i < rest.length && rest[i].startsWith("-") && rest[i] !== "-" && rest[i] !== "--") {
+    const a = rest[i];
+    if (a === "--help" || a === "-h") break;
+    if ((a === "--dir" || a === "-d") && i + 1 < rest.length) {
+      lead.push(a, rest[i + 1]);
+      i += 2;
+    } else if (a.startsWith("--dir=")) {
+      lead.push(a);
+      i += 1;
+    } else {
+      throw new UsageError(
+        `'${a}' goes after the command: write 'shoal <role> <command> ${a} ...'; ` +
+          "run 'shoal --help' for the list",
+      );
+    }
+  }
+  if (!lead.length) return rest;
+  return [...rest.slice(i, i + 1), ...lead, ...rest.slice(i + 1)];
 }
 
 /** Run the command line; returns the exit code. Never throws. */
@@ -80,33 +200,71 @@ export async function runCli(argv: string[], io: CliIo = defaultIo): Promise<num
       io.out(`shoal ${VERSION}`);
       return EXIT_OK;
     }
+    if (first.startsWith("-")) {
+      throw new UsageError(
+        `unknown option '${first}'; options go after the command ('shoal client ls --dir DIR ...'); ` +
+          "run 'shoal --help' for the list",
+      );
+    }
     const top = TOP_COMMANDS.find((c) => c.name === first);
     if (top) return await runCommand("shoal", top, rest, io);
     const group: Group | undefined = GROUPS.find((g) => g.name === first);
-    if (!group) throw new UsageError(`unknown command '${first}'; run 'shoal --help' for the list`);
-    const [sub, ...args] = rest;
+    if (!group) {
+      const inGroups = GROUPS.filter((g) => g.commands.some((c) => c.name === first)).map((g) =>
+        `shoal ${g.name} ${first}`
+      );
+      const close = inGroups.length ? inGroups : closeNames(first, [
+        ...GROUPS.map((g) => g.name),
+        ...TOP_COMMANDS.map((c) => c.name),
+      ]).map((n) => `shoal ${n}`);
+      throw new UsageError(
+        `unknown command '${first}'${didYouMean(close)} (run 'shoal --help' for the list)`,
+      );
+    }
+    const [sub, ...args] = hoistLeadingOptions(rest);
     if (sub === undefined || sub === "--help" || sub === "-h" || sub === "help") {
       (sub === undefined ? io.err : io.out)(groupHelp(`shoal ${group.name}`, group));
       return sub === undefined ? EXIT_USAGE : EXIT_OK;
     }
     const cmd = group.commands.find((c) => c.name === sub);
     if (!cmd) {
+      const close = closeNames(sub, group.commands.map((c) => c.name)).map((n) =>
+        `shoal ${group.name} ${n}`
+      );
+      const elsewhere = GROUPS.filter((g) => g !== group && g.commands.some((c) => c.name === sub))
+        .map((g) => `shoal ${g.name} ${sub}`);
       throw new UsageError(
-        `unknown command '${group.name} ${sub}'; run 'shoal ${group.name} --help' for the list`,
+        `unknown command '${group.name} ${sub}'${
+          didYouMean([...close, ...elsewhere])
+        } (run 'shoal ${group.name} --help' for the list)`,
       );
     }
-    return await runCommand(`shoal ${group.name}`, cmd, args, io);
+    return await runCommand(`shoal ${group.name}`, cmd, args, io, group.name);
   } catch (e) {
-    if (e instanceof UsageError) {
+    const note = () => {
+      if (implicitDir) {
+        io.err(
+          `shoal: (node directory ${implicitDir.dir}, ${
+            implicitDir.from === "SHOAL_DIR" ? "from $SHOAL_DIR" : "the default"
+          }: give --dir DIR or set SHOAL_DIR to use another)`,
+        );
+      }
+    };
+    if (e instanceof UsageError || e instanceof InputError) {
       io.err(`shoal: ${e.message}`);
+      note();
       return EXIT_USAGE;
     }
     if (e instanceof CliError) {
       io.err(`shoal: ${e.message}`);
+      note();
       return e.exitCode;
     }
     io.err(`shoal: ${(e as Error)?.message ?? String(e)}`);
+    note();
     if (Deno.env.get("SHOAL_DEBUG")) io.err(String((e as Error)?.stack));
     return EXIT_FAILURE;
+  } finally {
+    implicitDir = null;
   }
 }
