@@ -27,6 +27,10 @@ import {
 
 const enc = new TextEncoder();
 
+function plural(n: number, one: string, many = `${one}s`): string {
+  return `${n} ${n === 1 ? one : many}`;
+}
+
 function sessionOptions(ctx: CommandContext, quiet: boolean): SessionOptions {
   const show = ctx.isTty && !quiet;
   return {
@@ -222,11 +226,22 @@ DEST is a directory; an existing mutable file at DEST (writecap held) is overwri
   {
     name: "mkdir",
     summary: "create a directory (at PATH, or unlinked: its writecap is printed)",
-    usage: "--dir DIR [PATH]",
-    options: { dir: DIR_OPTION },
+    usage: "--dir DIR [-p] [PATH]",
+    options: {
+      dir: DIR_OPTION,
+      parents: {
+        type: "boolean",
+        short: "p",
+        help: "create missing parent directories too; an existing directory is no error",
+      },
+    },
     positionals: ["[PATH]"],
     async run(ctx) {
-      const cap = await withSession(ctx, true, (s) => s.mkdir(ctx.positionals[0]));
+      const cap = await withSession(
+        ctx,
+        true,
+        (s) => s.mkdir(ctx.positionals[0], { parents: ctx.values.parents === true }),
+      );
       if (ctx.positionals[0] === undefined) ctx.out(cap);
     },
   },
@@ -247,6 +262,13 @@ DEST is a directory; an existing mutable file at DEST (writecap held) is overwri
         return;
       }
       for (const r of res.entries) {
+        if (!res.directory && r.name === "") {
+          // A bare file cap has no name: describe the file instead of printing an empty line.
+          ctx.out(
+            longRow({ ...r, name: `(${r.type === "file" ? "immutable file" : "mutable file"})` }),
+          );
+          continue;
+        }
         ctx.out(ctx.values.long ? longRow(r) : `${r.name}${r.type === "directory" ? "/" : ""}`);
       }
     },
@@ -302,10 +324,17 @@ name containing ':'). With several SRC, DEST must be an existing directory. A di
         false,
         (s) => s.cp(args.slice(0, -1), dest, { recursive: ctx.values.recursive === true }),
       );
-      if (ctx.isTty) {
+      if (ctx.isTty || stats.skipped.length) {
         ctx.err(
-          `copied ${stats.files} file(s), ${stats.bytes} bytes; ${stats.directories} directorie(s) created`,
+          `copied ${plural(stats.files, "file")}, ${plural(stats.bytes, "byte")}; ${
+            plural(stats.directories, "directory", "directories")
+          } created`,
         );
+      }
+      if (stats.skipped.length) {
+        ctx.err(`shoal: skipped ${plural(stats.skipped.length, "local entry", "local entries")}:`);
+        for (const s of stats.skipped) ctx.err(`  ${s}`);
+        return EXIT_FAILURE;
       }
     },
   },

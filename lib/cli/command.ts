@@ -143,6 +143,31 @@ export function groupHelp(prefix: string, group: Group): string {
   ].join("\n");
 }
 
+/** Edit distance, for "did you mean". */
+function distance(a: string, b: string): number {
+  const d = Array.from({ length: b.length + 1 }, (_, i) => i);
+  for (let i = 1; i <= a.length; i++) {
+    let prev = d[0];
+    d[0] = i;
+    for (let j = 1; j <= b.length; j++) {
+      const t = d[j];
+      d[j] = Math.min(d[j] + 1, d[j - 1] + 1, prev + (a[i - 1] === b[j - 1] ? 0 : 1));
+      prev = t;
+    }
+  }
+  return d[b.length];
+}
+
+/** Close names: a prefix either way, or within edit distance 2 (1 for short names). */
+export function closeNames(word: string, names: string[]): string[] {
+  const w = word.toLowerCase();
+  return names.filter((n) => {
+    const limit = Math.min(n.length >= 8 ? 3 : 2, Math.max(1, Math.floor(n.length / 3)));
+    return distance(w, n) <= limit || (w.length >= 2 && n.startsWith(w)) ||
+      (n.length >= 2 && w.startsWith(n) && w.length - n.length <= 2);
+  });
+}
+
 /** Parse argv for one command; throws UsageError on bad flags or arguments. */
 export function parseCommandArgs(
   cmd: Command,
@@ -172,9 +197,7 @@ export function parseCommandArgs(
     const unknown = /^Unknown option '(-{1,2})([^']*)'/.exec(msg);
     if (unknown) {
       const close = unknown[1] === "--"
-        ? Object.keys(cmd.options).filter((n) =>
-          n.startsWith(unknown[2]) || unknown[2].startsWith(n)
-        )
+        ? closeNames(unknown[2], Object.keys(withCommonOptions(cmd)))
         : [];
       throw new UsageError(
         `unknown option '${unknown[1]}${unknown[2]}' for '${where}'${

@@ -1,5 +1,6 @@
 import {
   CliError,
+  closeNames,
   type Command,
   commandHelp,
   EXIT_FAILURE,
@@ -128,31 +129,6 @@ async function runCommand(
     isTty: io.isTty,
   });
   return code ?? EXIT_OK;
-}
-
-/** Edit distance, for "did you mean". */
-function distance(a: string, b: string): number {
-  const d = Array.from({ length: b.length + 1 }, (_, i) => i);
-  for (let i = 1; i <= a.length; i++) {
-    let prev = d[0];
-    d[0] = i;
-    for (let j = 1; j <= b.length; j++) {
-      const t = d[j];
-      d[j] = Math.min(d[j] + 1, d[j - 1] + 1, prev + (a[i - 1] === b[j - 1] ? 0 : 1));
-      prev = t;
-    }
-  }
-  return d[b.length];
-}
-
-/** Close names: a prefix either way, or within edit distance 2 (1 for short names). */
-export function closeNames(word: string, names: string[]): string[] {
-  const w = word.toLowerCase();
-  return names.filter((n) => {
-    const limit = Math.min(2, Math.max(1, Math.floor(n.length / 3)));
-    return distance(w, n) <= limit || (w.length >= 2 && n.startsWith(w)) ||
-      (n.length >= 2 && w.startsWith(n) && w.length - n.length <= 2);
-  });
 }
 
 function didYouMean(candidates: string[]): string {
