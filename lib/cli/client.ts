@@ -1,6 +1,7 @@
 import {
   ClientNodeError,
   createClientNode,
+  DEFAULT_SHARES,
   describeRefresh,
   loadClientNode,
   probeServers,
@@ -36,8 +37,8 @@ export const clientCommands: Command[] = [
   {
     name: "create-node",
     summary: "create a client node that joins a grid from its introduction text",
-    usage:
-      "--dir DIR (--introducer-v3-file PATH|- | --introducer-v3 TEXT) [--nickname NAME] [--refresh-interval SECONDS]",
+    usage: "--dir DIR (--introducer-v3-file PATH|- | --introducer-v3 TEXT) [--nickname NAME] " +
+      "[--refresh-interval SECONDS] [--shares-needed K --shares-total N --shares-happy H]",
     description: `
 The introduction text grants use of the grid: pass it in a file (or '-' for stdin) with
 --introducer-v3-file rather than on the command line, where other local users can see it.
@@ -51,6 +52,17 @@ Without --dir, the node is created in $SHOAL_DIR, else ~/.shoal.`,
         value: "SECONDS",
         help: "seconds between server-list refreshes (default 60)",
       },
+      "shares-needed": {
+        type: "string",
+        value: "K",
+        help: "[shares] k: shares needed to rebuild a file (default 3)",
+      },
+      "shares-total": { type: "string", value: "N", help: "[shares] n: shares made (default 10)" },
+      "shares-happy": {
+        type: "string",
+        value: "H",
+        help: "[shares] happy: distinct servers an upload needs (default 7)",
+      },
     },
     async run({ values, err }) {
       const dir = requireString(values, "dir");
@@ -62,10 +74,31 @@ Without --dir, the node is created in $SHOAL_DIR, else ~/.shoal.`,
           "--refresh-interval must be a number of seconds between 0.1 and 86400",
         );
       }
+      const int = (name: string, dflt: number) => {
+        const v = optionalString(values, name);
+        if (v === undefined) return dflt;
+        const n = Number(v);
+        if (!Number.isInteger(n) || n < 1 || n > 256) {
+          throw new UsageError(`--${name} must be an integer from 1 to 256`);
+        }
+        return n;
+      };
+      const shares = {
+        k: int("shares-needed", DEFAULT_SHARES.k),
+        n: int("shares-total", DEFAULT_SHARES.n),
+        happy: int("shares-happy", DEFAULT_SHARES.happy),
+      };
+      if (shares.k > shares.n || shares.happy > shares.n) {
+        throw new UsageError(
+          `--shares-needed and --shares-happy must not exceed --shares-total; got k = ${shares.k}, ` +
+            `n = ${shares.n}, happy = ${shares.happy}`,
+        );
+      }
       await clientErrors(() =>
         createClientNode(dir, text, {
           nickname: optionalString(values, "nickname"),
           refreshInterval,
+          shares,
         })
       );
       err(

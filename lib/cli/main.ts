@@ -236,7 +236,18 @@ export async function runCli(argv: string[], io: CliIo = defaultIo): Promise<num
       note();
       return e.exitCode;
     }
-    io.err(`shoal: ${(e as Error)?.message ?? String(e)}`);
+    const msg = (e as Error)?.message ?? String(e);
+    const none = /no valid share of this object on the 0 reachable of (\d+) servers asked/.exec(
+      msg,
+    );
+    io.err(
+      none
+        ? `shoal: no storage server is reachable: none of the ${
+          none[1]
+        } server(s) asked answered; ` +
+          "check that they are running ('shoal storage run') and that this computer can reach them"
+        : `shoal: ${msg}`,
+    );
     note();
     if (Deno.env.get("SHOAL_DEBUG")) io.err(String((e as Error)?.stack));
     return EXIT_FAILURE;

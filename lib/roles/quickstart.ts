@@ -94,7 +94,7 @@ async function startServer(
 
 /** Build (first run) or reopen the grid, run it until `signal` aborts. */
 export async function runQuickstart(opts: QuickstartOptions): Promise<void> {
-  const { dir, signal, log } = opts;
+  const { dir } = opts;
   const manifestPath = `${dir}/quickstart.json`;
   const text = await readTextOrNull(manifestPath);
   let manifest: Manifest;

@@ -244,6 +244,25 @@ async function readAllLimited(
   return out;
 }
 
+/** A local path for a message: control characters shown as \xNN. */
+function printable(path: string): string {
+  return path.replace(
+    // deno-lint-ignore no-control-regex
+    /[\x00-\x1f\x7f-\x9f]/g,
+    (c) => `\\x${c.charCodeAt(0).toString(16).padStart(2, "0")}`,
+  );
+}
+
+/** When no server answered a check, say so and what to do (after the per-server lines). */
+function noServerLine(servers: { error?: string | null }[], dir: string): string[] {
+  if (servers.length === 0 || !servers.every((s) => s.error)) return [];
+  return [
+    `no storage server is reachable: none of the ${servers.length} server(s) asked answered. ` +
+    `Check that they are running ('shoal storage run'); 'shoal client servers --dir ${dir}' ` +
+    "shows each server's status",
+  ];
+}
+
 /** "PATH:" for a report line; an alias root ("home:") keeps its single colon. */
 function labelOf(display: string): string {
   return display.endsWith(":") ? display : `${display}:`;
@@ -933,7 +952,7 @@ export class FileSession {
             name = this.#checkLocalName(n);
           } catch (e) {
             if (!(e instanceof FilesError)) throw e;
-            const why = `${full}: ${e.message}`;
+            const why = `${printable(full)}: ${e.message}`;
             this.opts.log?.(`skipping ${why}`);
             this.stats.skipped.push(why);
             continue;
@@ -1268,6 +1287,7 @@ export class FileSession {
       }
     }
     for (const p of problems) summary.push(`  ${p}`);
+    summary.push(...noServerLine(res.servers, this.node.dir));
     return {
       kind,
       healthy,
@@ -1301,6 +1321,7 @@ export class FileSession {
         if (!sh.ok) summary.push(`  ${who}: share ${sh.shareNumber}: ${sh.problem ?? "bad"}`);
       }
     }
+    summary.push(...noServerLine(res.servers, this.node.dir));
     return {
       kind,
       healthy: res.healthy,
