@@ -93,9 +93,10 @@ async function checkRole(group: string, cmd: Command, dir: string): Promise<void
     );
   }
   throw new CliError(
-    `${dir} is not ${want} (${
-      k.kind === "missing" ? "it does not exist" : "it holds no node"
-    }); create one with '${CREATE_HINT[role]}'`,
+    `${dir} holds no node${
+      k.kind === "missing" ? " (it does not exist)" : ""
+    }, so it is not ${want}; ` +
+      `create one with '${CREATE_HINT[role]}'`,
   );
 }
 

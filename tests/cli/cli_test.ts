@@ -42,7 +42,9 @@ Deno.test("shoal --help, --version, role help and usage errors", async (t) => {
       [["bogus"], "unknown command 'bogus'"],
       [["storage", "bogus"], "unknown command 'storage bogus'"],
       [["storage", "url", "--bogus"], "bogus"],
-      [["storage", "url"], "missing required option --dir"],
+      [["storage", "create", "--dir", "/nonexistent/shoal"], "missing required option --listen"],
+      [["ls"], "did you mean 'shoal client ls'"],
+      [["client", "lst"], "did you mean 'shoal client ls'"],
       [["operator", "add-announcement", "--dir", "/nonexistent"], "missing argument"],
       [[], "Usage"],
     ];

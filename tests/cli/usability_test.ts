@@ -76,7 +76,8 @@ Deno.test("the command line a Tahoe-LAFS user expects", opts, async (t) => {
         env: { HOME: home, SHOAL_DIR: "" },
       });
       assertEquals(none.code, 1, none.stderr);
-      has(none.stderr, `${home}/.shoal is not a client node`, "default dir");
+      has(none.stderr, `${home}/.shoal holds no node (it does not exist)`, "default dir");
+      has(none.stderr, "not a client node", "default dir");
       has(none.stderr, "the default", "default dir");
       has(none.stderr, "--dir", "default dir");
     });
