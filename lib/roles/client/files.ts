@@ -342,8 +342,9 @@ export class FileSession {
         Number(n) > 3 ? `${n} server(s) failed (the first 3: ${list}; ${Number(n) - 3} more)` : all,
     );
     if (up !== null && e instanceof UnrecoverableError) {
-      msg = `${what ? `${what}: ` : ""}${msg}; ${up} of ${total} known server(s) answer now`;
-    } else if (what) msg = `${what}: ${msg}`;
+      msg = `${what ? `${what} cannot be read: ` : ""}${msg}; ${up} of ${total} known server(s) ` +
+        "answer now";
+    } else if (what) msg = `${what} cannot be read: ${msg}`;
     return x instanceof FilesError ? new FilesError(msg, x.usage) : new FilesError(msg);
   }
 
