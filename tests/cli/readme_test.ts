@@ -78,3 +78,18 @@ Deno.test("./main.ts is executable (in git and on disk)", async () => {
   const line = out ? new TextDecoder().decode(out.stdout) : "";
   if (line) assert(line.startsWith("100755 "), `git records ${line}`);
 });
+
+Deno.test("README's Documentation section links every page in docs/", async () => {
+  const readme = await Deno.readTextFile(`${ROOT}README.md`);
+  const at = readme.indexOf("## Documentation");
+  assert(at >= 0);
+  const next = readme.indexOf("\n## ", at + 1);
+  const section = readme.slice(at, next < 0 ? undefined : next);
+  const missing: string[] = [];
+  for await (const e of Deno.readDir(`${ROOT}docs`)) {
+    if (e.isFile && e.name.endsWith(".md") && !section.includes(`(docs/${e.name})`)) {
+      missing.push(e.name);
+    }
+  }
+  assertEquals(missing.sort(), [], "pages in docs/ that the README does not link");
+});
