@@ -7,6 +7,9 @@ import { assert, assertEquals } from "../helpers/assert.ts";
 import { startJoinedGrid } from "../helpers/joined_grid.ts";
 import { progressBar } from "../../lib/roles/client/progress.ts";
 import { fails, ok, run } from "./files_helpers.ts";
+import { RUN_FLAGS } from "../../lib/version.ts";
+
+const MAIN = new URL("../../main.ts", import.meta.url).pathname;
 
 const opts = { sanitizeResources: false, sanitizeOps: false };
 const enc = new TextEncoder();
@@ -65,6 +68,30 @@ Deno.test("file command messages on a real grid", opts, async (t) => {
       has(r.stderr, "2 directories created", "no 'directorie(s)'");
       assertEquals(await ok(sh("ls", "home:tree")), "good.txt\nsub/");
       assertEquals(await ok(sh("get", "home:tree/sub/also.txt")), "also");
+    });
+
+    await t.step("cp -r on a terminal: one progress bar with the copy's total", async () => {
+      const src = `${tmp}/tty-tree`;
+      await Deno.mkdir(`${src}/d`, { recursive: true });
+      for (const [i, f] of ["a.bin", "b.bin", "d/c.bin"].entries()) {
+        await Deno.writeFile(`${src}/${f}`, new Uint8Array(100 * 1024).fill(i + 1));
+      }
+      const cmd = [Deno.execPath(), "run", ...RUN_FLAGS, MAIN, ...sh("cp", "-r", src, "home:")]
+        .map((a) => `'${a}'`).join(" ");
+      // `script` gives the command a terminal, as a person running it has.
+      const r = await new Deno.Command("script", {
+        args: ["-qec", cmd, "/dev/null"],
+        stdin: "null",
+        stdout: "piped",
+        stderr: "piped",
+      }).output();
+      const tty = new TextDecoder().decode(r.stdout);
+      assertEquals(r.code, 0, tty);
+      const bars = tty.split(/\r|\n/).filter((l) => l.includes("] "));
+      assert(bars.length > 0, tty);
+      for (const b of bars) has(b, "/300.0 KiB", "every redraw shows the copy's total");
+      has(bars[0], "3 file(s)", "label");
+      has(tty, "copied 3 files", "summary");
     });
 
     await t.step("check names its object; --json server ids in base32; repair", async () => {

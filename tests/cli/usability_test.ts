@@ -5,8 +5,8 @@
  * swissnums, and `client servers` with a header and an up/down column.
  */
 import { assert, assertEquals } from "../helpers/assert.ts";
-import { startJoinedGrid } from "../helpers/joined_grid.ts";
-import { runShoal } from "../helpers/storage_process.ts";
+import { setConfig, startJoinedGrid } from "../helpers/joined_grid.ts";
+import { runShoal, startStorageServer } from "../helpers/storage_process.ts";
 import { startShoal } from "../helpers/process.ts";
 import { fails, ok, run, snapshot } from "./files_helpers.ts";
 
@@ -152,9 +152,7 @@ Deno.test("the command line a Tahoe-LAFS user expects", opts, async (t) => {
       assertEquals(list.find((s: { nickname: string }) => s.nickname === "s2").up, false);
       const shown = await ok(["client", "servers", "--dir", C, "--json", "--show-secrets"]);
       for (const sw of swiss) has(shown, sw, "--show-secrets");
-      g.servers[2].proc = await (await import("../helpers/storage_process.ts")).startStorageServer(
-        g.servers[2].node.dir,
-      );
+      g.servers[2].proc = await startStorageServer(g.servers[2].node.dir);
     });
 
     await t.step(
@@ -223,6 +221,51 @@ Deno.test("the command line a Tahoe-LAFS user expects", opts, async (t) => {
         "127.0.0.1:7999",
       ]);
     });
+    await t.step(
+      "client run: one 'refreshed' line, servers down and back up, no token",
+      async () => {
+        await setConfig(C, "client", "refresh_interval", 2);
+        await setConfig(C, "web", "port", 0);
+        const running = await startShoal(["client", "run", "--dir", C]);
+        const waitLog = async (part: string, ms: number) => {
+          const end = Date.now() + ms;
+          while (!running.stdout().includes(part)) {
+            if (Date.now() > end) throw new Error(`no '${part}' in: ${running.stdout()}`);
+            await new Promise((r) => setTimeout(r, 100));
+          }
+        };
+        try {
+          await waitLog("dashboard:", 30_000);
+          await new Promise((r) => setTimeout(r, 3000));
+          const early = running.stdout().split("\n").filter((l) => l.includes(" refreshed:"));
+          assert(
+            early.length <= 1,
+            `logged 'refreshed' ${early.length} times:\n${running.stdout()}`,
+          );
+          const token = (await Deno.readTextFile(`${C}/private/api-token`)).trim();
+          assert(!running.stdout().includes(token), "the dashboard token is logged");
+          has(running.stdout(), "token=TOKEN", "redacted dashboard line");
+          await g.servers[1].proc!.stop();
+          g.servers[1].proc = null;
+          await waitLog("server s1 is down", 30_000);
+          g.servers[1].proc = await startStorageServer(g.servers[1].node.dir);
+          await waitLog("server s1 is back up", 30_000);
+        } finally {
+          await running.stop();
+        }
+        const shown = await startShoal(["client", "run", "--dir", C, "--show-secrets"]);
+        try {
+          const end = Date.now() + 30_000;
+          while (!shown.stdout().includes("dashboard:") && Date.now() < end) {
+            await new Promise((r) => setTimeout(r, 100));
+          }
+          const token = (await Deno.readTextFile(`${C}/private/api-token`)).trim();
+          has(shown.stdout(), `token=${token}`, "--show-secrets");
+        } finally {
+          await shown.stop();
+        }
+      },
+    );
   } finally {
     await g.close();
     await Deno.remove(tmp, { recursive: true }).catch(() => {});

@@ -244,6 +244,46 @@ async function readAllLimited(
   return out;
 }
 
+/** Regular files and their bytes under a local path (what `cp` will upload). */
+async function localTotals(
+  path: string,
+  recursive: boolean,
+  plan: { files: number; bytes: number },
+): Promise<void> {
+  const st = await Deno.lstat(path).catch(() => null);
+  if (!st) return;
+  if (st.isFile) {
+    plan.files++;
+    plan.bytes += st.size;
+  } else if (st.isDirectory && recursive) {
+    for await (const e of Deno.readDir(path)) {
+      await localTotals(joinLocal(path, e.name), recursive, plan);
+    }
+  }
+}
+
+/** Per-file progress that feeds one bar for the whole copy (files run in parallel). */
+function aggregateProgress(whole: Progress): (label: string, total: number) => Progress {
+  let finished = 0;
+  const live = new Map<object, number>();
+  const show = () => whole.update(finished + [...live.values()].reduce((a, b) => a + b, 0));
+  return () => {
+    const key = {};
+    live.set(key, 0);
+    return {
+      update(done: number) {
+        live.set(key, done);
+        show();
+      },
+      finish() {
+        finished += live.get(key) ?? 0;
+        live.delete(key);
+        show();
+      },
+    };
+  };
+}
+
 /** A local path for a message: control characters shown as \xNN. */
 function printable(path: string): string {
   return path.replace(
@@ -1131,6 +1171,28 @@ export class FileSession {
   ): Promise<CopyStats> {
     const recursive = opts.recursive ?? false;
     const srcs = sources.map((s) => ({ text: s, grid: looksLikeGridPath(s) }));
+    // Local -> grid with a progress display: one bar for the whole copy, with its total.
+    const perFile = this.opts.progress;
+    let whole: Progress | undefined;
+    if (perFile && looksLikeGridPath(dest) && srcs.every((x) => !x.grid)) {
+      const plan = { files: 0, bytes: 0 };
+      for (const x of srcs) await localTotals(x.text, recursive, plan);
+      whole = perFile(`${plan.files} file(s)`, plan.bytes);
+      if (whole) this.opts.progress = aggregateProgress(whole);
+    }
+    try {
+      return await this.#cp(srcs, dest, recursive);
+    } finally {
+      this.opts.progress = perFile;
+      whole?.finish();
+    }
+  }
+
+  async #cp(
+    srcs: { text: string; grid: boolean }[],
+    dest: string,
+    recursive: boolean,
+  ): Promise<CopyStats> {
     const many = srcs.length > 1;
     if (looksLikeGridPath(dest)) {
       const dp = parseGridPath(dest);
