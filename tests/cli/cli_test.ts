@@ -54,6 +54,16 @@ Deno.test("shoal --help, --version, role help and usage errors", async (t) => {
       assert(r.stderr.includes(msg), `${args.join(" ")}: '${msg}' not in ${r.stderr}`);
     }
   });
+  await t.step("create-node's usage line names every option", async () => {
+    const r = await runShoal(["client", "create-node", "--help"]);
+    assertEquals(r.code, 0);
+    const usage = r.stdout.split("\n")[0];
+    for (
+      const o of ["--refresh-interval", "--introducer-v3-file", "--nickname", "--shares-needed"]
+    ) {
+      assert(usage.includes(o), `${o} not in: ${usage}`);
+    }
+  });
   await t.step("operational failures exit 1", async () => {
     const r = await runShoal(["client", "servers", "--dir", "/nonexistent/shoal"]);
     assertEquals(r.code, 1);
