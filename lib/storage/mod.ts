@@ -44,6 +44,7 @@ export {
   StorageClient,
   type StorageClientOptions,
   StorageError,
+  StorageDeadlineError,
   StorageUnreachableError,
   verifyPinnedConnection,
 } from "./client.ts";
