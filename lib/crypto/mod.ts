@@ -12,6 +12,7 @@ export {
   fingerprintFromPublicKey,
   immutableStorageIndex,
   leaseSecrets,
+  uploadSecret,
   mutableDataKey,
   type MutableKeys,
   mutableKeysFromSeed,

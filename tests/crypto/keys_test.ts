@@ -6,6 +6,7 @@ import {
   fingerprintFromPublicKey,
   immutableStorageIndex,
   leaseSecrets,
+  uploadSecret,
   mutableDataKey,
   mutableKeysFromSeed,
   publicKeyFromSeed,
@@ -55,6 +56,16 @@ Deno.test("the derivation chain reproduces every vector", async () => {
     );
     assert.equal(toHex(lease.renew), v.leaseRenew);
     assert.equal(toHex(lease.cancel), v.leaseCancel);
+    assert.equal(
+      toHex(
+        uploadSecret(
+          fromHex(v.uploadMaster),
+          fromHex(v.immutableStorageIndex),
+          fromHex(v.serverId),
+        ),
+      ),
+      v.uploadSecret,
+    );
   }
 });
 
