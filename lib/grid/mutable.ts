@@ -51,14 +51,7 @@ import {
   unpackShareHeader,
   validateEncoding,
 } from "./mutable_share.ts";
-import {
-  gather,
-  type GridServer,
-  lateError,
-  mapLimit,
-  permuteServers,
-  serverKey,
-} from "./servers.ts";
+import { gather, type GridServer, lateError, permuteServers, serverKey } from "./servers.ts";
 import { GRID_TAGS } from "./tags.ts";
 
 const ZERO_IV = new Uint8Array(16);
@@ -264,14 +257,12 @@ export async function mapUpdateMany(
   const t0 = performance.now();
   const g = await gather(ctx.servers, ask, {
     limit: CONCURRENCY,
-    enough: opts.waitAll
-      ? undefined
-      : (answered) =>
-        enoughForSlots(
-          answered.map((a) => (a.ok ? a.value : [])),
-          slots.length,
-          ctx.servers.length,
-        ),
+    enough: opts.waitAll ? undefined : (answered) =>
+      enoughForSlots(
+        answered.map((a) => (a.ok ? a.value : [])),
+        slots.length,
+        ctx.servers.length,
+      ),
   });
   const waited = performance.now() - t0;
   const perServer: ServerSeen[][] = ctx.servers.map((server, i) => {

@@ -5,15 +5,30 @@
  */
 import { assert, assertEquals, assertRejects } from "../helpers/assert.ts";
 import { ClientPool } from "../../lib/discovery/mod.ts";
-import { Grid, ServerList } from "../../lib/grid/mod.ts";
-import { randomBytes } from "../../lib/crypto/mod.ts";
 import {
-  parseStorageUrl,
-  StorageClient,
-  StorageDeadlineError,
-} from "../../lib/storage/mod.ts";
+  Grid,
+  type ImmutableSource,
+  NotEnoughServersError,
+  ServerList,
+  SourceChangedError,
+} from "../../lib/grid/mod.ts";
+import {
+  convergenceKey,
+  immutableStorageIndex,
+  randomBytes,
+  sha256,
+} from "../../lib/crypto/mod.ts";
+import { toHex } from "../../lib/codec/mod.ts";
+import { encodingParamsBytesForTest } from "./immutable_helpers.ts";
+import { parseStorageUrl, StorageClient, StorageDeadlineError } from "../../lib/storage/mod.ts";
 import { TestGrid } from "../helpers/grid.ts";
-import { HostileProxy, tcpBlackhole, urlAt } from "../helpers/hostile.ts";
+import {
+  HostileProxy,
+  type RecordedRequest,
+  send,
+  tcpBlackhole,
+  urlAt,
+} from "../helpers/hostile.ts";
 
 const opts = { sanitizeResources: false, sanitizeOps: false };
 
@@ -57,3 +72,299 @@ Deno.test("a trickling server: every request ends at its absolute deadline", opt
     await g.close();
   }
 });
+
+// ---------------------------------------------------------------- helpers
+
+const SECRET = randomBytes(32);
+
+async function readAll(stream: ReadableStream<Uint8Array>): Promise<Uint8Array> {
+  const parts: Uint8Array[] = [];
+  for await (const p of stream) parts.push(p);
+  const out = new Uint8Array(parts.reduce((n, p) => n + p.length, 0));
+  let off = 0;
+  for (const p of parts) {
+    out.set(p, off);
+    off += p.length;
+  }
+  return out;
+}
+
+/** A Grid over these storage URLs, with its own client pool (closed by the returned close). */
+function gridOver(urls: string[], timeoutMs = 5000): { grid: Grid; close(): void } {
+  const pool = new ClientPool({ timeoutMs });
+  const servers = new ServerList(urls.map((u) => pool.server(parseStorageUrl(u))));
+  return {
+    grid: new Grid({ servers, leaseSecret: randomBytes(32), mutableEncoding: { k: 2, n: 4 } }),
+    close: () => pool.close(),
+  };
+}
+
+function bytesOf(text: string): Uint8Array {
+  return new TextEncoder().encode(text);
+}
+
+function header(r: RecordedRequest, name: string): string | undefined {
+  return r.headers.find(([k]) => k === name.toLowerCase())?.[1];
+}
+
+// ---------------------------------------------------------------- 11.1
+
+Deno.test(
+  "11.1: an upload secret learned by one server is refused by every other",
+  opts,
+  async () => {
+    const g = await TestGrid.start(4);
+    const proxy = await HostileProxy.start(g.servers[0].node.dir, g.servers[0].url);
+    const urls = [proxy.url, ...g.urls([1, 2, 3])];
+    const { grid, close } = gridOver(urls);
+    const replayed: { status: number; what: string }[] = [];
+    try {
+      // The hostile server, on the first PATCH it sees, uses the upload secret it
+      // was given on every other server: abort every share, overwrite every share.
+      let attacked = false;
+      proxy.rule = async (req) => {
+        if (attacked || req.method !== "PATCH") return undefined;
+        attacked = true;
+        const secret = header(req, "x-shoal-upload-secret");
+        assert(secret, "the PATCH carries an upload secret");
+        // PATCH {prefix}/immutable/{SI}/{share}: the same upload's other shares.
+        const prefix = req.path.slice(0, req.path.lastIndexOf("/"));
+        for (const url of g.urls([1, 2, 3])) {
+          for (let sh = 0; sh < 4; sh++) {
+            const base = `${prefix}/${sh}`;
+            const garbage = new Uint8Array(64).fill(0xee);
+            const w = await send(url, {
+              method: "PATCH",
+              path: base,
+              headers: [
+                ["x-shoal-upload-secret", secret],
+                ["content-type", "application/octet-stream"],
+                ["content-range", `bytes 0-63/*`],
+              ],
+              body: garbage,
+            });
+            replayed.push({ status: w.status, what: `overwrite share ${sh}` });
+            const a = await send(url, {
+              method: "PUT",
+              path: `${base}/abort`,
+              headers: [["x-shoal-upload-secret", secret]],
+            });
+            replayed.push({ status: a.status, what: `abort share ${sh}` });
+          }
+        }
+        return undefined;
+      };
+      const data = randomBytes(300_000);
+      const r = await grid.uploadImmutable(data, {
+        k: 2,
+        n: 4,
+        happy: 3,
+        convergenceSecret: SECRET,
+      });
+      assert(attacked, "the hostile server saw the upload");
+      const accepted = replayed.filter((x) => x.status >= 200 && x.status < 300);
+      assertEquals(accepted, [], "no other server accepted the replayed secret");
+      assertEquals(await readAll(grid.downloadImmutable(r.cap)), data);
+      const check = await grid.checkImmutable(r.cap);
+      assert(check.healthy, "every share is valid");
+    } finally {
+      close();
+      await proxy.close();
+      await g.close();
+    }
+  },
+);
+
+Deno.test(
+  "11.1: a server that acknowledges but stores garbage is not counted as placed",
+  opts,
+  async () => {
+    const g = await TestGrid.start(4);
+    const proxy = await HostileProxy.start(g.servers[0].node.dir, g.servers[0].url);
+    proxy.rule = (req) =>
+      req.method === "PATCH"
+        ? { rewrite: (r) => ({ ...r, body: r.body.map((b) => b ^ 0x5a) }) }
+        : undefined;
+    const { grid, close } = gridOver([proxy.url, ...g.urls([1, 2, 3])]);
+    const hostileId = parseStorageUrl(proxy.url).pin;
+    try {
+      const data = randomBytes(200_000);
+      // happy 3 of 4: the three honest servers are enough; the liar is not among the placed.
+      const r = await grid.uploadImmutable(data, { k: 2, n: 4, happy: 3, convergenceSecret: null });
+      const ids = r.placed.map((p) => toHex(p.serverId));
+      assert(!ids.includes(toHex(hostileId)), "the garbage-storing server is not counted");
+      assertEquals(new Set(r.placed.flatMap((p) => p.shares)).size >= 3, true);
+      assertEquals(await readAll(grid.downloadImmutable(r.cap)), data);
+      // happy 4 of 4: only three servers hold what was written, so put must fail, clearly.
+      await assertRejects(
+        () =>
+          grid.uploadImmutable(randomBytes(1000), {
+            k: 2,
+            n: 4,
+            happy: 4,
+            convergenceSecret: null,
+          }),
+        NotEnoughServersError,
+      );
+    } finally {
+      close();
+      await proxy.close();
+      await g.close();
+    }
+  },
+);
+
+// ---------------------------------------------------------------- 11.9
+
+Deno.test(
+  "11.9: a file that changes between the hashing and the encrypting read is not uploaded",
+  opts,
+  async () => {
+    const g = await TestGrid.start(4);
+    const { grid, close } = gridOver(g.urls());
+    try {
+      const first = randomBytes(100_000);
+      const second = first.slice();
+      second[5000] ^= 1;
+      let opens = 0;
+      const source: ImmutableSource = {
+        size: first.length,
+        open: () => {
+          const data = opens++ === 0 ? first : second;
+          return new ReadableStream({
+            start(c) {
+              c.enqueue(data.slice());
+              c.close();
+            },
+          });
+        },
+      };
+      const o = { k: 2, n: 4, happy: 3, convergenceSecret: SECRET };
+      await assertRejects(() => grid.uploadImmutable(source, o), SourceChangedError, "changed");
+      assertEquals(opens, 2);
+      // Nothing landed at the storage index of the first contents' key.
+      const key = convergenceKey(SECRET, encodingParamsBytesForTest(o), sha256(first));
+      const si = immutableStorageIndex(key);
+      for (const s of grid.servers.all()) assertEquals(await s.storage.listImmutable(si), []);
+    } finally {
+      close();
+      await g.close();
+    }
+  },
+);
+
+// ---------------------------------------------------------------- 11.4
+
+/**
+ * Every client operation on a 4-server grid (k=2, n=4, happy=3) while one
+ * server misbehaves; each must end within BOUND_MS. The request deadline is
+ * 2 × 30 s here, so it is the grid layer's straggler handling, not the
+ * deadline, that keeps each operation short.
+ */
+const BOUND_MS = 20_000;
+
+async function everyOperation(urls: string[], before: { dir: string; file: string; mut: string }) {
+  const { grid, close } = gridOver(urls, 30_000);
+  try {
+    const data = randomBytes(150_000);
+    const put = await within(
+      BOUND_MS,
+      "put",
+      grid.uploadImmutable(data, { k: 2, n: 4, happy: 3, convergenceSecret: null }),
+    );
+    assertEquals(await within(BOUND_MS, "get", readAll(grid.downloadImmutable(put.cap))), data);
+    assertEquals(
+      (await within(BOUND_MS, "get (old file)", readAll(grid.downloadImmutable(before.file))))
+        .length,
+      1000,
+    );
+    const ls = await within(BOUND_MS, "ls", grid.listDirectory(before.dir));
+    assertEquals(ls.entries.map((e) => e.name), ["a"]);
+    await within(BOUND_MS, "ln", grid.setEntry(before.dir, "b", put.cap));
+    assertEquals(
+      (await within(BOUND_MS, "ls after ln", grid.listDirectory(before.dir))).entries.length,
+      2,
+    );
+    const m = await within(BOUND_MS, "mutable read", grid.readMutable(before.mut));
+    assertEquals(new TextDecoder().decode(m.contents), "version 1");
+    await within(BOUND_MS, "mutable write", grid.writeMutable(before.mut, bytesOf("version 2")));
+    const m2 = await within(BOUND_MS, "mutable read after write", grid.readMutable(before.mut));
+    assertEquals(new TextDecoder().decode(m2.contents), "version 2");
+    const { writecap } = await within(
+      BOUND_MS,
+      "mutable create",
+      grid.createMutableFile(bytesOf("x")),
+    );
+    assertEquals(
+      (await within(BOUND_MS, "read new", grid.readMutable(writecap))).contents,
+      bytesOf("x"),
+    );
+    await within(BOUND_MS, "mkdir", grid.createDirectory());
+  } finally {
+    close();
+  }
+}
+
+/** A directory with one entry, an immutable file and a mutable file, made while every server is honest. */
+async function setUp(urls: string[]) {
+  const { grid, close } = gridOver(urls);
+  try {
+    const file = (await grid.uploadImmutable(randomBytes(1000), {
+      k: 2,
+      n: 4,
+      happy: 4,
+      convergenceSecret: null,
+    })).cap;
+    const dir = await grid.createDirectory();
+    await grid.setEntry(dir, "a", file);
+    const { writecap: mut } = await grid.createMutableFile(bytesOf("version 1"));
+    return { dir, file, mut };
+  } finally {
+    close();
+  }
+}
+
+Deno.test("11.4: one server trickling a byte a second sets no one's pace", opts, async () => {
+  const g = await TestGrid.start(4);
+  const proxy = await HostileProxy.start(g.servers[3].node.dir, g.servers[3].url);
+  const urls = [...g.urls([0, 1, 2]), proxy.url];
+  try {
+    const before = await setUp(urls);
+    proxy.rule = () => ({ drip: { intervalMs: 1000 } });
+    await everyOperation(urls, before);
+  } finally {
+    await proxy.close();
+    await g.close();
+  }
+});
+
+Deno.test("11.4: one server that stalls mid-response sets no one's pace", opts, async () => {
+  const g = await TestGrid.start(4);
+  const proxy = await HostileProxy.start(g.servers[3].node.dir, g.servers[3].url);
+  const urls = [...g.urls([0, 1, 2]), proxy.url];
+  try {
+    const before = await setUp(urls);
+    proxy.rule = () => ({ stallAfter: 20 });
+    await everyOperation(urls, before);
+  } finally {
+    await proxy.close();
+    await g.close();
+  }
+});
+
+Deno.test(
+  "11.4: one blackholed server (TCP accepted, no TLS ever) sets no one's pace",
+  opts,
+  async () => {
+    const g = await TestGrid.start(4);
+    const hole = await tcpBlackhole();
+    try {
+      const before = await setUp(g.urls());
+      await g.stop(3);
+      await everyOperation([...g.urls([0, 1, 2]), urlAt(g.servers[3].url, hole.port)], before);
+    } finally {
+      await hole.close();
+      await g.close();
+    }
+  },
+);

@@ -18,6 +18,7 @@
  * | `{ drip: { intervalMs } }`     | forward, then write the response one byte per interval (default 1000 ms) |
  * | `{ stallAfter: n }`            | forward, write the first n bytes of the response, then nothing (socket left open) |
  * | `{ corrupt: (body) => body }`  | forward, replace the response body with what the function returns |
+ * | `{ rewrite: (req) => req }`    | forward the request as rewritten (e.g. a body of garbage: the server stores it and acknowledges) |
  * | `{ respond: { status, ... } }` | do not forward; answer this (e.g. an older response captured earlier) |
  * | `{ withhold: true }`           | do not forward; share lists answer `[]` (CBOR), everything else 404 |
  * | `{ blackhole: true }`          | do not forward, never answer (the socket stays open) |
@@ -71,6 +72,7 @@ export type Behaviour =
   | { drip: { intervalMs?: number } }
   | { stallAfter: number }
   | { corrupt: (body: Uint8Array, req: RecordedRequest) => Uint8Array }
+  | { rewrite: (req: RecordedRequest) => RecordedRequest }
   | { respond: CannedResponse }
   | { withhold: true }
   | { blackhole: true }
@@ -197,7 +199,11 @@ export class HostileProxy {
   }
 
   /** Put a proxy in front of the server whose node directory is `nodeDir` and URL is `url`. */
-  static async start(nodeDir: string, url: string, rule: Rule | null = null): Promise<HostileProxy> {
+  static async start(
+    nodeDir: string,
+    url: string,
+    rule: Rule | null = null,
+  ): Promise<HostileProxy> {
     const id = await identityOf(nodeDir);
     const upstreamUrl = parseStorageUrl(url);
     let self: HostileProxy | null = null;
@@ -300,7 +306,7 @@ export class HostileProxy {
     }
     let res: CannedResponse;
     try {
-      const r = await upstream.request(req);
+      const r = await upstream.request("rewrite" in b ? b.rewrite(req) : req);
       res = { status: r.status, headers: [...r.headers], body: r.body };
     } catch {
       res = { status: 502 };
