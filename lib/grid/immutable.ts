@@ -79,6 +79,7 @@ import {
   mapLimit,
   permuteServers,
   serverKey,
+  STRAGGLER_GRACE_MIN_MS,
 } from "./servers.ts";
 
 const ZERO_IV = new Uint8Array(16);
@@ -366,6 +367,8 @@ interface Target {
   done: Set<number>;
   /** Shares this server would not take (failed or refused). */
   refused: Set<number>;
+  /** Bytes of PATCHes to this server not yet acknowledged. */
+  inflight: number;
   failed?: string;
 }
 
@@ -389,6 +392,10 @@ class UploadSession {
   /** PATCH buffers whose request completed, ready for reuse (fewer allocations, steadier RSS). */
   #pool: Uint8Array[] = [];
   #inflight = 0;
+  /** When each PATCH in flight was handed to its server's client. */
+  #started = new Map<Promise<void>, number>();
+  /** Moving average of how long a PATCH takes to be acknowledged (ms). */
+  #ackMs = 0;
   #waiters: (() => void)[] = [];
   /** PATCHes in flight, with the target each goes to. */
   #flushes = new Map<Promise<void>, Target>();
@@ -424,6 +431,7 @@ class UploadSession {
         uploading: new Set(),
         done: new Set(),
         refused: new Set(),
+        inflight: 0,
       };
       this.targets.set(key, t);
     }
@@ -574,10 +582,14 @@ class UploadSession {
   #flush(t: Target, sh: number, p: Pending): void {
     const body = p.buf.subarray(0, p.length);
     this.#inflight += body.length;
+    t.inflight += body.length;
+    const start = performance.now();
     const job = (async () => {
       try {
         if (t.failed) return;
         const r = await t.server.storage.upload(this.si, sh, t.secret, p.offset, body);
+        const ms = performance.now() - start;
+        this.#ackMs = this.#ackMs === 0 ? ms : 0.8 * this.#ackMs + 0.2 * ms;
         if (r.required.length === 0) t.done.add(sh);
         // The server answered, so it has read the whole body: the buffer is free again.
         if (p.buf.length === this.#bufSize && this.#pool.length < POOL_MAX) this.#pool.push(p.buf);
@@ -585,11 +597,16 @@ class UploadSession {
         this.#fail(t, `upload of share ${sh}: ${describe(e)}`);
       } finally {
         this.#inflight -= body.length;
+        t.inflight -= body.length;
         this.#wake();
       }
     })();
     this.#flushes.set(job, t);
-    job.finally(() => this.#flushes.delete(job));
+    this.#started.set(job, start);
+    job.finally(() => {
+      this.#flushes.delete(job);
+      this.#started.delete(job);
+    });
   }
 
   #wake(): void {
@@ -598,10 +615,47 @@ class UploadSession {
     for (const f of w) f();
   }
 
-  /** Wait until the bytes in flight drop below the budget. */
+  /**
+   * Wait until the bytes in flight to live servers drop below the budget. A
+   * server that stops acknowledging would otherwise hold the whole budget
+   * until its requests' deadlines: while waiting, a server whose oldest PATCH
+   * is older than max(2 · STRAGGLER_GRACE_MIN_MS, 4 × the average
+   * acknowledgement time) fails as late, when the others give happiness without it.
+   */
   async room(): Promise<void> {
-    while (this.#inflight > MAX_INFLIGHT_BYTES) {
-      await new Promise<void>((r) => this.#waiters.push(r));
+    while (this.#liveInflight() > MAX_INFLIGHT_BYTES) {
+      let timer: ReturnType<typeof setTimeout> | undefined;
+      await new Promise<void>((r) => {
+        this.#waiters.push(r);
+        timer = setTimeout(r, 250);
+      });
+      clearTimeout(timer);
+      this.#dropStalled();
+    }
+  }
+
+  #liveInflight(): number {
+    let n = 0;
+    for (const t of this.targets.values()) if (!t.failed) n += t.inflight;
+    return n;
+  }
+
+  #dropStalled(): void {
+    const now = performance.now();
+    const grace = Math.max(2 * STRAGGLER_GRACE_MIN_MS, 4 * this.#ackMs);
+    const stalled = new Set<string>();
+    for (const [job, t] of this.#flushes) {
+      if (!t.failed && now - (this.#started.get(job) ?? now) > grace) stalled.add(t.key);
+    }
+    if (stalled.size === 0 || stalled.size * 2 > this.liveCount()) return;
+    if (this.happiness("planned", stalled) < this.happy) return;
+    for (const t of this.targets.values()) {
+      if (stalled.has(t.key)) {
+        this.#fail(
+          t,
+          `upload: a PATCH unacknowledged for over ${Math.round(grace)} ms (treated as down)`,
+        );
+      }
     }
   }
 

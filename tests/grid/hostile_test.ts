@@ -368,3 +368,37 @@ Deno.test(
     }
   },
 );
+
+Deno.test(
+  "11.4: a large upload does not stall on a server that stops acknowledging",
+  opts,
+  async () => {
+    const g = await TestGrid.start(4);
+    const proxy = await HostileProxy.start(g.servers[3].node.dir, g.servers[3].url);
+    // Allocation goes through; every PATCH is stored but acknowledged a byte a second,
+    // so that server's unacknowledged PATCHes (k = 1: a whole 16 MiB copy) would fill the
+    // upload's 12 MiB in-flight budget.
+    proxy.rule = (req) => (req.method === "PATCH" ? { drip: { intervalMs: 1000 } } : undefined);
+    const { grid, close } = gridOver([...g.urls([0, 1, 2]), proxy.url], 30_000);
+    try {
+      const data = randomBytes(16 * 1024 * 1024);
+      const r = await within(
+        BOUND_MS + 10_000,
+        "put 16 MiB",
+        grid.uploadImmutable(data, { k: 1, n: 4, happy: 3, convergenceSecret: null }),
+      );
+      const hostile = toHex(parseStorageUrl(proxy.url).pin);
+      assert(
+        !r.placed.some((p) => toHex(p.serverId) === hostile),
+        "the stalled server is not counted",
+      );
+      const back = await within(BOUND_MS, "get 16 MiB", readAll(grid.downloadImmutable(r.cap)));
+      assertEquals(back.length, data.length);
+      assert(back.every((b, i) => b === data[i]), "the file reads back intact");
+    } finally {
+      close();
+      await proxy.close();
+      await g.close();
+    }
+  },
+);
