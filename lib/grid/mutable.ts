@@ -362,10 +362,8 @@ async function recoverVersion(
   const { k, n, dataLength, rootHash, salt } = version.prefix;
   const blen = blockLength(dataLength, k);
   const good = new Map<number, Uint8Array>();
-  // Prefer distinct share numbers; try holders in order until k blocks verified.
-  for (const { server, share } of version.holders) {
-    if (good.size >= k) break;
-    if (good.has(share.shareNumber)) continue;
+  /** Fetch (unless it arrived whole) and verify one holder's block; true when it is good. */
+  const fetchBlock = async ({ server, share }: VersionInfo["holders"][number]) => {
     const header = share.header!;
     let block: Uint8Array;
     try {
@@ -392,7 +390,7 @@ async function recoverVersion(
         shareNumber: share.shareNumber,
         problem: describe(e),
       });
-      continue;
+      return;
     }
     const leaf = leafHash(share.shareNumber, blockHash(block));
     if (!verifyLeaf(rootHash, n, share.shareNumber, leaf, header.neededHashes)) {
@@ -400,9 +398,45 @@ async function recoverVersion(
       problems.push({ serverId: server.serverId, shareNumber: share.shareNumber, problem });
       server.storage.reportCorruption("mutable", map.storageIndex, share.shareNumber, problem)
         .catch(() => {});
-      continue;
+      return;
     }
-    good.set(share.shareNumber, block);
+    if (good.size < k) good.set(share.shareNumber, block);
+  };
+  // Prefer distinct share numbers; read k holders' blocks in parallel, and
+  // more when some fail. A block still on its way when the others have
+  // arrived (plus a grace period) is given up on like a failed one.
+  const tried = new Set<number>();
+  let next = 0;
+  while (good.size < k) {
+    const batch: VersionInfo["holders"] = [];
+    const numbers = new Set<number>();
+    for (; next < version.holders.length && good.size + batch.length < k; next++) {
+      const h = version.holders[next];
+      const sh = h.share.shareNumber;
+      if (good.has(sh) || numbers.has(sh)) continue;
+      numbers.add(sh);
+      batch.push(h);
+    }
+    if (batch.length === 0) {
+      // Every holder of a new share number was tried: retry holders skipped as duplicates.
+      const rest = version.holders.filter((h, i) =>
+        !tried.has(i) && !good.has(h.share.shareNumber)
+      );
+      if (rest.length === 0) break;
+      batch.push(...rest.slice(0, k - good.size));
+    }
+    for (const h of batch) tried.add(version.holders.indexOf(h));
+    const t0 = performance.now();
+    const g = await gather(batch, fetchBlock, {
+      enough: (answered) => batch.length > 1 && answered.length >= batch.length - 1,
+    });
+    for (const i of g.late) {
+      problems.push({
+        serverId: batch[i].server.serverId,
+        shareNumber: batch[i].share.shareNumber,
+        problem: lateError(performance.now() - t0),
+      });
+    }
   }
   if (good.size < k) return null;
   const ciphertext = k === 1 ? good.values().next().value! : decodeSegment(

@@ -43,8 +43,8 @@ export {
   PinMismatchError,
   StorageClient,
   type StorageClientOptions,
-  StorageError,
   StorageDeadlineError,
+  StorageError,
   StorageUnreachableError,
   verifyPinnedConnection,
 } from "./client.ts";

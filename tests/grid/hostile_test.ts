@@ -9,12 +9,15 @@ import {
   Grid,
   type ImmutableSource,
   NotEnoughServersError,
+  permuteServers,
   ServerList,
   SourceChangedError,
+  writeKeysFromSeed,
 } from "../../lib/grid/mod.ts";
 import {
   convergenceKey,
   immutableStorageIndex,
+  parseCap,
   randomBytes,
   sha256,
 } from "../../lib/crypto/mod.ts";
@@ -395,6 +398,41 @@ Deno.test(
       const back = await within(BOUND_MS, "get 16 MiB", readAll(grid.downloadImmutable(r.cap)));
       assertEquals(back.length, data.length);
       assert(back.every((b, i) => b === data[i]), "the file reads back intact");
+    } finally {
+      close();
+      await proxy.close();
+      await g.close();
+    }
+  },
+);
+
+Deno.test(
+  "11.4: a server that answers the map but trickles block reads does not stall a mutable read",
+  opts,
+  async () => {
+    const g = await TestGrid.start(4);
+    const proxy = await HostileProxy.start(g.servers[3].node.dir, g.servers[3].url);
+    const urls = [...g.urls([0, 1, 2]), proxy.url];
+    const hostile = toHex(parseStorageUrl(proxy.url).pin);
+    const { grid, close } = gridOver(urls, 30_000);
+    try {
+      // A mutable file too large to arrive with the map (its blocks are read
+      // separately) whose permuted ring puts the hostile server first.
+      const contents = randomBytes(200_000);
+      let cap = "";
+      for (let i = 0; i < 40 && !cap; i++) {
+        const { writecap } = await grid.createMutableFile(contents);
+        const keys = await writeKeysFromSeed((parseCap(writecap) as { seed: Uint8Array }).seed);
+        const first = permuteServers(keys.storageIndex, grid.servers.all())[0];
+        if (toHex(first.serverId) === hostile) cap = writecap;
+      }
+      assert(cap, "found a file whose ring starts at the hostile server");
+      proxy.rule = (req) =>
+        req.method === "GET" && req.path.includes("/mutable/")
+          ? { drip: { intervalMs: 1000 } }
+          : undefined;
+      const r = await within(BOUND_MS, "mutable read (200 kB)", grid.readMutable(cap));
+      assertEquals(r.contents, contents);
     } finally {
       close();
       await proxy.close();
