@@ -27,6 +27,7 @@ import {
   retrieve,
   RollbackError,
   type Servermap,
+  withinDeadline,
 } from "../grid/mod.ts";
 import {
   formatStorageUrl,
@@ -140,6 +141,9 @@ function candidates(intro: IntroductionText, state: DiscoveryState): Candidate[]
   for (const u of intro.storageUrls) push(u);
   return out;
 }
+
+/** How long one quick check may take (plus its long-poll wait) before the next server is asked. */
+export const QUICK_CHECK_DEADLINE_MS = 5000;
 
 /** Refreshes in a row that ask the same server first. */
 export const ROTATE_EVERY = 10;
@@ -349,10 +353,20 @@ export async function refreshDiscovery(
       try {
         const server = pool.server(cands[i].url, cands[i].nickname);
         const wait = Math.min(Math.max(0, opts.wait ?? 0), 60);
-        const w = await watchCheck(server, gsdKeys, state, wait, opts.signal);
+        // A slow or trickling server must not hold the refresh: past this deadline,
+        // the next server (or a full read) answers instead.
+        const w = await withinDeadline(
+          watchCheck(server, gsdKeys, state, wait, opts.signal),
+          QUICK_CHECK_DEADLINE_MS + wait * 1000,
+          "quick check",
+        );
         if (w === true) return unchangedResult("watch");
         // Changed (or no watches): read the checkstrings to see which slots changed.
-        const q = await quickCheck(server, gsdKeys, state);
+        const q = await withinDeadline(
+          quickCheck(server, gsdKeys, state),
+          QUICK_CHECK_DEADLINE_MS,
+          "quick check",
+        );
         if (q.unchanged) return unchangedResult("batch");
         observed = q.observed;
         break;

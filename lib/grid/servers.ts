@@ -219,3 +219,27 @@ export function lateError(waitedMs: number): string {
     Math.round(waitedMs)
   } ms; treated as down)`;
 }
+
+/** A call to one server did not answer within the deadline its caller gave it. */
+export class ServerDeadlineError extends Error {
+  override name = "ServerDeadlineError";
+}
+
+/**
+ * `p`, or a ServerDeadlineError after `ms` (the call itself goes on and ends
+ * at its request deadline). For single-server steps that have a cheaper
+ * fallback than waiting, such as discovery's quick check.
+ */
+export function withinDeadline<T>(p: Promise<T>, ms: number, what: string): Promise<T> {
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  p.catch(() => {});
+  return Promise.race([
+    p,
+    new Promise<never>((_, reject) => {
+      timer = setTimeout(
+        () => reject(new ServerDeadlineError(`${what}: no answer within ${ms} ms`)),
+        ms,
+      );
+    }),
+  ]).finally(() => clearTimeout(timer));
+}

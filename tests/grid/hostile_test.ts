@@ -25,6 +25,10 @@ import { toHex } from "../../lib/codec/mod.ts";
 import { encodingParamsBytesForTest } from "./immutable_helpers.ts";
 import { parseStorageUrl, StorageClient, StorageDeadlineError } from "../../lib/storage/mod.ts";
 import { TestGrid } from "../helpers/grid.ts";
+import { GridNode } from "../../lib/roles/gridnode.ts";
+import { ROTATE_EVERY } from "../../lib/discovery/refresh.ts";
+import { setConfig, startJoinedGrid } from "../helpers/joined_grid.ts";
+import { freePort, startStorageServer } from "../helpers/storage_process.ts";
 import {
   HostileProxy,
   type RecordedRequest,
@@ -436,6 +440,40 @@ Deno.test(
     } finally {
       close();
       await proxy.close();
+      await g.close();
+    }
+  },
+);
+
+Deno.test(
+  "11.4: a refresh whose first server trickles answers from the others",
+  opts,
+  async () => {
+    const g = await startJoinedGrid({ servers: 4 });
+    let proxy: HostileProxy | null = null;
+    let node: GridNode | null = null;
+    try {
+      node = (await GridNode.load(g.clientDir, { timeoutMs: 30_000 }))!;
+      // The server the next quick check asks first (refresh.ts: rotate by cursor / ROTATE_EVERY).
+      const st = node.state;
+      const first = st.servers[Math.floor(st.cursor / ROTATE_EVERY) % st.servers.length];
+      const pin = toHex(parseStorageUrl(first.storageUrls[0]).pin);
+      const s = g.servers.find((x) => toHex(parseStorageUrl(x.url).pin) === pin)!;
+      // Move the real server to another port; the proxy takes the announced one.
+      await s.proc!.stop();
+      const inner = await freePort();
+      await setConfig(s.node.dir, "storage", "listen", `127.0.0.1:${inner}`);
+      s.proc = await startStorageServer(s.node.dir);
+      proxy = await HostileProxy.start(s.node.dir, urlAt(s.url, inner), null, {
+        port: s.node.port,
+      });
+      proxy.rule = () => ({ drip: { intervalMs: 1000 } });
+      const r = await within(BOUND_MS, "refresh", node.refresh());
+      assertEquals(r.state.servers.length, 4);
+      assert(r.problems.some((p) => p.includes("quick check")), r.problems.join("; "));
+    } finally {
+      node?.close();
+      await proxy?.close();
       await g.close();
     }
   },

@@ -198,11 +198,16 @@ export class HostileProxy {
     this.url = formatStorageUrl({ ...upstreamUrl, locations: [`127.0.0.1:${port}`] });
   }
 
-  /** Put a proxy in front of the server whose node directory is `nodeDir` and URL is `url`. */
+  /**
+   * Put a proxy in front of the server whose node directory is `nodeDir` and URL is `url`
+   * (the real server's address). `port`: listen there (default: a free port), e.g. the port
+   * the server announces, after moving the real server to another one.
+   */
   static async start(
     nodeDir: string,
     url: string,
     rule: Rule | null = null,
+    opts: { port?: number } = {},
   ): Promise<HostileProxy> {
     const id = await identityOf(nodeDir);
     const upstreamUrl = parseStorageUrl(url);
@@ -213,7 +218,11 @@ export class HostileProxy {
     );
     const port = await new Promise<number>((resolve, reject) => {
       server.once("error", reject);
-      server.listen(0, "127.0.0.1", () => resolve((server.address() as net.AddressInfo).port));
+      server.listen(
+        opts.port ?? 0,
+        "127.0.0.1",
+        () => resolve((server.address() as net.AddressInfo).port),
+      );
     });
     self = new HostileProxy(server, port, upstreamUrl);
     self.rule = rule;
