@@ -57,9 +57,13 @@ export interface StorageClientOptions {
   /**
    * Absolute deadline of one request (ms): waiting for a connection, connecting,
    * sending and the whole response, however the bytes trickle in. Default
-   * 2 · timeoutMs (60000). A watch poll gets its wait on top.
+   * 2 · timeoutMs (60000), plus the time the request's own bytes take at
+   * deadlineBytesPerSecond (the body sent, and the size of a ranged read), so
+   * large transfers on slow links still fit. A watch poll gets its wait on top.
    */
   deadlineMs?: number;
+  /** The slowest transfer rate the deadline allows for a request's own bytes. Default 256 KiB/s. */
+  deadlineBytesPerSecond?: number;
   /** Most simultaneous connections to this server. Default 8. */
   maxConnections?: number;
   /** Largest response body accepted for a request without a known size. Default 128 MiB. */
@@ -227,6 +231,8 @@ function shareData(v: unknown, what: string): { share: number; data: Uint8Array[
 
 interface CallOptions {
   ok: number[];
+  /** Response bytes the caller asked for (a ranged read), for the deadline's allowance. */
+  expectBytes?: number;
   idempotent?: boolean;
   maxResponseBytes?: number;
   timeoutMs?: number;
@@ -270,6 +276,7 @@ export class StorageClient {
       timeoutMs,
       connectTimeoutMs: options.connectTimeoutMs ?? Math.min(timeoutMs, 10_000),
       deadlineMs: options.deadlineMs ?? 2 * timeoutMs,
+      deadlineBytesPerSecond: options.deadlineBytesPerSecond ?? 256 * 1024,
       maxConnections: Math.max(1, options.maxConnections ?? DEFAULTS.maxConnections),
       maxResponseBytes: options.maxResponseBytes ?? DEFAULTS.maxResponseBytes,
       idleTimeoutMs: options.idleTimeoutMs ?? DEFAULTS.idleTimeoutMs,
@@ -588,6 +595,7 @@ export class StorageClient {
         ok: [200, 206],
         // A server that ignores Range sends the whole share: allow that up to the usual limit.
         maxResponseBytes: this.options.maxResponseBytes,
+        expectBytes: size,
       });
     } catch (e) {
       // Reading at or past the end of a share reads as empty (like read vectors).
@@ -645,7 +653,11 @@ export class StorageClient {
     body: Uint8Array | undefined,
     o: CallOptions,
   ): Promise<HttpResponse> {
-    const budget = o.deadlineMs ?? this.options.deadlineMs;
+    // The allowance for bytes comes from what this client sends and asks for,
+    // never from anything the server says, so a trickling server cannot stretch it.
+    const bytes = (body?.length ?? 0) + (o.expectBytes ?? 0);
+    const budget = (o.deadlineMs ?? this.options.deadlineMs) +
+      Math.ceil(bytes / this.options.deadlineBytesPerSecond * 1000);
     const run: RunState = { expired: false, conn: null };
     let timer: ReturnType<typeof setTimeout> | undefined;
     const deadline = new Promise<never>((_, reject) => {
