@@ -23,7 +23,12 @@ import {
 } from "../../lib/crypto/mod.ts";
 import { toHex } from "../../lib/codec/mod.ts";
 import { encodingParamsBytesForTest } from "./immutable_helpers.ts";
-import { parseStorageUrl, StorageClient, StorageDeadlineError } from "../../lib/storage/mod.ts";
+import {
+  parseStorageUrl,
+  PinMismatchError,
+  StorageClient,
+  StorageDeadlineError,
+} from "../../lib/storage/mod.ts";
 import { TestGrid } from "../helpers/grid.ts";
 import { GridNode } from "../../lib/roles/gridnode.ts";
 import { ROTATE_EVERY } from "../../lib/discovery/refresh.ts";
@@ -31,6 +36,7 @@ import { setConfig, startJoinedGrid } from "../helpers/joined_grid.ts";
 import { freePort, startStorageServer } from "../helpers/storage_process.ts";
 import {
   HostileProxy,
+  identityOf,
   type RecordedRequest,
   send,
   tcpBlackhole,
@@ -480,6 +486,25 @@ Deno.test(
     } finally {
       node?.close();
       await proxy?.close();
+      await g.close();
+    }
+  },
+);
+
+Deno.test(
+  "harness: a server answering with another server's certificate is refused before any byte is sent",
+  opts,
+  async () => {
+    const g = await TestGrid.start(2);
+    const proxy = await HostileProxy.start(g.servers[0].node.dir, g.servers[0].url);
+    const client = new StorageClient(parseStorageUrl(proxy.url), { timeoutMs: 2000 });
+    try {
+      proxy.useIdentity(await identityOf(g.servers[1].node.dir));
+      await assertRejects(() => client.version(), PinMismatchError);
+      assertEquals(proxy.requests.length, 0, "no request (and so no swissnum) reached it");
+    } finally {
+      client.close();
+      await proxy.close();
       await g.close();
     }
   },
