@@ -81,13 +81,14 @@ function keys(seed: Uint8Array) {
   const writekey = th(T + "writekey", seed);
   const readkey = th(T + "readkey", writekey);
   const pub = publicKey(seed);
+  const fingerprint = th(T + "fingerprint", pub);
   return {
     seed,
     publicKey: pub,
     writekey,
     readkey,
-    storageIndex: th(T + "storage-index", readkey).slice(0, 16),
-    fingerprint: th(T + "fingerprint", pub),
+    storageIndex: th(T + "storage-index", fingerprint).slice(0, 16),
+    fingerprint,
   };
 }
 function ctr(key: Uint8Array, data: Uint8Array): Uint8Array {

@@ -17,7 +17,7 @@
  * changed GSAs are fetched; a server without watches gets that batch read only.
  */
 import { base32Encode, bytesEqual, fromHex, toHex } from "../codec/mod.ts";
-import { storageIndexFromReadkey } from "../crypto/mod.ts";
+import { storageIndexFromFingerprint } from "../crypto/mod.ts";
 import {
   CHECKSTRING_SIZE,
   decodeDirectoryDoc,
@@ -156,7 +156,7 @@ function rotate<T>(items: T[], by: number): T[] {
 
 function gsaKeys(readcapText: string): MutableVerifyKeys & { readkey: Uint8Array } {
   const { readkey, fingerprint } = parseReadcap(readcapText);
-  return { readkey, fingerprint, storageIndex: storageIndexFromReadkey(readkey) };
+  return { readkey, fingerprint, storageIndex: storageIndexFromFingerprint(fingerprint) };
 }
 
 function parseReadcap(text: string): { readkey: Uint8Array; fingerprint: Uint8Array } {
@@ -318,7 +318,7 @@ export async function refreshDiscovery(
   const fanout = Math.max(1, opts.fanout ?? 2);
   const gsdReadkey = intro.gsdReadcap.readkey;
   const gsdKeys = {
-    storageIndex: storageIndexFromReadkey(gsdReadkey),
+    storageIndex: storageIndexFromFingerprint(intro.gsdReadcap.fingerprint),
     fingerprint: intro.gsdReadcap.fingerprint,
     readkey: gsdReadkey,
   };

@@ -16,7 +16,7 @@ import {
   parseCap,
   randomBytes,
   readcapOf,
-  storageIndexFromReadkey,
+  storageIndexFromFingerprint,
 } from "../../crypto/mod.ts";
 import type { ShareStore } from "../../storage/mod.ts";
 import {
@@ -218,7 +218,7 @@ export async function runAnnouncer(
   // instead of waiting for its timeout.
   const closeNow = () => grid.close();
   signal.addEventListener("abort", closeNow, { once: true });
-  const gsdSi = storageIndexFromReadkey(grid.intro.gsdReadcap.readkey);
+  const gsdSi = storageIndexFromFingerprint(grid.intro.gsdReadcap.fingerprint);
   let wake: (() => void) | null = null;
   let pending = false;
   const unlisten = store.addMutableWriteListener((si) => {
@@ -276,7 +276,7 @@ export async function renewDiscoveryLeases(
   grid: GridNode,
 ): Promise<{ renewed: number; failures: string[] }> {
   const writecap = await gsaWritecap(node.dir);
-  const slots = [storageIndexFromReadkey(grid.intro.gsdReadcap.readkey)];
+  const slots = [storageIndexFromFingerprint(grid.intro.gsdReadcap.fingerprint)];
   if (writecap !== null) slots.push(await capStorageIndex(parseCap(writecap)));
   const servers = grid.grid(grid.knownUrls([storageUrlOf(node)])).servers.all();
   let renewed = 0;

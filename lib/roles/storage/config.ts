@@ -30,6 +30,17 @@ export interface StorageConfig {
   leaseDuration: number;
   /** Seconds between garbage-collection passes. */
   gcInterval: number;
+  /** Seconds without data after which an upload in progress is dropped. */
+  incomingTimeout: number;
+  /** Most immutable uploads in progress at once. */
+  maxUploads: number;
+  /** Seconds allowed for a TLS handshake from the TCP accept. */
+  handshakeTimeout: number;
+  /** Seconds for a request head (and a small body read before authorization) from its first byte. */
+  requestTimeout: number;
+  /** Most connections open at once, and from one client address. */
+  maxConnections: number;
+  maxConnectionsPerAddress: number;
   /** Seconds between refreshes of the grid view (when joined to a grid). */
   refreshInterval: number;
 }
@@ -41,6 +52,12 @@ export const CONFIG_DEFAULTS = {
   maxBatchSlots: 4096,
   leaseDuration: "31d",
   gcInterval: "1h",
+  incomingTimeout: "5m",
+  maxUploads: 10_000,
+  handshakeTimeout: "10s",
+  requestTimeout: "30s",
+  maxConnections: 10_000,
+  maxConnectionsPerAddress: 100,
   refreshInterval: "60s",
 } as const;
 
@@ -147,6 +164,17 @@ max_batch_slots = ${CONFIG_DEFAULTS.maxBatchSlots}
 lease_duration = ${tomlString(CONFIG_DEFAULTS.leaseDuration)}
 # How often expired shares are garbage-collected.
 gc_interval = ${tomlString(CONFIG_DEFAULTS.gcInterval)}
+# An upload that receives no data for this long is dropped and its space freed.
+incoming_timeout = ${tomlString(CONFIG_DEFAULTS.incomingTimeout)}
+# Most uploads in progress at once (each is a file in storage/incoming/).
+max_uploads = ${CONFIG_DEFAULTS.maxUploads}
+# A TLS handshake must complete within this long of the connection opening.
+handshake_timeout = ${tomlString(CONFIG_DEFAULTS.handshakeTimeout)}
+# A request head (and a body of up to 64 KiB) must arrive within this long of its first byte.
+request_timeout = ${tomlString(CONFIG_DEFAULTS.requestTimeout)}
+# Most connections open at once, and from any one client address.
+max_connections = ${CONFIG_DEFAULTS.maxConnections}
+max_connections_per_address = ${CONFIG_DEFAULTS.maxConnectionsPerAddress}
 
 [discovery]
 # Once joined to a grid (shoal storage join): how often to re-read the grid service
@@ -233,6 +261,23 @@ export function parseConfig(text: string, file = "shoal.toml"): StorageConfig {
   }
   const dur = (key: string, dflt: string) =>
     conv(`storage.${key}`, () => parseDuration(str(st, "storage", key, dflt)));
+  const int = (key: string, dflt: number, min: number, max: number): number => {
+    const v = st[key] ?? dflt;
+    if (typeof v !== "number" || !Number.isSafeInteger(v) || v < min || v > max) {
+      fail(`storage.${key}`, `must be an integer ${min}..${max}`);
+    }
+    return v as number;
+  };
+  const maxConnections = int("max_connections", CONFIG_DEFAULTS.maxConnections, 1, 1_000_000);
+  const maxConnectionsPerAddress = int(
+    "max_connections_per_address",
+    CONFIG_DEFAULTS.maxConnectionsPerAddress,
+    1,
+    1_000_000,
+  );
+  if (maxConnectionsPerAddress > maxConnections) {
+    fail("storage.max_connections_per_address", "must not exceed storage.max_connections");
+  }
   return {
     nickname: nickname as string,
     listen,
@@ -243,6 +288,12 @@ export function parseConfig(text: string, file = "shoal.toml"): StorageConfig {
     maxBatchSlots: mbs as number,
     leaseDuration: dur("lease_duration", CONFIG_DEFAULTS.leaseDuration),
     gcInterval: dur("gc_interval", CONFIG_DEFAULTS.gcInterval),
+    incomingTimeout: dur("incoming_timeout", CONFIG_DEFAULTS.incomingTimeout),
+    maxUploads: int("max_uploads", CONFIG_DEFAULTS.maxUploads, 1, 10_000_000),
+    handshakeTimeout: dur("handshake_timeout", CONFIG_DEFAULTS.handshakeTimeout),
+    requestTimeout: dur("request_timeout", CONFIG_DEFAULTS.requestTimeout),
+    maxConnections,
+    maxConnectionsPerAddress,
     refreshInterval: conv(
       "discovery.refresh_interval",
       () =>
