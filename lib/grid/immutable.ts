@@ -768,7 +768,7 @@ class UploadSession {
 
   /**
    * Read back what each server stored before counting its shares as placed
-   * (docs/immutable-files.md §4.4): header and UEB (against the new cap's UEB
+   * (docs/immutable-files.md §5 step 7): header and UEB (against the new cap's UEB
    * hash), block-tree root (against the UEB's share root) and upper tree, and
    * one block chosen at random (against the block tree) with its segment's
    * ciphertext-tree leaf. A server whose read-back fails is failed as a whole;
