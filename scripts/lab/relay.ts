@@ -158,7 +158,7 @@ async function pump(
       queued -= head.data.length;
       if (!up) st.lastDown = wall();
       if (queued <= QUEUE_CAP) {
-        const r = readerWake;
+        const r = readerWake as (() => void) | null;
         readerWake = null;
         r?.();
       }
@@ -172,7 +172,7 @@ async function pump(
   await reader;
 }
 
-async function handle(conn: Deno.Conn, target: Deno.NetAddr, port: number): Promise<void> {
+async function handle(conn: Deno.TcpConn, target: Deno.NetAddr, port: number): Promise<void> {
   const peer = (conn.remoteAddr as Deno.NetAddr).hostname;
   const now = settingsFor(peer);
   if (now.blocked && now.reject) {
@@ -194,7 +194,7 @@ async function handle(conn: Deno.Conn, target: Deno.NetAddr, port: number): Prom
     conns: [conn],
   };
   conns.push(st);
-  let out: Deno.Conn | null = null;
+  let out: Deno.TcpConn | null = null;
   try {
     out = await Deno.connect({ hostname: target.hostname, port: target.port });
     st.conns.push(out);
