@@ -21,7 +21,13 @@ import {
 } from "../../lib/codec/mod.ts";
 import { kernelModuleText } from "../../lib/codec/wasm/build.ts";
 import { buildGf256Kernel } from "../../lib/codec/wasm/gf256_kernel_source.ts";
-import { kernelBytes, simdAvailable, simdVariant } from "../../lib/codec/wasm/gf256_simd.ts";
+import {
+  kernelBytes,
+  nibbleTables,
+  simdAvailable,
+  simdCombineRows,
+  simdVariant,
+} from "../../lib/codec/wasm/gf256_simd.ts";
 
 interface Vectors {
   shards: { k: number; n: number; data: string[]; shares: string[] }[];
@@ -169,5 +175,29 @@ Deno.test("erasure wasm: many rows and sources (k=128, n=256; k=20, n=250) and l
       outputs("wasm-simd", k, n, full, pick),
       outputs("typescript", k, n, full, pick),
     );
+  }
+});
+
+Deno.test("erasure wasm: the kernel multiplies every (c, b) pair of GF(2^8) correctly", () => {
+  const mul = (a: number, b: number) => {
+    let r = 0;
+    while (b) {
+      if (b & 1) r ^= a;
+      a <<= 1;
+      if (a & 0x100) a ^= 0x11d;
+      b >>= 1;
+    }
+    return r;
+  };
+  const table = new Uint8Array(65536);
+  for (let c = 0; c < 256; c++) for (let d = 0; d < 256; d++) table[c * 256 + d] = mul(c, d);
+  const src = Uint8Array.from({ length: 256 }, (_, b) => b);
+  for (let c0 = 0; c0 < 256; c0 += 8) {
+    const rows = Array.from({ length: 8 }, (_, r) => [c0 + r]);
+    const outs = rows.map(() => new Uint8Array(256));
+    simdCombineRows(outs, [src], nibbleTables(rows, 1, table), 256);
+    outs.forEach((o, r) => {
+      for (let b = 0; b < 256; b++) assert.equal(o[b], mul(c0 + r, b), `${c0 + r}·${b}`);
+    });
   }
 });
