@@ -365,7 +365,7 @@ const simd = () => simdWanted && simdAvailable();
 
 /** The kernel in use: "wasm-simd" where the runtime supports WebAssembly SIMD. */
 export function erasureKernel(): ErasureKernel {
-  return simdWanted && simdAvailable() ? "wasm-simd" : "typescript";
+  return simd() ? "wasm-simd" : "typescript";
 }
 
 /**
