@@ -19,6 +19,7 @@ import {
   erasureKernel,
   useErasureKernel,
 } from "../../lib/codec/mod.ts";
+import { simdVariant } from "../../lib/codec/wasm/gf256_simd.ts";
 
 const TOTAL = 64 * 1024 * 1024;
 const SEGMENT = 128 * 1024;
@@ -141,7 +142,8 @@ async function run(): Promise<void> {
   console.log(
     `${TOTAL / 1024 / 1024} MiB in ${segments.length} segments of ${SEGMENT / 1024} KiB, ` +
       `best of ${ROUNDS} (kernels interleaved round by round; zfec best of a run before and ` +
-      `one after), one core; default kernel here: ${original}`,
+      `one after), one core; default kernel here: ${original}` +
+      (original === "wasm-simd" ? ` (${simdVariant()})` : ""),
   );
   const kernels: ErasureKernel[] = original === "wasm-simd" ? ["wasm-simd", "typescript"] : [
     "typescript",
