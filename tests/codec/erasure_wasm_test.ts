@@ -26,6 +26,7 @@ import {
   nibbleTables,
   simdAvailable,
   simdCombineRows,
+  simdUseVariant,
   simdVariant,
 } from "../../lib/codec/wasm/gf256_simd.ts";
 
@@ -70,7 +71,10 @@ Deno.test("erasure wasm: Deno has WebAssembly SIMD, so the SIMD kernel is the de
   assert.equal(WebAssembly.validate(kernelBytes(false)), true);
   assert.equal(simdAvailable(), true);
   assert.equal(erasureKernel(), "wasm-simd");
-  assert.ok(simdVariant() === "relaxed-simd" || simdVariant() === "simd");
+  assert.equal(simdVariant(), "relaxed-simd", "Deno 2 has relaxed SIMD: the faster module loads");
+  // The fallback module loads too, so the tests below run through both.
+  assert.equal(simdUseVariant("simd"), true);
+  assert.equal(simdUseVariant("relaxed-simd"), true);
 });
 
 Deno.test("erasure wasm: vectors, tiled to SIMD lengths, through both kernels", () => {
@@ -135,36 +139,47 @@ function outputs(kind: ErasureKernel, k: number, n: number, seg: Uint8Array, pic
   });
 }
 
-Deno.test("erasure wasm: property — SIMD and TypeScript kernels give identical bytes", () => {
-  const arb = fc.integer({ min: 2, max: 256 }).chain((n) =>
-    fc.tuple(
-      fc.constant(n),
-      fc.integer({ min: 1, max: Math.min(n, 40) }),
-      fc.oneof(
-        fc.integer({ min: 0, max: 70 }), // around the 16-byte chunk
-        fc.integer({ min: 70, max: Math.floor(200_000 / n) }),
-        fc.constantFrom(16, 17, 31, 32, 33, Math.floor(300_000 / n)), // strips, odd tails
-      ),
-      fc.integer(),
-    )
-  ).map(([n, k, perShard, seed]) => ({ n, k, perShard, seed }));
-  fc.assert(
-    fc.property(arb, ({ n, k, perShard, seed }) => {
-      const len = Math.max(0, k * perShard - (seed & 1 ? Math.min(k - 1, 1) : 0));
-      const seg = new Uint8Array(len);
-      crypto.getRandomValues(seg.subarray(0, Math.min(len, 65536)));
-      // Pick k shares, as many parity ones as possible, plus some data shares.
-      const pick = Array.from({ length: n }, (_, i) => i).sort((a, b) =>
-        ((a * 2654435761 + seed) >>> 0) % 997 - ((b * 2654435761 + seed) >>> 0) % 997
-      ).slice(0, k);
-      const a = outputs("wasm-simd", k, n, seg, pick);
-      const b = outputs("typescript", k, n, seg, pick);
-      assert.deepEqual(a, b);
-      assert.equal(a.segment, digest([seg]));
-    }),
-    { numRuns: 40 },
-  );
-});
+/** Run `fn` with each module variant that loads here (relaxed SIMD, plain SIMD), then restore. */
+function eachVariant(fn: () => void): void {
+  const before = simdVariant()!;
+  try {
+    for (const v of ["relaxed-simd", "simd"] as const) if (simdUseVariant(v)) fn();
+  } finally {
+    simdUseVariant(before);
+  }
+}
+
+Deno.test("erasure wasm: property — SIMD and TypeScript kernels give identical bytes", () =>
+  eachVariant(() => {
+    const arb = fc.integer({ min: 2, max: 256 }).chain((n) =>
+      fc.tuple(
+        fc.constant(n),
+        fc.integer({ min: 1, max: Math.min(n, 40) }),
+        fc.oneof(
+          fc.integer({ min: 0, max: 70 }), // around the 16-byte chunk
+          fc.integer({ min: 70, max: Math.floor(200_000 / n) }),
+          fc.constantFrom(16, 17, 31, 32, 33, Math.floor(300_000 / n)), // strips, odd tails
+        ),
+        fc.integer(),
+      )
+    ).map(([n, k, perShard, seed]) => ({ n, k, perShard, seed }));
+    fc.assert(
+      fc.property(arb, ({ n, k, perShard, seed }) => {
+        const len = Math.max(0, k * perShard - (seed & 1 ? Math.min(k - 1, 1) : 0));
+        const seg = new Uint8Array(len);
+        crypto.getRandomValues(seg.subarray(0, Math.min(len, 65536)));
+        // Pick k shares, as many parity ones as possible, plus some data shares.
+        const pick = Array.from({ length: n }, (_, i) => i).sort((a, b) =>
+          ((a * 2654435761 + seed) >>> 0) % 997 - ((b * 2654435761 + seed) >>> 0) % 997
+        ).slice(0, k);
+        const a = outputs("wasm-simd", k, n, seg, pick);
+        const b = outputs("typescript", k, n, seg, pick);
+        assert.deepEqual(a, b);
+        assert.equal(a.segment, digest([seg]));
+      }),
+      { numRuns: 40 },
+    );
+  }));
 
 Deno.test("erasure wasm: many rows and sources (k=128, n=256; k=20, n=250) and long shards", () => {
   for (const [k, n, size] of [[128, 256, 40], [20, 250, 33], [3, 10, 349_526], [10, 20, 70_001]]) {
@@ -178,26 +193,27 @@ Deno.test("erasure wasm: many rows and sources (k=128, n=256; k=20, n=250) and l
   }
 });
 
-Deno.test("erasure wasm: the kernel multiplies every (c, b) pair of GF(2^8) correctly", () => {
-  const mul = (a: number, b: number) => {
-    let r = 0;
-    while (b) {
-      if (b & 1) r ^= a;
-      a <<= 1;
-      if (a & 0x100) a ^= 0x11d;
-      b >>= 1;
+Deno.test("erasure wasm: both module variants multiply every (c, b) pair of GF(2^8) correctly", () =>
+  eachVariant(() => {
+    const mul = (a: number, b: number) => {
+      let r = 0;
+      while (b) {
+        if (b & 1) r ^= a;
+        a <<= 1;
+        if (a & 0x100) a ^= 0x11d;
+        b >>= 1;
+      }
+      return r;
+    };
+    const table = new Uint8Array(65536);
+    for (let c = 0; c < 256; c++) for (let d = 0; d < 256; d++) table[c * 256 + d] = mul(c, d);
+    const src = Uint8Array.from({ length: 256 }, (_, b) => b);
+    for (let c0 = 0; c0 < 256; c0 += 8) {
+      const rows = Array.from({ length: 8 }, (_, r) => [c0 + r]);
+      const outs = rows.map(() => new Uint8Array(256));
+      simdCombineRows(outs, [src], nibbleTables(rows, 1, table), 256);
+      outs.forEach((o, r) => {
+        for (let b = 0; b < 256; b++) assert.equal(o[b], mul(c0 + r, b), `${c0 + r}·${b}`);
+      });
     }
-    return r;
-  };
-  const table = new Uint8Array(65536);
-  for (let c = 0; c < 256; c++) for (let d = 0; d < 256; d++) table[c * 256 + d] = mul(c, d);
-  const src = Uint8Array.from({ length: 256 }, (_, b) => b);
-  for (let c0 = 0; c0 < 256; c0 += 8) {
-    const rows = Array.from({ length: 8 }, (_, r) => [c0 + r]);
-    const outs = rows.map(() => new Uint8Array(256));
-    simdCombineRows(outs, [src], nibbleTables(rows, 1, table), 256);
-    outs.forEach((o, r) => {
-      for (let b = 0; b < 256; b++) assert.equal(o[b], mul(c0 + r, b), `${c0 + r}·${b}`);
-    });
-  }
-});
+  }));

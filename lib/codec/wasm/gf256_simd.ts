@@ -97,6 +97,19 @@ export function simdAvailable(): boolean {
 }
 
 /**
+ * For tests: load the given module variant instead of the preferred one
+ * (both compute the same bytes). Returns whether it loaded; when it did not,
+ * the kernel in use is unchanged.
+ */
+export function simdUseVariant(which: "relaxed-simd" | "simd"): boolean {
+  const k = instantiate(which === "relaxed-simd");
+  if (!k) return false;
+  kernel = k;
+  variant = which;
+  return true;
+}
+
+/**
  * Split-nibble tables for `rows` (each nsrc coefficients), in the layout
  * simdRun passes to the kernel: rows in groups of MAX_ROWS, and within a
  * group of R rows, for each source t and row r, 32 bytes at (t·R + r)·32
