@@ -53,6 +53,7 @@ const TAGS: Record<string, string> = {
   fingerprint: T + "fingerprint",
   writeEnablerMaster: T + "write-enabler-master",
   writeEnabler: T + "write-enabler",
+  slotCreation: T + "slot-creation",
   mutableDataKey: T + "mutable-data-key",
   immutableStorageIndex: T + "immutable-storage-index",
   convergence: T + "convergence",
@@ -116,8 +117,8 @@ for (let s = 0; s < 4; s++) {
   const pub = publicKey(seed);
   const writekey = await th(TAGS.writekey, seed);
   const readkey = await th(TAGS.readkey, writekey);
-  const storageIndex = (await th(TAGS.storageIndex, readkey)).slice(0, 16);
   const fingerprint = await th(TAGS.fingerprint, pub);
+  const storageIndex = (await th(TAGS.storageIndex, fingerprint)).slice(0, 16);
   const master = await th(TAGS.writeEnablerMaster, writekey);
   const serverId = await sha(enc.encode(`server ${s}`));
   const salt = (await sha(enc.encode(`salt ${s}`))).slice(0, 16);
@@ -137,6 +138,14 @@ for (let s = 0; s < 4; s++) {
     writeEnablerMaster: hex(master),
     serverId: hex(serverId),
     writeEnabler: hex(await th(TAGS.writeEnabler, master, serverId)),
+    slotCreationMessage: hex(
+      await th(
+        TAGS.slotCreation,
+        storageIndex,
+        serverId,
+        await sha(await th(TAGS.writeEnabler, master, serverId)),
+      ),
+    ),
     salt: hex(salt),
     mutableDataKey: hex(await th(TAGS.mutableDataKey, readkey, salt)),
     immutableKey: hex(immutableKey),

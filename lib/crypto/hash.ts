@@ -83,6 +83,7 @@ export const TAGS = Object.freeze(
     fingerprint: "shoal:v1:fingerprint",
     writeEnablerMaster: "shoal:v1:write-enabler-master",
     writeEnabler: "shoal:v1:write-enabler",
+    slotCreation: "shoal:v1:slot-creation",
     mutableDataKey: "shoal:v1:mutable-data-key",
     // immutable objects
     immutableStorageIndex: "shoal:v1:immutable-storage-index",

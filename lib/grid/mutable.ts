@@ -24,8 +24,10 @@ import {
   mutableDataKey,
   mutableKeysFromSeed,
   randomBytes,
+  sha256,
   sign,
-  storageIndexFromReadkey,
+  slotCreationMessage,
+  storageIndexFromFingerprint,
   taggedHash,
   verify,
   verifyLeaf,
@@ -356,7 +358,7 @@ export async function retrieve(
   keys: MutableReadKeys,
   opts: { minSeqnum?: number; servermap?: Servermap; initialReadSize?: number | null } = {},
 ): Promise<RetrieveResult> {
-  const storageIndex = storageIndexFromReadkey(keys.readkey);
+  const storageIndex = storageIndexFromFingerprint(keys.fingerprint);
   const map = opts.servermap ??
     await mapUpdate(ctx, { storageIndex, fingerprint: keys.fingerprint }, opts);
   const problems: RetrieveResult["problems"] = [];
@@ -515,10 +517,15 @@ export async function publish(
     }
     const lease = leaseSecrets(ctx.leaseSecret, keys.storageIndex, server.serverId);
     try {
+      const we = writeEnabler(master, server.serverId);
+      // A server creates the slot only for the signing key's holder (storage-protocol.md §6.3).
+      const msg = slotCreationMessage(keys.storageIndex, server.serverId, sha256(we));
+      const slotProof = { verifyKey: keys.publicKey, signature: await sign(keys.seed, msg) };
       const res = await server.storage.readTestWrite(keys.storageIndex, {
-        writeEnabler: writeEnabler(master, server.serverId),
+        writeEnabler: we,
         leaseRenew: lease.renew,
         leaseCancel: lease.cancel,
+        slotProof,
       }, { testWriteVectors: vectors, readVector: [{ offset: 0, size: CHECKSTRING_SIZE }] });
       // Anything there we did not see is a surprise: another writer got in.
       for (const r of res.reads) {

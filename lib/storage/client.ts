@@ -40,6 +40,7 @@ import {
   type ReadTestWriteResponse,
   SECRET_BYTES,
   type ServerVersion,
+  type SlotProof,
   STORAGE_INDEX_BYTES,
   type UploadResponse,
   WATCH_DIGEST_BYTES,
@@ -376,7 +377,13 @@ export class StorageClient {
 
   async readTestWrite(
     si: Uint8Array,
-    s: { writeEnabler: Uint8Array; leaseRenew: Uint8Array; leaseCancel: Uint8Array },
+    s: {
+      writeEnabler: Uint8Array;
+      leaseRenew: Uint8Array;
+      leaseCancel: Uint8Array;
+      /** Sent so that the call may create the slot (protocol §6.3). */
+      slotProof?: SlotProof;
+    },
     req: ReadTestWriteRequest,
   ): Promise<ReadTestWriteResponse> {
     const headers = [
@@ -394,6 +401,9 @@ export class StorageClient {
         };
       }),
       readVector: req.readVector.map((x) => ({ offset: x.offset, size: x.size })),
+      ...(s.slotProof
+        ? { createSlot: { verifyKey: s.slotProof.verifyKey, signature: s.slotProof.signature } }
+        : {}),
     });
     const r = await this.#call("POST", `/mutable/${this.#si(si)}/read-test-write`, headers, body, {
       ok: [200],

@@ -13,3 +13,4 @@ export interface BenchSection {
 }
 
 export const sections: BenchSection[] = [crypto, erasure, storage, mutable, discovery, immutable];
+sections.push((await import("./lab.ts")).section);

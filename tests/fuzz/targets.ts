@@ -793,14 +793,11 @@ const httpRequest: FuzzTarget = {
 
 /**
  * Chunked framing requires CRLF after every chunk-size and trailer line: a
- * chunked request in which one of those CRLFs is a bare LF must be refused.
- * KNOWN BUG (#11.16, lib/storage/https_server.ts, not this slice's file): the
- * server accepts a bare LF in chunk-size and trailer lines (reproduced: 200
- * for "3\nabc\r\n0\r\n\r\n"). Reported; un-mark `known` once fixed.
+ * chunked request in which one of those CRLFs is a bare LF must be refused
+ * (#11.16; this target found the server accepting them before the fix).
  */
 const httpRequestCrlf: FuzzTarget = {
   name: "http-request-crlf",
-  known: "#11.16: bare LF accepted in chunk-size and trailer lines",
   quickRuns: 20,
   run(params) {
     current = "http-request-crlf";
