@@ -20,6 +20,7 @@ export {
   slotCreationMessage,
   storageIndexFromFingerprint,
   storageIndexFromPublicKey,
+  uploadSecret,
   writeEnabler,
   writeEnablerMaster,
   writekeyFromSeed,
