@@ -6,6 +6,7 @@ import {
   serversReport,
 } from "../roles/client/mod.ts";
 import { fileCommands } from "./client_files.ts";
+import { treeCommands } from "./client_trees.ts";
 import {
   type Command,
   DIR_OPTION,
@@ -125,4 +126,5 @@ export const clientCommands: Command[] = [
     },
   },
   ...fileCommands,
+  ...treeCommands,
 ];

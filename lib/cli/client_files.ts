@@ -13,6 +13,7 @@ import {
   removeAlias,
   renewLeases,
   type SessionOptions,
+  walkPath,
 } from "../roles/client/mod.ts";
 import {
   CliError,
@@ -43,7 +44,7 @@ function sessionOptions(ctx: CommandContext, quiet: boolean): SessionOptions {
 }
 
 /** Run `fn` with a session on --dir; FilesError becomes a usage error (2) or a failure (1). */
-async function withSession<T>(
+export async function withSession<T>(
   ctx: CommandContext,
   quiet: boolean,
   fn: (s: FileSession) => Promise<T>,
@@ -82,11 +83,18 @@ function longRow(r: LsRow): string {
   }`;
 }
 
+const CHECK_REPAIR_OPTION = {
+  type: "boolean",
+  help: "repair the object when it is not healthy (as 'repair')",
+} as const;
+
 const healthCommand = (name: "check" | "verify" | "repair", summary: string): Command => ({
   name,
   summary,
   usage: name === "repair"
     ? "--dir DIR [--verify] [--json] CAP|PATH"
+    : name === "check"
+    ? "--dir DIR [--repair] [--json] CAP|PATH"
     : "--dir DIR [--json] CAP|PATH",
   description: name === "repair"
     ? `
@@ -104,12 +112,16 @@ server. Exit code 0 when the object is healthy after repair, 1 when it is not.`
         help: "check every block first; shares with a bad block count as missing",
       },
     }
+    : name === "check"
+    ? { dir: DIR_OPTION, json: JSON_OPTION, repair: CHECK_REPAIR_OPTION }
     : { dir: DIR_OPTION, json: JSON_OPTION },
   positionals: ["CAP|PATH"],
   async run(ctx) {
     const json = ctx.values.json === true;
     const verify = ctx.values.verify === true;
-    const rep = await withSession(ctx, json, (s) => s.health(ctx.positionals[0], name, { verify }));
+    // `check --repair` is `repair` (docs/client-commands.md §4).
+    const mode = name === "check" && ctx.values.repair === true ? "repair" : name;
+    const rep = await withSession(ctx, json, (s) => s.health(ctx.positionals[0], mode, { verify }));
     if (json) {
       ctx.out(
         JSON.stringify(
@@ -156,6 +168,29 @@ object on every server holding it. Exit code 1 when some object was found on no 
     return rep.missing || rep.problems.length ? EXIT_FAILURE : undefined;
   },
 };
+
+const LS_RECURSIVE_OPTION = {
+  type: "boolean",
+  short: "R",
+  help: "list everything below, one path per line (each object once)",
+} as const;
+
+/** `ls -R`: every path below the directory, sorted, directories with a trailing '/'. */
+async function lsRecursive(ctx: CommandContext): Promise<void> {
+  const objs = await withSession(ctx, true, (s) => walkPath(s, ctx.positionals[0]));
+  const rows = objs.filter((o) => o.rel !== "").map((o) =>
+    ctx.values.json
+      ? { path: o.rel, type: o.kind, size: o.size }
+      : `${o.rel}${o.kind === "directory" ? "/" : ""}`
+  );
+  rows.sort((a, b) => {
+    const x = typeof a === "string" ? a : a.path;
+    const y = typeof b === "string" ? b : b.path;
+    return x < y ? -1 : x > y ? 1 : 0;
+  });
+  if (ctx.values.json) ctx.out(JSON.stringify(rows, null, 2));
+  else for (const r of rows) ctx.out(r as string);
+}
 
 export const fileCommands: Command[] = [
   {
@@ -233,14 +268,16 @@ DEST is a directory; an existing mutable file at DEST (writecap held) is overwri
   {
     name: "ls",
     summary: "list a directory (or describe a file)",
-    usage: "--dir DIR [--json] [-l] CAP|PATH",
+    usage: "--dir DIR [--json] [-l] [-R] CAP|PATH",
     options: {
       dir: DIR_OPTION,
       json: { type: "boolean", help: "print JSON (entries with their caps)" },
       long: { type: "boolean", short: "l", help: "type, access, size and modification time" },
+      recursive: LS_RECURSIVE_OPTION,
     },
     positionals: ["CAP|PATH"],
     async run(ctx) {
+      if (ctx.values.recursive) return await lsRecursive(ctx);
       const res = await withSession(ctx, true, (s) => s.ls(ctx.positionals[0]));
       if (ctx.values.json) {
         ctx.out(JSON.stringify(res, null, 2));

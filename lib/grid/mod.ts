@@ -5,6 +5,7 @@ export * from "./mutable_share.ts";
 export * from "./mutable.ts";
 export * from "./dirnode.ts";
 export * from "./immutable.ts";
+export * from "./mutable_respread.ts";
 export {
   decodeUeb,
   DEFAULT_SEGMENT_SIZE,

@@ -32,6 +32,7 @@ import {
   sharesOf,
 } from "./api.ts";
 import { DASHBOARD_CSS, DASHBOARD_HTML, DASHBOARD_JS } from "./dashboard.ts";
+import { recordUpload } from "../roles/client/uploads.ts";
 import { RefreshHistory, ServerProbe, type StatusReport, statusReport } from "./status.ts";
 
 export const API_TOKEN_FILE = "private/api-token";
@@ -324,6 +325,7 @@ export async function startClientGateway(
       convergenceSecret: deps.convergenceSecret,
       getGrid: () => gridOf(node, gridNode),
       resolveAlias: async (name) => (await loadAliases(node.dir)).get(name) ?? null,
+      recordUpload: (cap) => recordUpload(node.dir, cap, null),
     },
     status: () =>
       statusReport(gridNode.state, probe, history, {

@@ -45,6 +45,7 @@ import {
   splitLast,
 } from "./paths.ts";
 import type { Progress } from "./progress.ts";
+import { recordUpload } from "./uploads.ts";
 
 export { FilesError } from "./paths.ts";
 
@@ -446,6 +447,7 @@ export class FileSession {
       }
       const { writecap } = await this.#guard(() => grid.createMutableFile(bytes));
       if (target?.dir) await this.#link(target.dir, target.name!, writecap, sizeMeta(bytes.length));
+      if (!target) await recordUpload(this.node.dir, writecap, srcName); // kept by upkeep
       return writecap;
     }
 
@@ -466,6 +468,7 @@ export class FileSession {
       }
     }
     if (target?.dir) await this.#link(target.dir, target.name!, cap, sizeMeta(size));
+    if (!target) await recordUpload(this.node.dir, cap, srcName); // kept by upkeep
     return cap;
   }
 
