@@ -33,6 +33,7 @@ import {
 } from "./api.ts";
 import { DASHBOARD_CSS, DASHBOARD_HTML, DASHBOARD_JS } from "./dashboard.ts";
 import { recordUpload } from "../roles/client/uploads.ts";
+import type { UpkeepStatus } from "../roles/client/upkeep.ts";
 import { RefreshHistory, ServerProbe, type StatusReport, statusReport } from "./status.ts";
 
 export const API_TOKEN_FILE = "private/api-token";
@@ -295,7 +296,12 @@ async function gridOf(node: ClientNode, gridNode: GridNode): Promise<Grid> {
  */
 export async function startClientGateway(
   node: ClientNode,
-  deps: { convergenceSecret: () => Promise<Uint8Array>; signal: AbortSignal },
+  deps: {
+    convergenceSecret: () => Promise<Uint8Array>;
+    signal: AbortSignal;
+    /** The upkeep section of /api/status (lib/roles/client/upkeep.ts). */
+    upkeep?: () => UpkeepStatus;
+  },
 ): Promise<ClientGateway> {
   const token = await loadApiToken(node.dir);
   const tmpDir = `${node.dir}/${WEB_TMP_DIR}`;
@@ -327,12 +333,14 @@ export async function startClientGateway(
       resolveAlias: async (name) => (await loadAliases(node.dir)).get(name) ?? null,
       recordUpload: (cap) => recordUpload(node.dir, cap, null),
     },
-    status: () =>
-      statusReport(gridNode.state, probe, history, {
+    status: () => ({
+      ...statusReport(gridNode.state, probe, history, {
         role: "client",
         nickname: node.config.nickname,
         refreshInterval: node.config.refreshInterval,
       }),
+      upkeep: deps.upkeep?.() ?? null,
+    }),
   }, node.config.webPort).catch((e) => {
     deps.signal.removeEventListener("abort", onAbort);
     throw e;

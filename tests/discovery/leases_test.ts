@@ -16,7 +16,7 @@ Deno.test(
     // 4-second leases, garbage collection every second.
     const g = await startJoinedGrid({
       servers: 3,
-      storage: { lease_duration: "4s", gc_interval: "1s" },
+      storage: { lease_duration: "4s", gc_interval: "1s", gc: "age" },
     });
     try {
       const C = g.clientDir;

@@ -19,6 +19,7 @@ import {
 import type { Grid } from "../../grid/mod.ts";
 import { type ClientGateway, startClientGateway } from "../../web/mod.ts";
 import { GridNode } from "../gridnode.ts";
+import { loadUpkeepConfig, Upkeep } from "./upkeep.ts";
 import {
   exists,
   loadOrCreateSecret,
@@ -269,9 +270,12 @@ export async function runClient(
   opts: RunClientOptions = {},
 ): Promise<void> {
   const intervalMs = node.config.refreshInterval * 1000;
+  // Upkeep (docs/leases-and-upkeep.md): lease renewal and repair of everything held.
+  const upkeep = new Upkeep(node, await loadUpkeepConfig(node.dir), log);
   const gw = opts.web === false ? null : await startClientGateway(node, {
     signal,
     convergenceSecret: () => convergenceSecret(node),
+    upkeep: () => upkeep.status(),
   }).catch((e) => {
     log(`web gateway not started: ${(e as Error).message}`);
     opts.onGatewayFailed?.((e as Error).message);
@@ -283,7 +287,7 @@ export async function runClient(
     opts.onGateway?.({ url: gw.url, dashboardUrl: `${gw.url}?token=${gw.token}` });
   }
   try {
-    await refreshLoop(node, signal, log, intervalMs, gw);
+    await Promise.all([refreshLoop(node, signal, log, intervalMs, gw), upkeep.run(signal)]);
   } finally {
     await gw?.close();
   }
