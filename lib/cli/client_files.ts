@@ -48,11 +48,12 @@ export async function withSession<T>(
   ctx: CommandContext,
   quiet: boolean,
   fn: (s: FileSession) => Promise<T>,
+  extra: Partial<SessionOptions> = {},
 ): Promise<T> {
   const dir = requireString(ctx.values, "dir");
   let session: FileSession | null = null;
   try {
-    session = await FileSession.open(dir, sessionOptions(ctx, quiet));
+    session = await FileSession.open(dir, { ...sessionOptions(ctx, quiet), ...extra });
     return await fn(session);
   } catch (e) {
     if (e instanceof FilesError) {
@@ -192,6 +193,33 @@ async function lsRecursive(ctx: CommandContext): Promise<void> {
   else for (const r of rows) ctx.out(r as string);
 }
 
+/**
+ * Run `fn` with an AbortSignal that SIGINT (Ctrl-C) or SIGTERM aborts: an upload
+ * in progress then aborts its allocations on every server before the command
+ * exits 1 (docs/leases-and-upkeep.md §7). A second signal exits at once.
+ */
+async function whileInterruptible<T>(
+  ctx: CommandContext,
+  fn: (signal: AbortSignal) => Promise<T>,
+): Promise<T> {
+  const ac = new AbortController();
+  const onSignal = () => {
+    if (ac.signal.aborted) Deno.exit(130);
+    ctx.err("shoal: interrupted; aborting the upload on every server (interrupt again to quit now)");
+    ac.abort(new CliError("interrupted: the upload was aborted on every server"));
+  };
+  const signals: Deno.Signal[] = ["SIGINT", "SIGTERM"];
+  for (const s of signals) Deno.addSignalListener(s, onSignal);
+  try {
+    return await fn(ac.signal);
+  } catch (e) {
+    if (ac.signal.aborted) throw ac.signal.reason;
+    throw e;
+  } finally {
+    for (const s of signals) Deno.removeSignalListener(s, onSignal);
+  }
+}
+
 export const fileCommands: Command[] = [
   {
     name: "put",
@@ -217,17 +245,19 @@ DEST is a directory; an existing mutable file at DEST (writecap held) is overwri
           "--no-convergence applies to immutable files only; drop it or --mutable",
         );
       }
-      const cap = await withSession(ctx, false, (s) =>
-        s.put(
-          file === "-"
-            ? { kind: "stream", stream: Deno.stdin.readable }
-            : { kind: "file", path: file },
-          dest,
-          {
-            mutable: ctx.values.mutable === true,
-            convergence: ctx.values["no-convergence"] !== true,
-          },
-        ));
+      const cap = await whileInterruptible(ctx, (signal) =>
+        withSession(ctx, false, (s) =>
+          s.put(
+            file === "-"
+              ? { kind: "stream", stream: Deno.stdin.readable }
+              : { kind: "file", path: file },
+            dest,
+            {
+              mutable: ctx.values.mutable === true,
+              convergence: ctx.values["no-convergence"] !== true,
+            },
+          ), { signal })
+      );
       ctx.out(cap);
     },
   },

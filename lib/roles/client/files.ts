@@ -61,6 +61,8 @@ export interface SessionOptions {
   log?: (line: string) => void;
   /** A progress display for a transfer of `total` bytes, or undefined for none. */
   progress?: (label: string, total: number) => Progress | undefined;
+  /** Aborts uploads in progress (Ctrl-C): their allocations are aborted on every server. */
+  signal?: AbortSignal;
 }
 
 /** An object reached by a path: its cap (the strongest held) and where it came from. */
@@ -594,6 +596,7 @@ export class FileSession {
           happy,
           convergenceSecret: secret,
           onProgress: prog ? (d, t) => prog.update(d, t) : undefined,
+          signal: this.opts.signal,
         })
       );
       this.stats.files++;

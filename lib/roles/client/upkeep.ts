@@ -178,6 +178,20 @@ export class Upkeep {
       }${this.config.renewInterval ? "s" : ""}`,
     );
     await Promise.all([this.#leaseLoop(signal), this.#checkLoop(signal)]);
+    this.#say(this.stopNotice());
+  }
+
+  /** What stopping means for what this node holds (said when `client run` stops). */
+  stopNotice(): string {
+    const r = this.#status.lastRenewal;
+    const lease = this.#status.leaseDuration;
+    if (!r || lease === null) {
+      return "stopping before any lease renewal: objects keep the leases they had";
+    }
+    const until = new Date((r.at + lease) * 1000).toISOString();
+    return `stopping: the leases on the ${r.objects} object(s) held last until about ${until} ` +
+      `(${lease}s after the last renewal); servers that collect garbage may delete them after ` +
+      "that unless 'shoal client run' runs again";
   }
 
   async #leaseDuration(grid: Grid): Promise<number | null> {
