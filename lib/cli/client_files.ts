@@ -205,7 +205,9 @@ async function whileInterruptible<T>(
   const ac = new AbortController();
   const onSignal = () => {
     if (ac.signal.aborted) Deno.exit(130);
-    ctx.err("shoal: interrupted; aborting the upload on every server (interrupt again to quit now)");
+    ctx.err(
+      "shoal: interrupted; aborting the upload on every server (interrupt again to quit now)",
+    );
     ac.abort(new CliError("interrupted: the upload was aborted on every server"));
   };
   const signals: Deno.Signal[] = ["SIGINT", "SIGTERM"];
@@ -256,8 +258,7 @@ DEST is a directory; an existing mutable file at DEST (writecap held) is overwri
               mutable: ctx.values.mutable === true,
               convergence: ctx.values["no-convergence"] !== true,
             },
-          ), { signal })
-      );
+          ), { signal }));
       ctx.out(cap);
     },
   },

@@ -123,7 +123,11 @@ Deno.test(
         );
       }
       const r2 = await run(["client", "get", "--dir", C2, other]);
-      assertEquals(r2.code, 0, "the other running client's upload survives: " + r2.stderr);
+      assertEquals(
+        r2.code,
+        0,
+        "the other running client's upload survives: " + r2.stderr + run2.stdout(),
+      );
       const servers = JSON.parse(
         await ok(["client", "servers", "--dir", C2, "--json", "--refresh"]),
       );

@@ -203,19 +203,22 @@ export class Upkeep {
   }
 
   async #leaseLoop(signal: AbortSignal): Promise<void> {
+    let backoff = 1;
     while (!signal.aborted) {
       const started = Date.now();
-      let every = this.config.renewInterval ?? 3600;
+      let every: number;
       try {
         every = await this.renewRound(signal);
+        backoff = 1;
       } catch (e) {
         if (signal.aborted) break;
+        // Retry soon (no servers known yet, all unreachable, ...), backing off to a quarter interval.
+        const cap = (this.#status.renewInterval ?? this.config.renewInterval ?? 3600) / 4;
+        every = Math.min(backoff, Math.max(1, cap));
+        backoff = Math.min(backoff * 2, Math.max(1, cap));
         this.#say(
-          `lease renewal round failed (retrying in ${Math.ceil(every / 4)}s): ${
-            (e as Error).message
-          }`,
+          `lease renewal round failed (retrying in ${Math.ceil(every)}s): ${(e as Error).message}`,
         );
-        every = every / 4;
       }
       this.#status.nextRenewal = Math.floor((started + every * 1000) / 1000);
       await sleep(Math.max(100, started + every * 1000 - Date.now()), signal);
@@ -296,16 +299,23 @@ export class Upkeep {
   async #checkLoop(signal: AbortSignal): Promise<void> {
     // The first check soon after start (the refresh loop has had a moment to run).
     await sleep(Math.min(this.config.checkInterval, 5) * 1000, signal);
+    let backoff = 1;
     while (!signal.aborted) {
       const started = Date.now();
+      let every = this.config.checkInterval;
       try {
         await this.checkRound(signal);
+        backoff = 1;
       } catch (e) {
         if (signal.aborted) break;
-        this.#say(`health check failed: ${(e as Error).message}`);
+        every = Math.min(backoff, every);
+        backoff = Math.min(backoff * 2, this.config.checkInterval);
+        this.#say(
+          `health check failed (retrying in ${Math.ceil(every)}s): ${(e as Error).message}`,
+        );
       }
-      this.#status.nextCheck = Math.floor((started + this.config.checkInterval * 1000) / 1000);
-      await sleep(Math.max(100, started + this.config.checkInterval * 1000 - Date.now()), signal);
+      this.#status.nextCheck = Math.floor((started + every * 1000) / 1000);
+      await sleep(Math.max(100, started + every * 1000 - Date.now()), signal);
     }
   }
 
