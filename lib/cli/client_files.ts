@@ -147,13 +147,14 @@ server. Exit code 0 when the object is healthy after repair, 1 when it is not.`
 const renewLeasesCommand: Command = {
   name: "renew-leases",
   summary:
-    "renew this node's leases on everything reachable from the given paths (default: every alias)",
+    "renew this node's leases on everything reachable from the given paths (default: all held)",
   usage: "--dir DIR [--json] [CAP|PATH]...",
   description: `
-Storage servers garbage-collect shares whose leases have all expired (31 days by default). Run this
-regularly (e.g. weekly, from cron) to keep your files: it walks every directory reachable from the
-given paths or caps (all aliases when none are given) and adds or renews this node's lease on each
-object on every server holding it. Exit code 1 when some object was found on no server.`,
+Storage servers with garbage collection on delete shares whose leases have all expired (31 days by
+default). 'shoal client run' renews by itself; without it, run this regularly (e.g. weekly, from
+cron): it walks every directory reachable from the given paths or caps (when none are given: every
+alias and every recorded unlinked upload) and adds or renews this node's lease on each object on
+every server holding it. Exit code 1 when some object was found on no server.`,
   options: { dir: DIR_OPTION, json: JSON_OPTION },
   positionals: ["[CAP|PATH]..."],
   async run(ctx) {

@@ -24,6 +24,8 @@ Deno.test(
       const cap = await shoalOk(["client", "put", "--dir", C, "--mutable", "-"]);
       assert(cap.startsWith("shoal:MUT-W1:"), "put printed a mutable writecap");
       assertEquals((await runShoal(["client", "get", "--dir", C, cap])).code, 0);
+      // An unlinked upload is recorded (and so renewed); forgetting it leaves it to expire.
+      await shoalOk(["client", "forget", "--dir", C, cap]);
       // A file under an alias, kept alive by `renew-leases`.
       await shoalOk(["client", "alias", "create", "--dir", C, "home"]);
       const kept = await shoalOk(["client", "put", "--dir", C, "--mutable", "-", "home:kept"]);

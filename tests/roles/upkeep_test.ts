@@ -80,10 +80,20 @@ Deno.test(
       const gone = await ok(["client", "put", ...d, "-"], testBytes(900, 17));
       await ok(["client", "forget", ...d, gone]);
       assertEquals((await run(["client", "forget", ...d, gone])).code, 1, "forgotten once");
+      // An upload through the web gateway (the dashboard's form: PUT /uri) is recorded too.
+      const gw = /dashboard: (http:\/\/[^\s?]+)\?token=(\S+)/.exec(run1.stdout());
+      assert(gw, run1.stdout());
+      const up = await fetch(`${gw[1]}uri`, {
+        method: "PUT",
+        headers: { authorization: `Bearer ${gw[2]}` },
+        body: new Uint8Array(testBytes(800, 19)),
+      });
+      const webCap = (await up.text()).trim();
+      assertEquals(up.status, 201, webCap);
 
       // 20 s: over three lease durations, twenty collection cycles.
       await sleep(20_000);
-      const held = ["home:a.txt", "home:sub/b.txt", "home:sub/m", u1, u2, u3];
+      const held = ["home:a.txt", "home:sub/b.txt", "home:sub/m", u1, u2, u3, webCap];
       for (const x of held) {
         const r = await run(["client", "get", ...d, x]);
         assertEquals(r.code, 0, `${x.slice(0, 12)} kept: ${r.stderr}\n${run1.stdout()}`);
@@ -94,7 +104,7 @@ Deno.test(
         "the forgotten upload was collected",
       );
       const log1 = run1.stdout();
-      assert(/upkeep: renewed \d+ lease\(s\) on 8 object\(s\)/.test(log1), log1);
+      assert(/upkeep: renewed \d+ lease\(s\) on 9 object\(s\)/.test(log1), log1);
       assert(!log1.includes("shoal:"), "no cap in the log");
       // The dashboard's data carries the upkeep section.
       const m = /dashboard: (http:\/\/[^\s?]+)\?token=(\S+)/.exec(log1);
@@ -102,7 +112,7 @@ Deno.test(
       const st = await fetch(`${m[1]}api/status`, { headers: { authorization: `Bearer ${m[2]}` } });
       const body = await st.json();
       assertEquals(st.status, 200, JSON.stringify(body));
-      assertEquals(body.upkeep.objects, 8);
+      assertEquals(body.upkeep.objects, 9);
       assert(body.upkeep.lastRenewal.renewed > 0);
       assertEquals(body.upkeep.failures, []);
       assert(!JSON.stringify(body).includes("shoal:"), "no cap on the dashboard");
@@ -113,7 +123,7 @@ Deno.test(
         run1.stdout(),
       );
       assert(notice, run1.stdout());
-      assertEquals(notice[1], "8");
+      assertEquals(notice[1], "9");
       await sleep(9_000);
       for (const x of held) {
         assertEquals(

@@ -9,7 +9,8 @@
  *   lease duration the servers announce: 31-day leases are renewed about
  *   weekly, three weeks before they would expire), renew this node's lease on
  *   every object at every server holding a share of it, spread evenly over
- *   half the interval rather than in one burst. A renewal that fails is
+ *   half the interval (at most an hour) rather than in one burst, in a fresh
+ *   random order each round. A renewal that fails is
  *   retried within the round and again in the next; every failure is logged
  *   and shown on the dashboard.
  * - **health**: every `check_interval` (default 1 hour), check every object
@@ -104,6 +105,8 @@ export interface UpkeepStatus {
 }
 
 const LOG_MEMORY = 100;
+/** Longest time (seconds) one round of renewals is spread over. */
+const MAX_SPREAD = 3600;
 const now = () => Math.floor(Date.now() / 1000);
 
 /** Roots of everything this node holds: its aliases, then its recorded unlinked uploads. */
@@ -236,7 +239,13 @@ export class Upkeep {
     const objs = await walkTree(grid, await heldRoots(this.#node.dir), { signal });
     await locateImmutables(grid, objs);
     this.#status.objects = objs.length;
-    const spreadMs = (every * 1000) / 2;
+    // Spread over half the interval, at most an hour (a node restarted daily still renews
+    // everything), in a fresh random order each round (no object is always last).
+    const spreadMs = Math.min(every / 2, MAX_SPREAD) * 1000;
+    for (let i = objs.length - 1; i > 0; i--) {
+      const j = Math.floor(Math.random() * (i + 1));
+      [objs[i], objs[j]] = [objs[j], objs[i]];
+    }
     const t0 = Date.now();
     let renewed = 0;
     let missing = 0;
