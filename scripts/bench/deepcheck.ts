@@ -15,6 +15,7 @@ import { formatCap, parseCap, randomBytes, readcapOf } from "../../lib/crypto/mo
 import { ClientPool } from "../../lib/discovery/mod.ts";
 import { type DirEntry, Grid, mapLimit, ServerList } from "../../lib/grid/mod.ts";
 import { deepCheck } from "../../lib/roles/client/deepcheck.ts";
+import { healthOf, locateImmutables, walkTree } from "../../lib/roles/client/walk.ts";
 import { line, machineLine, ms, startServers } from "./harness.ts";
 import type { BenchSection } from "./sections.ts";
 
@@ -88,6 +89,22 @@ async function run(): Promise<void> {
         "  requests per server (max / mean)",
         `${r.max} / ${r.mean.toFixed(0)}`,
         `ratio to objects: ${(r.max / objects).toFixed(4)} (max)`,
+      );
+    }
+
+    // Where the time goes: the walk (directories, batch-read), the batch-list, health.
+    {
+      await servers.reset();
+      const w0 = performance.now();
+      const objs = await walkTree(grid, [{ cap: root, path: "root:" }]);
+      const w1 = performance.now();
+      await locateImmutables(grid, objs);
+      const w2 = performance.now();
+      for (const o of objs) healthOf(o, 7, 10);
+      const w3 = performance.now();
+      line(
+        "  phases: walk+list directories / batch-list files / health",
+        `${ms(w1 - w0)} / ${ms(w2 - w1)} / ${ms(w3 - w2)}`,
       );
     }
 
