@@ -53,11 +53,13 @@ const TAGS: Record<string, string> = {
   fingerprint: T + "fingerprint",
   writeEnablerMaster: T + "write-enabler-master",
   writeEnabler: T + "write-enabler",
+  slotCreation: T + "slot-creation",
   mutableDataKey: T + "mutable-data-key",
   immutableStorageIndex: T + "immutable-storage-index",
   convergence: T + "convergence",
   leaseRenew: T + "lease-renew",
   leaseCancel: T + "lease-cancel",
+  uploadSecret: T + "upload-secret",
   hashTreeNode: T + "hash-tree-node",
   hashTreeEmpty: T + "hash-tree-empty",
   blockHash: T + "block-hash",
@@ -116,8 +118,8 @@ for (let s = 0; s < 4; s++) {
   const pub = publicKey(seed);
   const writekey = await th(TAGS.writekey, seed);
   const readkey = await th(TAGS.readkey, writekey);
-  const storageIndex = (await th(TAGS.storageIndex, readkey)).slice(0, 16);
   const fingerprint = await th(TAGS.fingerprint, pub);
+  const storageIndex = (await th(TAGS.storageIndex, fingerprint)).slice(0, 16);
   const master = await th(TAGS.writeEnablerMaster, writekey);
   const serverId = await sha(enc.encode(`server ${s}`));
   const salt = (await sha(enc.encode(`salt ${s}`))).slice(0, 16);
@@ -126,6 +128,7 @@ for (let s = 0; s < 4; s++) {
   const params = enc.encode(`3-of-10 segment 131072 #${s}`);
   const plaintextHash = await sha(enc.encode(`plaintext ${s}`));
   const leaseMaster = await sha(enc.encode(`lease master ${s}`));
+  const uploadMaster = await sha(enc.encode(`upload master ${s}`));
   const isi = (await th(TAGS.immutableStorageIndex, immutableKey)).slice(0, 16);
   derivation.push({
     seed: hex(seed),
@@ -137,6 +140,14 @@ for (let s = 0; s < 4; s++) {
     writeEnablerMaster: hex(master),
     serverId: hex(serverId),
     writeEnabler: hex(await th(TAGS.writeEnabler, master, serverId)),
+    slotCreationMessage: hex(
+      await th(
+        TAGS.slotCreation,
+        storageIndex,
+        serverId,
+        await sha(await th(TAGS.writeEnabler, master, serverId)),
+      ),
+    ),
     salt: hex(salt),
     mutableDataKey: hex(await th(TAGS.mutableDataKey, readkey, salt)),
     immutableKey: hex(immutableKey),
@@ -148,6 +159,8 @@ for (let s = 0; s < 4; s++) {
     masterLeaseSecret: hex(leaseMaster),
     leaseRenew: hex(await th(TAGS.leaseRenew, leaseMaster, storageIndex, serverId)),
     leaseCancel: hex(await th(TAGS.leaseCancel, leaseMaster, storageIndex, serverId)),
+    uploadMaster: hex(uploadMaster),
+    uploadSecret: hex(await th(TAGS.uploadSecret, uploadMaster, isi, serverId)),
   });
   const uebHash = await th(TAGS.uebHash, enc.encode(`ueb ${s}`));
   const [k, n, size] = [[1, 1, 0], [3, 10, 1000000], [1, 256, 2 ** 53 - 1], [256, 256, 7]][s];

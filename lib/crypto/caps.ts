@@ -15,11 +15,13 @@
 import { base32Decode, base32Encode, base32Length } from "../codec/base32.ts";
 import { concatBytes } from "../codec/bytes.ts";
 import { publicKeyFromSeed } from "./ed25519.ts";
+import { publicKeyFromSeedSync } from "./ed25519_sync.ts";
 import {
   fingerprintFromPublicKey,
   immutableStorageIndex,
   readkeyFromWritekey,
-  storageIndexFromReadkey,
+  storageIndexFromFingerprint,
+  storageIndexFromPublicKey,
   writekeyFromSeed,
 } from "./keys.ts";
 
@@ -334,7 +336,7 @@ export async function diminishCap(cap: Cap): Promise<Cap> {
     case "dir-read":
       return {
         kind: cap.kind === "dir-read" ? "dir-verify" : "mutable-verify",
-        storageIndex: storageIndexFromReadkey(cap.readkey),
+        storageIndex: storageIndexFromFingerprint(cap.fingerprint),
         fingerprint: new Uint8Array(cap.fingerprint),
       };
     case "immutable-read":
@@ -382,10 +384,10 @@ export function capStorageIndexSync(cap: Cap): Uint8Array {
   switch (cap.kind) {
     case "mutable-write":
     case "dir-write":
-      return storageIndexFromReadkey(readkeyFromWritekey(writekeyFromSeed(cap.seed)));
+      return storageIndexFromPublicKey(publicKeyFromSeedSync(cap.seed));
     case "mutable-read":
     case "dir-read":
-      return storageIndexFromReadkey(cap.readkey);
+      return storageIndexFromFingerprint(cap.fingerprint);
     case "immutable-read":
       return immutableStorageIndex(cap.key);
     case "mutable-verify":

@@ -83,6 +83,7 @@ export const TAGS = Object.freeze(
     fingerprint: "shoal:v1:fingerprint",
     writeEnablerMaster: "shoal:v1:write-enabler-master",
     writeEnabler: "shoal:v1:write-enabler",
+    slotCreation: "shoal:v1:slot-creation",
     mutableDataKey: "shoal:v1:mutable-data-key",
     // immutable objects
     immutableStorageIndex: "shoal:v1:immutable-storage-index",
@@ -90,6 +91,8 @@ export const TAGS = Object.freeze(
     // leases
     leaseRenew: "shoal:v1:lease-renew",
     leaseCancel: "shoal:v1:lease-cancel",
+    // immutable uploads: the per-server upload secret
+    uploadSecret: "shoal:v1:upload-secret",
     // hash trees and the hashes that become their leaves
     hashTreeNode: "shoal:v1:hash-tree-node",
     hashTreeEmpty: "shoal:v1:hash-tree-empty",

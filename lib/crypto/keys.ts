@@ -6,11 +6,15 @@
  *   seed (Ed25519 private key = the writecap)
  *     -> writekey        = H(writekey, seed)
  *     -> readkey         = H(readkey, writekey)
- *     -> storage index   = H(storage-index, readkey)[0..16)
  *   public key (from seed)
  *     -> fingerprint     = H(fingerprint, publicKey)
+ *     -> storage index   = H(storage-index, fingerprint)[0..16)
  *   writekey -> write-enabler master -> per-server write enabler
  *   readkey + salt -> per-version data key
+ *
+ * The storage index follows from the verification key, so a storage server
+ * can check that whoever creates a slot holds its signing key (slot-creation
+ * proof, docs/storage-protocol.md §6.3).
  *
  * All functions here are synchronous except the ones that need the Ed25519
  * public key.
@@ -36,10 +40,34 @@ export function readkeyFromWritekey(writekey: Uint8Array): Uint8Array {
   return taggedHash(TAGS.readkey, writekey);
 }
 
-/** storage index = first 16 bytes of taggedHash(TAGS.storageIndex, readkey). */
-export function storageIndexFromReadkey(readkey: Uint8Array): Uint8Array {
-  need("readkey", readkey, 32);
-  return taggedHash(TAGS.storageIndex, readkey).slice(0, 16);
+/** Mutable storage index = first 16 bytes of taggedHash(TAGS.storageIndex, fingerprint). */
+export function storageIndexFromFingerprint(fingerprint: Uint8Array): Uint8Array {
+  need("fingerprint", fingerprint, 32);
+  return taggedHash(TAGS.storageIndex, fingerprint).slice(0, 16);
+}
+
+/** The storage index of the slot verified by `publicKey` (via its fingerprint). */
+export function storageIndexFromPublicKey(publicKey: Uint8Array): Uint8Array {
+  return storageIndexFromFingerprint(fingerprintFromPublicKey(publicKey));
+}
+
+/**
+ * The message a slot's signing key signs to create the slot on one server:
+ * taggedHash(TAGS.slotCreation, storageIndex, serverId, SHA-256(write enabler)).
+ * It binds the slot to that server and to the write enabler it will fix there,
+ * so a proof is useless on another server or with another write enabler.
+ */
+export function slotCreationMessage(
+  storageIndex: Uint8Array,
+  serverId: Uint8Array,
+  writeEnablerHash: Uint8Array,
+): Uint8Array {
+  need("storage index", storageIndex, 16);
+  need("write-enabler hash", writeEnablerHash, 32);
+  if (!(serverId instanceof Uint8Array) || serverId.length === 0) {
+    throw new RangeError("server id must be a non-empty byte string");
+  }
+  return taggedHash(TAGS.slotCreation, storageIndex, serverId, writeEnablerHash);
 }
 
 /** fingerprint = taggedHash(TAGS.fingerprint, publicKey). */
@@ -115,6 +143,26 @@ export function leaseSecrets(
   };
 }
 
+/**
+ * The upload secret one server gets for one immutable upload:
+ * taggedHash(TAGS.uploadSecret, uploadMaster, storageIndex, serverId), where
+ * uploadMaster is 32 random bytes the uploader keeps for this upload only.
+ * A server learns only its own secret, so it cannot abort or overwrite the
+ * same upload's shares on another server (docs/crypto.md §5.6).
+ */
+export function uploadSecret(
+  uploadMaster: Uint8Array,
+  storageIndex: Uint8Array,
+  serverId: Uint8Array,
+): Uint8Array {
+  need("upload master secret", uploadMaster, 32);
+  need("storage index", storageIndex, 16);
+  if (!(serverId instanceof Uint8Array) || serverId.length === 0) {
+    throw new RangeError("server id must be a non-empty byte string");
+  }
+  return taggedHash(TAGS.uploadSecret, uploadMaster, storageIndex, serverId);
+}
+
 export interface MutableKeys {
   seed: Uint8Array;
   publicKey: Uint8Array;
@@ -135,7 +183,7 @@ export async function mutableKeysFromSeed(seed: Uint8Array): Promise<MutableKeys
     publicKey,
     writekey,
     readkey,
-    storageIndex: storageIndexFromReadkey(readkey),
+    storageIndex: storageIndexFromPublicKey(publicKey),
     fingerprint: fingerprintFromPublicKey(publicKey),
   };
 }

@@ -5,7 +5,8 @@
 export { sha256, taggedHash, TaggedHasher, type TagName, TAGS } from "./hash.ts";
 export { randomBytes } from "./random.ts";
 export { aesCtr, aesCtrSync } from "./aes.ts";
-export { publicKeyFromSeed, sign, verify } from "./ed25519.ts";
+export { isAcceptablePublicKey, publicKeyFromSeed, sign, verify } from "./ed25519.ts";
+export { publicKeyFromSeedSync } from "./ed25519_sync.ts";
 export { HashTree, hashTreeFiller, hashTreeNode, MAX_LEAVES, verifyLeaf } from "./hashtree.ts";
 export {
   convergenceKey,
@@ -16,7 +17,10 @@ export {
   type MutableKeys,
   mutableKeysFromSeed,
   readkeyFromWritekey,
-  storageIndexFromReadkey,
+  slotCreationMessage,
+  storageIndexFromFingerprint,
+  storageIndexFromPublicKey,
+  uploadSecret,
   writeEnabler,
   writeEnablerMaster,
   writekeyFromSeed,

@@ -7,7 +7,7 @@ import {
   formatCap,
   parseCap,
   readcapOf,
-  storageIndexFromReadkey,
+  storageIndexFromFingerprint,
 } from "../crypto/mod.ts";
 import {
   decodeDirectoryDoc,
@@ -132,7 +132,7 @@ export class Grid {
 
   async readMutable(cap: string | Cap, opts: { minSeqnum?: number } = {}): Promise<RetrieveResult> {
     const { keys } = await this.#readKeys(cap);
-    return await retrieve(this.context(storageIndexFromReadkey(keys.readkey)), keys, opts);
+    return await retrieve(this.context(storageIndexFromFingerprint(keys.fingerprint)), keys, opts);
   }
 
   async writeMutable(
@@ -164,7 +164,7 @@ export class Grid {
       ({ storageIndex, fingerprint } = c);
     } else {
       const { keys } = await this.#readKeys(c);
-      storageIndex = storageIndexFromReadkey(keys.readkey);
+      storageIndex = storageIndexFromFingerprint(keys.fingerprint);
       fingerprint = keys.fingerprint;
     }
     return await check(this.context(storageIndex), { storageIndex, fingerprint });
@@ -196,7 +196,11 @@ export class Grid {
   ): Promise<DirectoryDoc & { seqnum: number; retrieved: RetrieveResult }> {
     const { keys, writekey, dir } = await this.#readKeys(cap);
     if (!dir) throw new DirectoryError("not a directory cap");
-    const r = await retrieve(this.context(storageIndexFromReadkey(keys.readkey)), keys, opts);
+    const r = await retrieve(
+      this.context(storageIndexFromFingerprint(keys.fingerprint)),
+      keys,
+      opts,
+    );
     return { ...(await decodeDirectoryDoc(r.contents, writekey)), seqnum: r.seqnum, retrieved: r };
   }
 

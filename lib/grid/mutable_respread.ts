@@ -23,7 +23,14 @@
  * target. Nothing is written when the object is already as good as it can be.
  */
 import { bytesEqual } from "../codec/mod.ts";
-import { leaseSecrets, writeEnabler, writeEnablerMaster } from "../crypto/mod.ts";
+import {
+  leaseSecrets,
+  sha256,
+  sign,
+  slotCreationMessage,
+  writeEnabler,
+  writeEnablerMaster,
+} from "../crypto/mod.ts";
 import type { ShareTestWrite } from "../storage/protocol.ts";
 import { GridError } from "./errors.ts";
 import { happinessOf } from "./immutable.ts";
@@ -224,10 +231,15 @@ export async function respreadMutable(
     }
     const lease = leaseSecrets(ctx.leaseSecret, si, server.serverId);
     try {
+      const we = writeEnabler(master, server.serverId);
+      // A server creates the slot only for the signing key's holder (storage-protocol.md §6.3).
+      const msg = slotCreationMessage(si, server.serverId, sha256(we));
+      const slotProof = { verifyKey: keys.publicKey, signature: await sign(keys.seed, msg) };
       const res = await server.storage.readTestWrite(si, {
-        writeEnabler: writeEnabler(master, server.serverId),
+        writeEnabler: we,
         leaseRenew: lease.renew,
         leaseCancel: lease.cancel,
+        slotProof,
       }, { testWriteVectors: vectors, readVector: [] });
       if (!res.success) {
         result.failures.push({

@@ -32,7 +32,7 @@
 
 import tls from "node:tls";
 import type { TLSSocket } from "node:tls";
-import { isIP, isIPv6 } from "node:net";
+import { isIP, isIPv6, type Socket } from "node:net";
 import { concatBytes } from "../codec/bytes.ts";
 
 export type WebHandler = (req: Request) => Promise<Response>;
@@ -50,6 +50,10 @@ const MIN_LATER_WRITE = 64 * 1024;
 const READ_BUFFER = 8 * 1024;
 /** Connections open at once; more are closed as they arrive. */
 export const MAX_CONNECTIONS = 10_000;
+/** Connections open at once from one client address; more are closed as they arrive. */
+export const MAX_CONNECTIONS_PER_ADDRESS = 100;
+/** Time for a TLS handshake to complete after the TCP accept. */
+export const HANDSHAKE_TIMEOUT_MS = 10_000;
 const MAX_CHUNK_LINE = 4096;
 
 export interface HttpsServerOptions {
@@ -64,8 +68,18 @@ export interface HttpsServerOptions {
   log?: (line: string) => void;
   /** An open connection waiting for its next request is closed after this long (ms). */
   idleTimeoutMs?: number;
-  /** A request head must arrive within this long of its first byte (ms). */
+  /**
+   * A request head, and a body of up to 64 KiB (read whole before the handler,
+   * and so before authorization), must arrive within this long of the head's
+   * first byte (ms).
+   */
   headTimeoutMs?: number;
+  /** A TLS handshake must complete within this long of the TCP accept (ms). */
+  handshakeTimeoutMs?: number;
+  /** Most connections open at once (default MAX_CONNECTIONS). */
+  maxConnections?: number;
+  /** Most connections open at once from one client address (default 100). */
+  maxConnectionsPerAddress?: number;
   /** A request body that delivers no byte for this long is abandoned (ms). */
   bodyTimeoutMs?: number;
 }
@@ -379,7 +393,10 @@ async function nextChunk(r: ConnReader, st: BodyState, timeoutMs: number): Promi
       if (i >= 0) {
         const text = latin1String(r.peek().subarray(0, i));
         r.skip(i + 1);
-        return text.endsWith("\r") ? text.slice(0, -1) : text;
+        // RFC 9112 §7.1: chunk-size and trailer lines end with CRLF; a bare LF is
+        // refused (front ends that accept it would frame the body differently).
+        if (!text.endsWith("\r")) throw new BadRequest(400, "chunk line not ended by CRLF");
+        return text.slice(0, -1);
       }
       if (r.buffered > MAX_CHUNK_LINE) throw new BadRequest(400, "chunk line too long");
       if (!(await r.fill(timeoutMs))) throw new BadRequest(400, "connection closed in a body");
@@ -669,6 +686,23 @@ function socketWire(socket: TLSSocket): Wire {
   };
 }
 
+/**
+ * The client address a connection counts against: an IPv4 address (IPv4-mapped
+ * IPv6 included) as itself, an IPv6 address by its /64 prefix (one host
+ * usually holds a whole /64, so counting single addresses would not bound it).
+ */
+export function connectionGroup(address: string): string {
+  const a = address.replace(/^::ffff:(?=\d+\.\d+\.\d+\.\d+$)/i, "").replace(/%.*$/, "");
+  if (!a.includes(":")) return a;
+  const [head, tail] = a.toLowerCase().split("::");
+  const h = head ? head.split(":") : [];
+  const t = tail === undefined ? [] : tail ? tail.split(":") : [];
+  const groups = tail === undefined
+    ? h
+    : [...h, ...Array(Math.max(0, 8 - h.length - t.length)).fill("0"), ...t];
+  return groups.slice(0, 4).map((g) => g.replace(/^0+(?=.)/, "")).join(":") + "::/64";
+}
+
 type ListenNow = (address: string, port: number, family: number, backlog: number) => void;
 
 /**
@@ -681,6 +715,9 @@ export function serveHttps(opts: HttpsServerOptions): HttpsServer {
   const idleMs = opts.idleTimeoutMs ?? 120_000;
   const headMs = opts.headTimeoutMs ?? 30_000;
   const bodyMs = opts.bodyTimeoutMs ?? 60_000;
+  const handshakeMs = opts.handshakeTimeoutMs ?? HANDSHAKE_TIMEOUT_MS;
+  const maxConns = opts.maxConnections ?? MAX_CONNECTIONS;
+  const maxPerAddress = opts.maxConnectionsPerAddress ?? MAX_CONNECTIONS_PER_ADDRESS;
   // A host name (not an IP literal) is resolved the way Deno.listen does it.
   let ip = opts.hostname;
   if (isIP(ip) === 0) {
@@ -701,10 +738,51 @@ export function serveHttps(opts: HttpsServerOptions): HttpsServer {
     ALPNProtocols: ["http/1.1"],
     noDelay: true,
   } as tls.TlsOptions, (socket: TLSSocket) => {
+    // Handshake done in time: the connection is the HTTP layer's (its own timeouts) now.
+    const key = `${socket.remoteAddress}|${socket.remotePort}`;
+    clearTimeout(handshaking.get(key));
+    handshaking.delete(key);
     socket.setNoDelay(true);
     void serveConn(socketWire(socket));
   });
-  server.maxConnections = MAX_CONNECTIONS;
+  // Every TCP connection counts against the limits from its accept, before any TLS.
+  const perAddress = new Map<string, number>();
+  const handshaking = new Map<string, ReturnType<typeof setTimeout>>();
+  let open = 0;
+  let lastRefusalLog = 0;
+  let refusedSinceLog = 0;
+  server.on("connection", (raw: Socket) => {
+    const address = connectionGroup(raw.remoteAddress ?? "unknown");
+    const fromAddress = perAddress.get(address) ?? 0;
+    if (open >= maxConns || fromAddress >= maxPerAddress) {
+      raw.destroy();
+      refusedSinceLog++;
+      if (Date.now() - lastRefusalLog >= 10_000) {
+        log(
+          `storage server: refused ${refusedSinceLog} connection(s): ${
+            open >= maxConns
+              ? `${open} open (max_connections ${maxConns})`
+              : `${fromAddress} open from ${address} (max_connections_per_address ${maxPerAddress})`
+          }`,
+        );
+        lastRefusalLog = Date.now();
+        refusedSinceLog = 0;
+      }
+      return;
+    }
+    open++;
+    perAddress.set(address, fromAddress + 1);
+    const key = `${raw.remoteAddress}|${raw.remotePort}`;
+    handshaking.set(key, setTimeout(() => raw.destroy(), handshakeMs));
+    raw.once("close", () => {
+      clearTimeout(handshaking.get(key));
+      handshaking.delete(key);
+      open--;
+      const n = (perAddress.get(address) ?? 1) - 1;
+      if (n <= 0) perAddress.delete(address);
+      else perAddress.set(address, n);
+    });
+  });
   server.on("tlsClientError", () => {/* a failed handshake concerns that client only */});
   server.on("error", (e: Error) => log(`storage server: ${e.message}`));
   server.on("close", () => {
@@ -808,8 +886,10 @@ export function serveHttps(opts: HttpsServerOptions): HttpsServer {
         let body: BodyInit | null = null;
         if (hasBody) {
           if (!head.chunked && st.remaining <= SMALL_BODY) {
+            // Read before the handler (so before authorization): within the head's deadline.
             while (r.buffered < st.remaining) {
-              if (!(await r.fill(bodyMs))) return;
+              const wait = Math.min(bodyMs, deadline - Date.now());
+              if (wait <= 0 || !(await r.fill(wait))) return;
             }
             body = r.take(st.remaining) as Uint8Array<ArrayBuffer>;
             st.remaining = 0;

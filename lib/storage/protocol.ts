@@ -115,10 +115,22 @@ export interface ShareTestWrite {
   /** Truncate or extend (with zeros) to this length after writing; null: leave as is. 0 deletes the share. */
   newLength: number | null;
 }
+/**
+ * Proof that the writer holds the slot's signing key, required by a write that
+ * creates the slot (docs/storage-protocol.md §6.3): the Ed25519 verification
+ * key (the storage index derives from it) and its signature over
+ * slotCreationMessage(storage index, server id, SHA-256(write enabler)).
+ */
+export interface SlotProof {
+  verifyKey: Uint8Array;
+  signature: Uint8Array;
+}
 export interface ReadTestWriteRequest {
   testWriteVectors: ShareTestWrite[];
   /** Applied to every existing share of the slot, before any write. */
   readVector: ReadVectorEntry[];
+  /** Needed when the call creates the slot; ignored otherwise. */
+  createSlot?: SlotProof | null;
 }
 export interface ReadTestWriteResponse {
   success: boolean;

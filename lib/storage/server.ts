@@ -31,12 +31,14 @@ import {
   type ReadTestWriteRequest,
   SECRET_BYTES,
   type ServerVersion,
+  type SlotProof,
   STORAGE_INDEX_BYTES,
   WATCH_DIGEST_BYTES,
 } from "./protocol.ts";
+import { slotCreationMessage, storageIndexFromPublicKey, verify } from "../crypto/mod.ts";
 import { type ShareKind, type ShareStore, StoreError } from "./store.ts";
 import { WatchHub, type WatchHubOptions } from "./watch.ts";
-import { serveHttps } from "./https_server.ts";
+import { type HttpsServerOptions, serveHttps } from "./https_server.ts";
 
 export const DEFAULT_MAX_BODY_SIZE = 64 * 1024 * 1024;
 export const DEFAULT_MAX_BATCH_SLOTS = 4096;
@@ -47,6 +49,11 @@ const READ_CHUNK = 1024 * 1024;
 export interface HandlerOptions {
   /** The swissnum that authorizes use of this server. */
   swissnum: Uint8Array;
+  /**
+   * This server's id (the pin of its storage URL): slot-creation proofs are
+   * signatures bound to it (docs/storage-protocol.md §6.3).
+   */
+  serverId: Uint8Array;
   /** Largest request body (CBOR or PATCH chunk) and batch-read response, in bytes. */
   maxBodySize?: number;
   maxBatchSlots?: number;
@@ -248,6 +255,15 @@ function parseRtw(v: unknown): ReadTestWriteRequest {
       newLength: nl === null || nl === undefined ? null : uint(nl, `${f}.newLength`),
     };
   });
+  const cs = get(o, "createSlot");
+  let createSlot: SlotProof | null = null;
+  if (cs !== undefined && cs !== null) {
+    const p = obj(cs, "createSlot");
+    createSlot = {
+      verifyKey: bytes(get(p, "verifyKey"), "createSlot.verifyKey", 32),
+      signature: bytes(get(p, "signature"), "createSlot.signature", 64),
+    };
+  }
   const readVector = arr(get(o, "readVector"), "readVector").map((r, j) => {
     const e = obj(r, `readVector[${j}]`);
     return {
@@ -256,7 +272,7 @@ function parseRtw(v: unknown): ReadTestWriteRequest {
     };
   });
   count(readVector.length);
-  return { testWriteVectors, readVector };
+  return { testWriteVectors, readVector, createSlot };
 }
 
 function parseBatch(v: unknown, maxSlots: number): BatchReadRequest {
@@ -624,7 +640,12 @@ export function createStorageHandler(
         const renew = secretHeader(req, HEADERS.leaseRenewSecret);
         const cancel = secretHeader(req, HEADERS.leaseCancelSecret);
         const r = parseRtw(await readCbor(req, maxBody));
-        return cborResponse(await store.readTestWrite(si, { writeEnabler, renew, cancel }, r));
+        return cborResponse(
+          await store.readTestWrite(si, { writeEnabler, renew, cancel }, r, {
+            maxResponseBytes: maxBody,
+            authorizeCreate: (weHash) => checkSlotProof(si, weHash, r.createSlot ?? null),
+          }),
+        );
       }
       if (seg.length === 3 && seg[2] === "shares") {
         method("GET");
@@ -655,6 +676,36 @@ export function createStorageHandler(
     throw new HttpError(404, "not-found", "unknown route");
   }
 
+  /** A write that creates slot `si` must prove it holds the slot's signing key. */
+  async function checkSlotProof(
+    si: Uint8Array,
+    weHash: Uint8Array,
+    proof: SlotProof | null,
+  ): Promise<void> {
+    if (proof === null) {
+      throw new HttpError(
+        403,
+        "slot-proof-required",
+        "creating a slot needs createSlot: its verification key and a signature by its signing key",
+      );
+    }
+    if (!bytesEqual(storageIndexFromPublicKey(proof.verifyKey), si)) {
+      throw new HttpError(
+        403,
+        "bad-slot-proof",
+        "createSlot.verifyKey does not derive this storage index",
+      );
+    }
+    const msg = slotCreationMessage(si, opts.serverId, weHash);
+    if (!(await verify(proof.verifyKey, msg, proof.signature))) {
+      throw new HttpError(
+        403,
+        "bad-slot-proof",
+        "createSlot.signature is not a signature of this slot, server and write enabler",
+      );
+    }
+  }
+
   async function corrupt(
     req: Request,
     kind: ShareKind,
@@ -668,13 +719,40 @@ export function createStorageHandler(
     return new Response(null, { status: 204 });
   }
 
+  // Refusals for space are logged, at most one line per 10 s (with a count).
+  let spaceRefusals = 0;
+  let spaceLogAt = 0;
+  const noteSpaceRefusal = (req: Request, message: string) => {
+    spaceRefusals++;
+    if (Date.now() - spaceLogAt < 10_000) return;
+    log(
+      `storage server: refused ${spaceRefusals} write(s) for space (latest ${req.method} ${
+        new URL(req.url).pathname
+      }: ${message})`,
+    );
+    spaceRefusals = 0;
+    spaceLogAt = Date.now();
+  };
+
   const handler = async (req: Request): Promise<Response> => {
     try {
       return await route(req);
     } catch (e) {
       if (e instanceof HttpError || e instanceof StoreError) {
+        if (e.code === "insufficient-space" || e.code === "too-many-uploads") {
+          noteSpaceRefusal(req, e.message);
+        }
         // Drain nothing more: the connection may be closed by the server if the body was unread.
         return errorResponse(e.status, e.code, e.message);
+      }
+      if (isClientAbort(e)) {
+        // The client went away mid-request (Ctrl-C, a reset): not the server's failure.
+        log(
+          `storage server: aborted request ${req.method} ${new URL(req.url).pathname}: ${
+            (e as Error).message
+          }`,
+        );
+        return errorResponse(400, "aborted", "the client closed the connection during the request");
       }
       log(
         `storage server: internal error on ${req.method} ${new URL(req.url).pathname}: ${
@@ -691,6 +769,17 @@ export function createStorageHandler(
   return Object.assign(handler, { close: () => watches.close(), watches });
 }
 
+/**
+ * Whether `e` means the client closed or reset the connection while its
+ * request body was being read (not an internal error).
+ */
+function isClientAbort(e: unknown): boolean {
+  const err = e as { message?: string; code?: string; name?: string } | null;
+  const text = `${err?.name ?? ""} ${err?.code ?? ""} ${err?.message ?? ""}`;
+  return /ECONNRESET|EPIPE|connection reset|closed the connection|connection closed|request body timed out|aborted/i
+    .test(text);
+}
+
 export interface ServeOptions {
   hostname: string;
   port: number;
@@ -702,6 +791,11 @@ export interface ServeOptions {
   onListen?: (addr: { hostname: string; port: number }) => void;
   /** Where server-level failures are reported (never a secret). Default: console.error. */
   log?: (line: string) => void;
+  /** Connection limits and deadlines (https_server.ts; defaults there). */
+  limits?: Pick<
+    HttpsServerOptions,
+    "handshakeTimeoutMs" | "headTimeoutMs" | "maxConnections" | "maxConnectionsPerAddress"
+  >;
 }
 
 export interface StorageServer {
@@ -755,6 +849,7 @@ export function serveStorage(opts: ServeOptions): StorageServer {
     keyPem: opts.keyPem,
     handler,
     log,
+    ...opts.limits,
   });
   const addr = server.addr;
   const listening = Promise.resolve();

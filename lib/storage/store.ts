@@ -7,7 +7,8 @@
  *   immutable/<aa>/<si>/meta.cbor leases of that storage index
  *   mutable/<aa>/<si>/<shnum>     mutable shares (slot)
  *   mutable/<aa>/<si>/meta.cbor   write-enabler hash and leases of the slot
- *   incoming/<si>.<shnum>         immutable shares being uploaded (dropped at startup)
+ *   incoming/<si>.<shnum>         immutable shares being uploaded (dropped at startup, and
+ *                                 after incomingTimeout without data)
  *   tmp/                          temporary files for atomic replacement (emptied at startup)
  *   corruption.log                corruption reports, one JSON object a line
  *
@@ -60,10 +61,20 @@ export interface StoreOptions {
   maxShareSize?: number;
   /** Lease duration in seconds. */
   leaseDuration?: number;
-  /** Most leases kept per storage index (expired ones are pruned first). */
+  /**
+   * Most leases kept per storage index. A new lease on a full table replaces
+   * the one expiring soonest (expired ones are pruned first): a full table
+   * never refuses a write and never shortens how long the shares are kept.
+   */
   maxLeasesPerIndex?: number;
-  /** Incoming uploads idle this many seconds are dropped by gc(). */
+  /**
+   * An upload that receives no data for this many seconds (with no request in
+   * flight) is dropped by expireUploads() and gc(); an allocation under another
+   * upload secret takes it over after min(UPLOAD_TAKEOVER, half of this).
+   */
   incomingTimeout?: number;
+  /** Most uploads in progress at once (each an in-memory record and a file in incoming/). */
+  maxUploads?: number;
   /** Clock in milliseconds since the epoch (tests inject one). */
   now?: () => number;
 }
@@ -71,7 +82,10 @@ export interface StoreOptions {
 export const DEFAULT_MAX_SHARE_SIZE = 128 * 1024 ** 3;
 export const DEFAULT_LEASE_DURATION = 31 * 24 * 3600;
 export const DEFAULT_MAX_LEASES = 1000;
-export const DEFAULT_INCOMING_TIMEOUT = 24 * 3600;
+export const DEFAULT_INCOMING_TIMEOUT = 5 * 60;
+export const DEFAULT_MAX_UPLOADS = 10_000;
+/** Seconds without data after which another upload secret may take an upload over. */
+export const UPLOAD_TAKEOVER = 30;
 
 export interface Lease {
   renewHash: Uint8Array;
@@ -102,6 +116,20 @@ interface Upload {
   lastActivity: number;
   inflight: number;
   finishing: boolean;
+}
+
+export interface RtwOptions {
+  /**
+   * Most bytes the read vector may return (plus 16 per range); more is refused
+   * with 413 response-too-large before a byte is read. Default: unbounded.
+   */
+  maxResponseBytes?: number;
+  /**
+   * Called (under the slot's lock) before a call creates the slot, with the
+   * SHA-256 of the write enabler the slot would get; throws to refuse. The
+   * storage handler checks the slot-creation proof here.
+   */
+  authorizeCreate?: (writeEnablerHash: Uint8Array) => Promise<void>;
 }
 
 export interface OpenShare {
@@ -258,6 +286,7 @@ export class ShareStore {
   readonly leaseDuration: number;
   readonly maxLeasesPerIndex: number;
   readonly incomingTimeout: number;
+  readonly maxUploads: number;
   readonly now: () => number;
   #locks = new Map<string, Promise<unknown>>();
   #uploads = new Map<string, Upload>();
@@ -294,6 +323,7 @@ export class ShareStore {
     this.leaseDuration = opts.leaseDuration ?? DEFAULT_LEASE_DURATION;
     this.maxLeasesPerIndex = opts.maxLeasesPerIndex ?? DEFAULT_MAX_LEASES;
     this.incomingTimeout = opts.incomingTimeout ?? DEFAULT_INCOMING_TIMEOUT;
+    this.maxUploads = opts.maxUploads ?? DEFAULT_MAX_UPLOADS;
     this.now = opts.now ?? Date.now;
   }
 
@@ -466,11 +496,10 @@ export class ShareStore {
     }
     meta.leases = meta.leases.filter((l) => l.expiry > now);
     if (meta.leases.length >= this.maxLeasesPerIndex) {
-      throw new StoreError(
-        507,
-        "too-many-leases",
-        `this storage index already has ${meta.leases.length} leases`,
-      );
+      // Full: drop the leases expiring soonest. The new one outlives each of them,
+      // so the latest expiry (how long the shares are kept) never goes down.
+      meta.leases.sort((a, b) => b.expiry - a.expiry);
+      meta.leases.length = Math.max(0, this.maxLeasesPerIndex - 1);
     }
     meta.leases.push({ renewHash, cancelHash: sha256(secrets.cancel), expiry });
     return true;
@@ -496,6 +525,12 @@ export class ShareStore {
       if (e instanceof Deno.errors.NotFound) return null;
       throw e;
     }
+  }
+
+  /** Free bytes on the store's file system available to this process (statfs, uncached). */
+  async freeDiskSpace(): Promise<number> {
+    const s = await statfs(this.root);
+    return Number(s.bavail) * Number(s.bsize);
   }
 
   /** Free bytes the store may still use: disk space available minus reserved space and pending uploads. */
@@ -556,11 +591,20 @@ export class ShareStore {
       const alreadyHave = shareNumbers.filter((n) => have.has(n)).sort((a, b) => a - b);
       const allocated: number[] = [];
       const fresh: number[] = [];
+      const takeoverMs = Math.min(UPLOAD_TAKEOVER, this.incomingTimeout / 2) * 1000;
+      const replaced: Upload[] = [];
       for (const n of shareNumbers) {
         if (have.has(n)) continue;
         const u = this.#uploads.get(`${sis}.${n}`);
         if (!u) fresh.push(n);
-        else if (bytesEqual(u.uploadHash, uploadHash)) {
+        else if (
+          !bytesEqual(u.uploadHash, uploadHash) && u.inflight === 0 && !u.finishing &&
+          this.now() - u.lastActivity >= takeoverMs
+        ) {
+          // An earlier attempt that stopped sending (a retry after Ctrl-C uses a new secret).
+          replaced.push(u);
+          fresh.push(n);
+        } else if (bytesEqual(u.uploadHash, uploadHash)) {
           if (u.size !== allocatedSize) {
             throw new StoreError(
               409,
@@ -571,6 +615,17 @@ export class ShareStore {
           allocated.push(n);
         }
         // An upload of share n under another upload secret: neither held nor allocated.
+      }
+      for (const u of replaced) {
+        this.#uploads.delete(`${sis}.${u.shnum}`);
+        await Deno.remove(u.path).catch(() => {});
+      }
+      if (this.#uploads.size + fresh.length > this.maxUploads) {
+        throw new StoreError(
+          507,
+          "too-many-uploads",
+          `this server has ${this.#uploads.size} uploads in progress (at most ${this.maxUploads}); retry later`,
+        );
       }
       await this.#requireSpace(fresh.length * allocatedSize);
       for (const n of fresh) {
@@ -678,6 +733,7 @@ export class ShareStore {
       if (length > 0) u.ranges = addRange(u.ranges, offset, offset + length);
     } finally {
       u.inflight--;
+      u.lastActivity = this.now();
     }
     const required = missingRanges(u.ranges, u.size);
     if (required.length === 0 && u.inflight === 0 && !u.finishing) {
@@ -798,6 +854,20 @@ export class ShareStore {
     return Promise.resolve(this.#readMeta(this.#siDir(kind, si))?.leases ?? []);
   }
 
+  /** Drop uploads that received no data for incomingTimeout; returns how many. */
+  async expireUploads(): Promise<number> {
+    const now = this.now();
+    let dropped = 0;
+    for (const [key, u] of [...this.#uploads]) {
+      if (u.inflight === 0 && !u.finishing && now - u.lastActivity > this.incomingTimeout * 1000) {
+        this.#uploads.delete(key);
+        await Deno.remove(u.path).catch(() => {});
+        dropped++;
+      }
+    }
+    return dropped;
+  }
+
   /**
    * Garbage collection: delete every storage index whose leases have all
    * expired (or that has no lease metadata), prune expired leases elsewhere,
@@ -808,12 +878,7 @@ export class ShareStore {
     // A lease counts as expired when its expiry is not after `cutoff` (docs/storage-node.md §5).
     const cutoff = Math.max(now, opts.expiredBefore ?? now);
     let removed = 0;
-    for (const [key, u] of [...this.#uploads]) {
-      if (u.inflight === 0 && !u.finishing && now - u.lastActivity > this.incomingTimeout * 1000) {
-        this.#uploads.delete(key);
-        await Deno.remove(u.path).catch(() => {});
-      }
-    }
+    await this.expireUploads();
     if (opts.expire === false) return { removed };
     for (const kind of ["immutable", "mutable"] as const) {
       const kindDir = `${this.root}/${kind}`;
@@ -859,6 +924,7 @@ export class ShareStore {
     si: Uint8Array,
     secrets: { writeEnabler: Uint8Array } & LeaseSecrets,
     req: ReadTestWriteRequest,
+    opts: RtwOptions = {},
   ): Promise<ReadTestWriteResponse> {
     const sis = siString(si);
     const seen = new Set<number>();
@@ -896,10 +962,29 @@ export class ShareStore {
           const f = files.get(n);
           return f ? readAt(f, sizes.get(n)!, offset, size) : new Uint8Array(0);
         };
+        // What the reads would return, from the shares' sizes, before a byte is read:
+        // the response is bounded like a batch read's (16 bytes of accounting a range).
+        const maxBytes = opts.maxResponseBytes ?? Infinity;
+        let total = 0;
+        for (const n of req.readVector.length > 0 ? files.keys() : []) {
+          const size = sizes.get(n)!;
+          for (const r of req.readVector) {
+            total += Math.min(r.size, Math.max(0, size - r.offset)) + 16;
+          }
+        }
+        if (total > maxBytes) {
+          throw new StoreError(
+            413,
+            "response-too-large",
+            `the read vector would return ${total} bytes, more than ${maxBytes}; read fewer or smaller ranges`,
+          );
+        }
         let success = true;
         for (const tw of req.testWriteVectors) {
           for (const t of tw.test) {
-            if (!bytesEqual(read(tw.share, t.offset, t.size), t.specimen)) success = false;
+            // One byte past the specimen tells a longer range apart: never read more.
+            const want = Math.min(t.size, t.specimen.length + 1);
+            if (!bytesEqual(read(tw.share, t.offset, want), t.specimen)) success = false;
           }
         }
         const reads: { share: number; data: Uint8Array[] }[] = [];
@@ -931,6 +1016,7 @@ export class ShareStore {
           }
           growth += size - old;
         }
+        if (meta === null) await opts.authorizeCreate?.(weHash);
         await this.#requireSpace(growth);
 
         this.#forget(dir);

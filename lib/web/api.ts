@@ -13,6 +13,7 @@ import {
   parseCap,
   readcapOf,
 } from "../crypto/mod.ts";
+import { FsError, ShoalFs, spool } from "../fs/mod.ts";
 import {
   DirectoryError,
   type Grid,
@@ -82,6 +83,18 @@ export function jsonResponse(
 export function errorResponse(e: unknown): Response {
   if (e instanceof HttpError) return textResponse(e.status, e.message, e.headers);
   const msg = (e as Error)?.message ?? String(e);
+  if (e instanceof FsError) {
+    const status = {
+      "not-found": 404,
+      "exists": 409,
+      "not-directory": 400,
+      "is-directory": 409,
+      "read-only": 403,
+      "invalid": 400,
+      "too-large": 413,
+    }[e.code];
+    return textResponse(status, msg);
+  }
   if (e instanceof CapError) return textResponse(400, `not a valid cap: ${msg}`);
   if (e instanceof DirectoryError) {
     if (/^no entry named/.test(msg)) return textResponse(404, msg);
@@ -143,38 +156,26 @@ export async function parseTarget(pathname: string, ctx: ApiContext): Promise<Ta
 
 const isDir = (c: Cap) => c.kind === "dir-write" || c.kind === "dir-read";
 
-/** Walk `path` from `root`; returns the cap (the strongest one known) of the object at the end. */
-async function walk(grid: Grid, root: string, path: string[]): Promise<string> {
-  let cap = root;
-  for (let i = 0; i < path.length; i++) {
-    const c = parseCap(cap);
-    if (c.kind === "dir-verify") throw new HttpError(400, "a verify cap cannot list a directory");
-    if (!isDir(c)) throw new HttpError(400, `'${path.slice(0, i).join("/")}' is not a directory`);
-    const doc = await grid.listDirectory(cap);
-    const e = doc.entries.find((x) => x.name === path[i]);
-    if (!e) {
-      throw new HttpError(
-        404,
-        `no entry named '${path[i]}' in '${path.slice(0, i).join("/") || "/"}'`,
-      );
-    }
-    cap = e.writecap ?? e.readcap;
-  }
-  return cap;
+/** The file system (lib/fs) rooted at a target's directory cap. */
+function fsOf(ctx: ApiContext, root: string): Promise<ShoalFs> {
+  return ShoalFs.open(root, {
+    getGrid: ctx.getGrid,
+    shares: ctx.shares,
+    convergenceSecret: ctx.convergenceSecret,
+    tmpDir: ctx.tmpDir,
+  });
 }
 
-/** The writable parent directory of `path` and the last name. */
-async function parentOf(grid: Grid, t: Target): Promise<{ dir: string; name: string }> {
+/** The cap (the strongest one known) of the object a target names. */
+async function walk(ctx: ApiContext, t: Target): Promise<string> {
+  if (t.path.length === 0) return t.root;
+  return (await (await fsOf(ctx, t.root)).resolve(t.path)).cap;
+}
+
+function requireName(t: Target): void {
   if (t.path.length === 0) {
     throw new HttpError(400, "name an entry inside a directory: /uri/DIRCAP/NAME");
   }
-  const dir = await walk(grid, t.root, t.path.slice(0, -1));
-  const c = parseCap(dir);
-  if (!isDir(c)) throw new HttpError(400, "the parent is not a directory");
-  if (c.kind !== "dir-write") {
-    throw new HttpError(403, "the parent directory is read-only (its cap is a readcap)");
-  }
-  return { dir, name: t.path[t.path.length - 1] };
 }
 
 // ---------------------------------------------------------------- ranges
@@ -317,47 +318,37 @@ async function download(req: Request, url: URL, grid: Grid, cap: string): Promis
   return new Response(head ? null : new Uint8Array(data), { status: range ? 206 : 200, headers });
 }
 
-/** Spool the request body to a private temp file (bounded memory), then upload it. */
+/** Upload the body (mutable: in memory, bounded; immutable: spooled to a private temp file). */
 async function uploadBody(req: Request, url: URL, ctx: ApiContext, grid: Grid): Promise<string> {
-  const format = url.searchParams.get("format") ?? "immutable";
-  if (format !== "immutable" && format !== "mutable") {
-    throw new HttpError(400, "format must be 'immutable' (the default) or 'mutable'");
-  }
+  const format = formatOf(url);
   if (format === "mutable") {
     const max = ctx.maxMutableBytes ?? 64 * 1024 * 1024;
     const data = await readLimited(req, max);
     const { writecap } = await grid.createMutableFile(data);
     return writecap;
   }
-  const tmp = await Deno.makeTempFile({ dir: ctx.tmpDir, prefix: "upload-" });
+  const sp = await spool(req.body, ctx.tmpDir);
   try {
-    await Deno.chmod(tmp, 0o600);
-    const f = await Deno.open(tmp, { write: true, truncate: true });
-    let size = 0;
-    try {
-      if (req.body) {
-        for await (const chunk of req.body) {
-          let off = 0;
-          while (off < chunk.length) off += await f.write(chunk.subarray(off));
-          size += chunk.length;
-        }
-      }
-    } finally {
-      f.close();
-    }
     const noConvergence = url.searchParams.get("convergence") === "false";
     const { k, n, happy } = ctx.shares;
-    const r = await grid.uploadImmutable({
-      size,
-      open: () => {
-        const file = Deno.openSync(tmp, { read: true });
-        return file.readable;
-      },
-    }, { k, n, happy, convergenceSecret: noConvergence ? null : await ctx.convergenceSecret() });
+    const r = await grid.uploadImmutable(sp.source, {
+      k,
+      n,
+      happy,
+      convergenceSecret: noConvergence ? null : await ctx.convergenceSecret(),
+    });
     return r.cap;
   } finally {
-    await Deno.remove(tmp).catch(() => {});
+    await sp.remove();
   }
+}
+
+function formatOf(url: URL): "immutable" | "mutable" {
+  const format = url.searchParams.get("format") ?? "immutable";
+  if (format !== "immutable" && format !== "mutable") {
+    throw new HttpError(400, "format must be 'immutable' (the default) or 'mutable'");
+  }
+  return format;
 }
 
 async function readLimited(req: Request, max: number): Promise<Uint8Array> {
@@ -393,7 +384,7 @@ export async function handleFiles(req: Request, url: URL, ctx: ApiContext): Prom
     case "GET":
     case "HEAD": {
       if (!t) throw new HttpError(400, "name a cap: /uri/CAP");
-      const cap = await walk(grid, t.root, t.path);
+      const cap = await walk(ctx, t);
       const c = parseCap(cap);
       if (c.kind === "dir-verify") throw new HttpError(400, "a verify cap cannot list a directory");
       if (isDir(c)) return await listing(grid, cap);
@@ -428,31 +419,37 @@ export async function handleFiles(req: Request, url: URL, ctx: ApiContext): Prom
         await grid.writeMutable(t.root, data);
         return textResponse(200, t.root);
       }
-      const { dir, name } = await parentOf(grid, t);
-      let child: string;
+      const fs = await fsOf(ctx, t.root);
+      const noReplace = url.searchParams.get("replace") === "false";
       if (op === "uri") {
-        child = (await readLimited(req, 4096).then((b) => new TextDecoder().decode(b))).trim();
+        const child = (await readLimited(req, 4096).then((b) => new TextDecoder().decode(b)))
+          .trim();
         parseCap(child);
-      } else {
-        child = await uploadBody(req, url, ctx, grid);
+        await fs.link(t.path, child, { noReplace });
+        return textResponse(200, child);
       }
-      await grid.setEntry(dir, name, child, {
-        noReplace: url.searchParams.get("replace") === "false",
+      if (formatOf(url) === "mutable") {
+        const child = await uploadBody(req, url, ctx, grid);
+        await fs.link(t.path, child, { noReplace });
+        return textResponse(201, child);
+      }
+      const node = await fs.write(t.path, req.body, {
+        noReplace,
+        convergence: url.searchParams.get("convergence") !== "false",
       });
-      return textResponse(op === "uri" ? 200 : 201, child);
+      return textResponse(201, node.cap);
     }
     case "POST": {
       if (op !== "mkdir") throw new HttpError(400, "POST takes ?t=mkdir (uploads use PUT)");
       if (!t) return textResponse(201, await grid.createDirectory());
-      const { dir, name } = await parentOf(grid, t);
-      const child = await grid.createDirectory();
-      await grid.setEntry(dir, name, child, { noReplace: true });
-      return textResponse(201, child);
+      requireName(t);
+      const node = await (await fsOf(ctx, t.root)).mkdir(t.path);
+      return textResponse(201, node.cap);
     }
     case "DELETE": {
       if (!t) throw new HttpError(400, "name an entry: DELETE /uri/DIRCAP/NAME");
-      const { dir, name } = await parentOf(grid, t);
-      await grid.removeEntry(dir, name);
+      requireName(t);
+      await (await fsOf(ctx, t.root)).unlink(t.path);
       return new Response(null, { status: 204, headers: SECURITY_HEADERS });
     }
     default:

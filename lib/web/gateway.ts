@@ -15,7 +15,7 @@
  */
 import { sleep } from "../sleep.ts";
 import { base32Encode, utf8 } from "../codec/mod.ts";
-import { parseCap, storageIndexFromReadkey } from "../crypto/mod.ts";
+import { parseCap, storageIndexFromFingerprint } from "../crypto/mod.ts";
 import { type DiscoveryState, recordedStorageUrls } from "../discovery/mod.ts";
 import type { Grid } from "../grid/mod.ts";
 import type { ClientNode } from "../roles/client/node.ts";
@@ -318,7 +318,7 @@ export async function startClientGateway(
   deps.signal.addEventListener("abort", onAbort, { once: true });
   const probe = new ServerProbe({
     pool: gridNode.pool,
-    gsdStorageIndex: storageIndexFromReadkey(gridNode.intro.gsdReadcap.readkey),
+    gsdStorageIndex: storageIndexFromFingerprint(gridNode.intro.gsdReadcap.fingerprint),
     state: (): DiscoveryState => gridNode.state,
     intervalMs: Math.max(500, Math.min(node.config.refreshInterval, 60) * 1000),
     signal: ac.signal,
@@ -393,7 +393,7 @@ export async function startOperatorGateway(
   opts.signal.addEventListener("abort", onAbort, { once: true });
   const probe = new ServerProbe({
     pool: gridNode.pool,
-    gsdStorageIndex: storageIndexFromReadkey(gridNode.intro.gsdReadcap.readkey),
+    gsdStorageIndex: storageIndexFromFingerprint(gridNode.intro.gsdReadcap.fingerprint),
     state: () => gridNode.state,
     intervalMs: Math.max(500, Math.min(opts.refreshInterval, 60) * 1000),
     signal: ac.signal,

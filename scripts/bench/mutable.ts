@@ -39,6 +39,7 @@ import {
   timed,
 } from "./harness.ts";
 import type { BenchSection } from "./sections.ts";
+import { freshSlot } from "./slots.ts";
 
 const ITER = 60;
 const DIR_ROUNDS = 3;
@@ -100,11 +101,23 @@ async function oneKiB(servers: BenchServers, floors: boolean): Promise<void> {
         10,
       ))
         .share(0).length;
+      // New slots made before timing (each first write carries its creation proof).
+      const ids = urls.map((u) => pool.server(u).serverId);
+      const slotPools = await Promise.all(
+        ids.map((id) =>
+          Promise.all(
+            Array.from({ length: ITER + 5 }, () => freshSlot(id, secrets.writeEnabler)),
+          )
+        ),
+      );
+      const next = async (i: number) =>
+        slotPools[i].pop() ?? await freshSlot(ids[i], secrets.writeEnabler);
       const rtw = await timed(
         ITER,
         () =>
-          Promise.all(clients.map((c) =>
-            c.readTestWrite(randomBytes(16), secrets, {
+          Promise.all(clients.map(async (c, i) => {
+            const slot = await next(i);
+            return c.readTestWrite(slot.si, { ...secrets, slotProof: slot.proof }, {
               testWriteVectors: [{
                 share: 0,
                 test: [{ offset: 0, size: CHECKSTRING_SIZE, specimen: new Uint8Array(0) }],
@@ -112,8 +125,8 @@ async function oneKiB(servers: BenchServers, floors: boolean): Promise<void> {
                 newLength: shareBytes,
               }],
               readVector: [{ offset: 0, size: CHECKSTRING_SIZE }],
-            })
-          )),
+            });
+          })),
       );
       line(`floor: 10 parallel read-test-writes of ${shareBytes} B (fsync)`, medP95(rtw));
       const slot = randomBytes(16);

@@ -22,3 +22,4 @@ export const sections: BenchSection[] = [
   immutable,
   deepCheck,
 ];
+sections.push((await import("./lab.ts")).section);

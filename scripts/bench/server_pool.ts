@@ -174,7 +174,7 @@ async function pool(k: number, root: string): Promise<Stats[]> {
     const id = await generateTlsIdentity(["127.0.0.1"]);
     const swissnum = crypto.getRandomValues(new Uint8Array(SWISSNUM_BYTES));
     const store = await ShareStore.open({ root: `${root}/s${i}` });
-    const handler = createStorageHandler(store, { swissnum, log });
+    const handler = createStorageHandler(store, { swissnum, serverId: id.pin, log });
     const counted = Object.assign((req: Request) => {
       s.requests++;
       return handler(req);

@@ -18,6 +18,7 @@
  * small requests/s on one connection.
  */
 import type { BenchSection } from "./sections.ts";
+import { freshSlot } from "./slots.ts";
 import { RUN_FLAGS } from "../../lib/version.ts";
 import net from "node:net";
 import tls from "node:tls";
@@ -353,10 +354,14 @@ async function run(): Promise<void> {
     const we = { writeEnabler: secret(1), leaseRenew: secret(2), leaseCancel: secret(3) };
     const one = mk();
     const eight = Array.from({ length: 8 }, mk);
-    const slotOf = (i: number) => new Uint8Array(16).fill(100 + i);
+    const slots = await Promise.all(
+      Array.from({ length: 9 }, () => freshSlot(one.serverId, we.writeEnabler)),
+    );
+    const slotOf = (i: number) => slots[i].si;
     const payload = new Uint8Array(64).fill(7);
     for (let i = 0; i < 9; i++) {
-      await (i === 0 ? one : eight[i - 1]).readTestWrite(slotOf(i), we, {
+      const proof = { ...we, slotProof: slots[i].proof };
+      await (i === 0 ? one : eight[i - 1]).readTestWrite(slotOf(i), proof, {
         testWriteVectors: [{
           share: 0,
           test: [],

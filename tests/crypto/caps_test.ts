@@ -17,7 +17,7 @@ import {
   publicKeyFromSeed,
   readcapOf,
   readkeyFromWritekey,
-  storageIndexFromReadkey,
+  storageIndexFromFingerprint,
   verifycapOf,
   writekeyFromSeed,
 } from "../../lib/crypto/mod.ts";
@@ -147,7 +147,7 @@ Deno.test("property: diminish is consistent with the derivation chain", async ()
       const vc = await verifycapOf(w);
       assert.deepEqual(vc, {
         kind: dir ? "dir-verify" : "mutable-verify",
-        storageIndex: storageIndexFromReadkey(readkey),
+        storageIndex: storageIndexFromFingerprint(fingerprint),
         fingerprint,
       });
       assert.deepEqual(await diminishCap(r), vc);

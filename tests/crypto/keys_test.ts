@@ -10,7 +10,11 @@ import {
   mutableKeysFromSeed,
   publicKeyFromSeed,
   readkeyFromWritekey,
-  storageIndexFromReadkey,
+  sha256,
+  slotCreationMessage,
+  storageIndexFromFingerprint,
+  storageIndexFromPublicKey,
+  uploadSecret,
   writeEnabler,
   writeEnablerMaster,
   writekeyFromSeed,
@@ -31,11 +35,22 @@ Deno.test("the derivation chain reproduces every vector", async () => {
     assert.equal(toHex(keys.fingerprint), v.fingerprint);
     assert.equal(toHex(writekeyFromSeed(seed)), v.writekey);
     assert.equal(toHex(readkeyFromWritekey(fromHex(v.writekey))), v.readkey);
-    assert.equal(toHex(storageIndexFromReadkey(fromHex(v.readkey))), v.storageIndex);
+    assert.equal(toHex(storageIndexFromFingerprint(fromHex(v.fingerprint))), v.storageIndex);
+    assert.equal(toHex(storageIndexFromPublicKey(fromHex(v.publicKey))), v.storageIndex);
     assert.equal(toHex(fingerprintFromPublicKey(await publicKeyFromSeed(seed))), v.fingerprint);
     const master = writeEnablerMaster(keys.writekey);
     assert.equal(toHex(master), v.writeEnablerMaster);
     assert.equal(toHex(writeEnabler(master, fromHex(v.serverId))), v.writeEnabler);
+    assert.equal(
+      toHex(
+        slotCreationMessage(
+          keys.storageIndex,
+          fromHex(v.serverId),
+          sha256(fromHex(v.writeEnabler)),
+        ),
+      ),
+      v.slotCreationMessage,
+    );
     assert.equal(toHex(mutableDataKey(keys.readkey, fromHex(v.salt))), v.mutableDataKey);
     assert.equal(toHex(immutableStorageIndex(fromHex(v.immutableKey))), v.immutableStorageIndex);
     assert.equal(
@@ -55,6 +70,16 @@ Deno.test("the derivation chain reproduces every vector", async () => {
     );
     assert.equal(toHex(lease.renew), v.leaseRenew);
     assert.equal(toHex(lease.cancel), v.leaseCancel);
+    assert.equal(
+      toHex(
+        uploadSecret(
+          fromHex(v.uploadMaster),
+          fromHex(v.immutableStorageIndex),
+          fromHex(v.serverId),
+        ),
+      ),
+      v.uploadSecret,
+    );
   }
 });
 
@@ -102,7 +127,8 @@ Deno.test("derivation functions refuse inputs of the wrong length", async () => 
   const b = (n: number) => new Uint8Array(n);
   assert.throws(() => writekeyFromSeed(b(31)), RangeError);
   assert.throws(() => readkeyFromWritekey(b(33)), RangeError);
-  assert.throws(() => storageIndexFromReadkey(b(16)), RangeError);
+  assert.throws(() => storageIndexFromFingerprint(b(16)), RangeError);
+  assert.throws(() => slotCreationMessage(b(16), b(0), b(32)), RangeError);
   assert.throws(() => fingerprintFromPublicKey(b(0)), RangeError);
   assert.throws(() => writeEnablerMaster(b(1)), RangeError);
   assert.throws(() => writeEnabler(b(32), b(0)), RangeError);

@@ -31,7 +31,14 @@ async function withHandler(
   const dir = await Deno.makeTempDir({ prefix: "shoal-batch-list-" });
   try {
     const store = await ShareStore.open({ root: `${dir}/storage` });
-    await fn(createStorageHandler(store, { swissnum: SWISS, log: () => {}, ...hopts }));
+    await fn(
+      createStorageHandler(store, {
+        swissnum: SWISS,
+        serverId: new Uint8Array(32).fill(5),
+        log: () => {},
+        ...hopts,
+      }),
+    );
   } finally {
     await Deno.remove(dir, { recursive: true });
   }

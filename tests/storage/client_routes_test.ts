@@ -15,9 +15,10 @@ import {
   startStorageServer,
   type StorageProcess,
 } from "../helpers/storage_process.ts";
+import { slotProof as slotProofFor, slotSi } from "./slot_helpers.ts";
 
 const secret = (n: number) => new Uint8Array(32).fill(n);
-const si = (n: number) => new Uint8Array(16).fill(n);
+const si = (n: number) => slotSi(n);
 const enc = new TextEncoder();
 
 async function withServer(fn: (c: StorageClient, p: StorageProcess) => Promise<void>) {
@@ -98,7 +99,8 @@ Deno.test("every route against a real storage server process", async () => {
 
     // mutable: create a slot, test-and-set, wrong write enabler, list, read, batch read
     const we = { writeEnabler: secret(7), ...lease };
-    const created = await c.readTestWrite(si(2), we, {
+    const slotProof = await slotProofFor(si(2), c.serverId, we.writeEnabler);
+    const created = await c.readTestWrite(si(2), { ...we, slotProof }, {
       testWriteVectors: [
         {
           share: 0,

@@ -68,6 +68,12 @@ Deno.test("the rendered config parses back with documented defaults", () => {
   assert.equal(c.maxBatchSlots, 4096);
   assert.equal(c.leaseDuration, 31 * 86400);
   assert.equal(c.gcInterval, 3600);
+  assert.equal(c.incomingTimeout, 300);
+  assert.equal(c.maxUploads, 10_000);
+  assert.equal(c.handshakeTimeout, 10);
+  assert.equal(c.requestTimeout, 30);
+  assert.equal(c.maxConnections, 10_000);
+  assert.equal(c.maxConnectionsPerAddress, 100);
   // Minimal file: only listen; locations default to it.
   const m = parseConfig('[storage]\nlisten = "127.0.0.1:9"\n');
   assert.deepEqual(m.locations, ["127.0.0.1:9"]);
@@ -88,6 +94,15 @@ Deno.test("config errors name the file and key", () => {
     [base + "max_batch_slots = 0\n", /storage\.max_batch_slots/],
     [base + 'lease_duration = "3x"\n', /storage\.lease_duration/],
     [base + "gc_interval = -1\n", /storage\.gc_interval/],
+    [base + 'incoming_timeout = "soon"\n', /storage\.incoming_timeout/],
+    [base + "max_uploads = 0\n", /storage\.max_uploads/],
+    [base + 'handshake_timeout = "0s"\n', /storage\.handshake_timeout/],
+    [base + "request_timeout = -5\n", /storage\.request_timeout/],
+    [base + 'max_connections = "many"\n', /storage\.max_connections/],
+    [
+      base + "max_connections = 10\nmax_connections_per_address = 11\n",
+      /storage\.max_connections_per_address/,
+    ],
   ];
   for (const [text, re] of cases) {
     assert.throws(() => parseConfig(text, "D/shoal.toml"), (e: unknown) => {

@@ -14,12 +14,15 @@ import {
   ShareStore,
   type StoreOptions,
 } from "../../lib/storage/mod.ts";
+import { slotProof, slotSi } from "./slot_helpers.ts";
 
 const SWISS = new Uint8Array(32).fill(7);
 const AUTH = `${AUTH_SCHEME} ${base32Encode(SWISS)}`;
 const b32 = base32Encode;
 const secret = (n: number) => new Uint8Array(32).fill(n);
-const si = (n: number) => new Uint8Array(16).fill(n);
+// Storage indexes of test slots, derived from their verification keys (rtw() signs creations).
+const si = (n: number) => slotSi(n);
+const SERVER_ID = new Uint8Array(32).fill(5);
 function randomBytes(n: number): Uint8Array<ArrayBuffer> {
   const out = new Uint8Array(n);
   for (let i = 0; i < n; i += 65536) {
@@ -44,7 +47,12 @@ async function withServer(
   const clock = { t: 1_700_000_000_000 };
   try {
     const store = await ShareStore.open({ root: `${dir}/storage`, now: () => clock.t, ...opts });
-    const handle = createStorageHandler(store, { swissnum: SWISS, log: () => {}, ...hopts });
+    const handle = createStorageHandler(store, {
+      swissnum: SWISS,
+      serverId: SERVER_ID,
+      log: () => {},
+      ...hopts,
+    });
     await fn({ dir, store, handle, clock });
   } finally {
     await Deno.remove(dir, { recursive: true });
@@ -121,10 +129,12 @@ async function uploadShare(c: Ctx, s: Uint8Array, n: number, data: Uint8Array, u
 }
 
 async function rtw(c: Ctx, s: Uint8Array, req: unknown, we = 9, renew = 2, auth?: string | null) {
+  // Every write here may create its slot: it carries the creation proof.
+  const createSlot = await slotProof(s, SERVER_ID, secret(we));
   return await c.handle(request("POST", `mutable/${b32(s)}/read-test-write`, {
     auth,
     headers: rtwHeaders(we, renew),
-    body: cbor(req),
+    body: cbor({ ...(req as Record<string, unknown>), createSlot }),
   }));
 }
 

@@ -8,7 +8,8 @@
  * the server against the protocol document rather than against our client.
  */
 import assert from "node:assert/strict";
-import { base32Encode, decodeCbor, encodeCbor } from "../../lib/codec/mod.ts";
+import { base32Decode, base32Encode, decodeCbor, encodeCbor } from "../../lib/codec/mod.ts";
+import { slotProof, slotSi } from "./slot_helpers.ts";
 import {
   API_PREFIX,
   AUTH_SCHEME,
@@ -28,13 +29,19 @@ import {
 
 const b32 = base32Encode;
 const secret = (n: number) => new Uint8Array(32).fill(n);
-const si = (n: number) => new Uint8Array(16).fill(n);
+// Test slots: storage indexes derived from verification keys; TestClient signs creations.
+const si = (n: number) => slotSi(n);
 const enc = (s: string) => new TextEncoder().encode(s);
 
 /** A minimal protocol client over fetch (HTTP/1.1, the node's certificate as CA). */
 class TestClient {
   #client: Deno.HttpClient;
-  constructor(readonly base: string, readonly auth: string, certPem: string) {
+  constructor(
+    readonly base: string,
+    readonly auth: string,
+    certPem: string,
+    readonly serverId: Uint8Array,
+  ) {
     this.#client = Deno.createHttpClient({ caCerts: [certPem], http2: false, http1: true });
   }
   static async forNode(dir: string, address: string): Promise<TestClient> {
@@ -43,6 +50,7 @@ class TestClient {
       `https://${address}${API_PREFIX}`,
       `${AUTH_SCHEME} ${b32(n.swissnum)}`,
       n.certPem,
+      n.pin,
     );
   }
   async request(
@@ -63,6 +71,12 @@ class TestClient {
     return { status: r.status, body: new Uint8Array(await r.arrayBuffer()) };
   }
   async cbor(method: string, path: string, body?: unknown, headers: Record<string, string> = {}) {
+    const we = headers[HEADERS.writeEnabler];
+    if (path.endsWith("/read-test-write") && typeof body === "object" && we !== undefined) {
+      // A write that may create its slot carries the creation proof.
+      const slot = base32Decode(path.split("/")[1]);
+      body = { ...body, createSlot: await slotProof(slot, this.serverId, base32Decode(we)) };
+    }
     const r = await this.request(method, path, {
       headers: { "content-type": "application/cbor", ...headers },
       body: body === undefined ? undefined : encodeCbor(body),
@@ -417,7 +431,12 @@ Deno.test("SIGKILL during uploads and mutable writes: shares are old or new, nev
         }
       };
       const work = Promise.all([0, 1, 2].map(uploader).concat([0, 1, 2].map(writer)));
-      await new Promise((r) => setTimeout(r, 400 + round * 300));
+      // Kill once writes are flowing (a loaded machine may take a while for the first),
+      // in the middle of more.
+      for (let t = 0; t < 100 && mutableAcked.size < 3 && !stop; t++) {
+        await new Promise((r) => setTimeout(r, 100));
+      }
+      await new Promise((r) => setTimeout(r, 200 + round * 300));
       await server.kill();
       stop = true;
       await work;
@@ -537,7 +556,10 @@ Deno.test("StorageClient round trip against a real server process", async () => 
 
     const M = si(61);
     const w = { writeEnabler: secret(9), leaseRenew: secret(2), leaseCancel: secret(3) };
-    const first = await client.readTestWrite(M, w, {
+    const first = await client.readTestWrite(M, {
+      ...w,
+      slotProof: await slotProof(M, client.serverId, w.writeEnabler),
+    }, {
       testWriteVectors: [{
         share: 0,
         test: [],

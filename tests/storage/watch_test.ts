@@ -26,9 +26,11 @@ import {
   startStorageServer,
   type StorageProcess,
 } from "../helpers/storage_process.ts";
+import { slotProof, slotSi } from "./slot_helpers.ts";
 
 const secret = (n: number) => new Uint8Array(32).fill(n);
-const si = (n: number) => new Uint8Array(16).fill(n);
+// Test slots: storage indexes derived from verification keys (writes carry the creation proof).
+const si = (n: number) => slotSi(n);
 const secrets = (n: number) => ({
   writeEnabler: secret(n),
   leaseRenew: secret(100 + n),
@@ -48,7 +50,8 @@ async function write(
   data: Uint8Array,
   opts: { share?: number; offset?: number; newLength?: number | null } = {},
 ) {
-  const r = await c.readTestWrite(si(slot), secrets(slot), {
+  const proof = await slotProof(si(slot), c.serverId, secrets(slot).writeEnabler);
+  const r = await c.readTestWrite(si(slot), { ...secrets(slot), slotProof: proof }, {
     testWriteVectors: [{
       share: opts.share ?? 0,
       test: [],
@@ -349,7 +352,7 @@ Deno.test("watch vectors: ids, digests and bodies, re-derived independently from
   const te = new TextEncoder();
   const ns = (b: Uint8Array) => [te.encode(`${b.length}:`), b, te.encode(",")];
   for (const c of V.cases) {
-    const sis: Uint8Array[] = c.storageIndexBytes.map((n: number) => si(n));
+    const sis: Uint8Array[] = c.storageIndexBytes.map((n: number) => new Uint8Array(16).fill(n));
     // WID = base32(taggedHash(tag, SI_1 || ... || SI_m)[0..16)), spelled out from docs/crypto.md §2.
     const h = createHash("sha256");
     for (const p of [...ns(te.encode(V.tag)), ...ns(new Uint8Array(sis.flatMap((s) => [...s])))]) {

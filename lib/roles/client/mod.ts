@@ -16,3 +16,4 @@ export * from "./uploads.ts";
 export * from "./walk.ts";
 export * from "./deepcheck.ts";
 export * from "./trees.ts";
+export * from "./probe.ts";

@@ -21,7 +21,7 @@ import {
   isDirCap,
   isImmutableCap,
   parseCap,
-  storageIndexFromReadkey,
+  storageIndexFromFingerprint,
 } from "../../crypto/mod.ts";
 import {
   decodeDirectoryDoc,
@@ -98,7 +98,10 @@ async function verifyKeysOf(c: Cap): Promise<MutableVerifyKeys | null> {
     }
     case "mutable-read":
     case "dir-read":
-      return { storageIndex: storageIndexFromReadkey(c.readkey), fingerprint: c.fingerprint };
+      return {
+        storageIndex: storageIndexFromFingerprint(c.fingerprint),
+        fingerprint: c.fingerprint,
+      };
     case "mutable-verify":
     case "dir-verify":
       return { storageIndex: c.storageIndex, fingerprint: c.fingerprint };

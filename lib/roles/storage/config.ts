@@ -3,7 +3,7 @@
  * parsing with clear errors naming the key, defaults, and rendering a
  * commented file a person can read and edit.
  */
-import { parse as parseToml } from "smol-toml";
+import { describeUnknownKey, parseTomlText, trackReads, unreadKeys } from "../tomlconf.ts";
 import { formatLocationHint, MAX_LOCATION_HINTS, parseLocationHint } from "../../storage/mod.ts";
 
 /** A configuration problem; the message names the file and key. */
@@ -38,6 +38,17 @@ export interface StorageConfig {
   gc: GcMode;
   /** ms since the epoch (cutoff-date mode), else null. */
   gcCutoffDate: number | null;
+  /** Seconds without data after which an upload in progress is dropped. */
+  incomingTimeout: number;
+  /** Most immutable uploads in progress at once. */
+  maxUploads: number;
+  /** Seconds allowed for a TLS handshake from the TCP accept. */
+  handshakeTimeout: number;
+  /** Seconds for a request head (and a small body read before authorization) from its first byte. */
+  requestTimeout: number;
+  /** Most connections open at once, and from one client address. */
+  maxConnections: number;
+  maxConnectionsPerAddress: number;
   /** Seconds between refreshes of the grid view (when joined to a grid). */
   refreshInterval: number;
 }
@@ -71,6 +82,12 @@ export const CONFIG_DEFAULTS = {
   leaseDuration: "31d",
   gcInterval: "1h",
   gc: "off",
+  incomingTimeout: "5m",
+  maxUploads: 10_000,
+  handshakeTimeout: "10s",
+  requestTimeout: "30s",
+  maxConnections: 10_000,
+  maxConnectionsPerAddress: 100,
   refreshInterval: "60s",
 } as const;
 
@@ -185,6 +202,17 @@ lease_duration = ${tomlString(CONFIG_DEFAULTS.leaseDuration)}
 gc = ${tomlString(CONFIG_DEFAULTS.gc)}
 # How often garbage collection runs (it also drops uploads that stopped receiving data).
 gc_interval = ${tomlString(CONFIG_DEFAULTS.gcInterval)}
+# An upload that receives no data for this long is dropped and its space freed.
+incoming_timeout = ${tomlString(CONFIG_DEFAULTS.incomingTimeout)}
+# Most uploads in progress at once (each is a file in storage/incoming/).
+max_uploads = ${CONFIG_DEFAULTS.maxUploads}
+# A TLS handshake must complete within this long of the connection opening.
+handshake_timeout = ${tomlString(CONFIG_DEFAULTS.handshakeTimeout)}
+# A request head (and a body of up to 64 KiB) must arrive within this long of its first byte.
+request_timeout = ${tomlString(CONFIG_DEFAULTS.requestTimeout)}
+# Most connections open at once, and from any one client address.
+max_connections = ${CONFIG_DEFAULTS.maxConnections}
+max_connections_per_address = ${CONFIG_DEFAULTS.maxConnectionsPerAddress}
 
 [discovery]
 # Once joined to a grid (shoal storage join): how often to re-read the grid service
@@ -195,12 +223,10 @@ refresh_interval = ${tomlString(CONFIG_DEFAULTS.refreshInterval)}
 
 /** Parse and validate shoal.toml text; `file` names it in errors. */
 export function parseConfig(text: string, file = "shoal.toml"): StorageConfig {
-  let doc: Record<string, unknown>;
-  try {
-    doc = parseToml(text) as Record<string, unknown>;
-  } catch (e) {
-    throw new ConfigError(`${file}: not valid TOML: ${(e as Error).message.split("\n")[0]}`);
-  }
+  const raw = parseTomlText(text, file, (m) => new ConfigError(m));
+  // Every key read below is a known key; anything else in the file is reported at the end.
+  const used = new Set<string>();
+  const doc = trackReads(raw, used);
   const table = (name: string): Record<string, unknown> => {
     const t = doc[name];
     if (t === undefined) return {};
@@ -271,7 +297,24 @@ export function parseConfig(text: string, file = "shoal.toml"): StorageConfig {
   }
   const dur = (key: string, dflt: string) =>
     conv(`storage.${key}`, () => parseDuration(str(st, "storage", key, dflt)));
-  return {
+  const int = (key: string, dflt: number, min: number, max: number): number => {
+    const v = st[key] ?? dflt;
+    if (typeof v !== "number" || !Number.isSafeInteger(v) || v < min || v > max) {
+      fail(`storage.${key}`, `must be an integer ${min}..${max}`);
+    }
+    return v as number;
+  };
+  const maxConnections = int("max_connections", CONFIG_DEFAULTS.maxConnections, 1, 1_000_000);
+  const maxConnectionsPerAddress = int(
+    "max_connections_per_address",
+    CONFIG_DEFAULTS.maxConnectionsPerAddress,
+    1,
+    1_000_000,
+  );
+  if (maxConnectionsPerAddress > maxConnections) {
+    fail("storage.max_connections_per_address", "must not exceed storage.max_connections");
+  }
+  const config: StorageConfig = {
     nickname: nickname as string,
     listen,
     locations,
@@ -282,12 +325,21 @@ export function parseConfig(text: string, file = "shoal.toml"): StorageConfig {
     leaseDuration: dur("lease_duration", CONFIG_DEFAULTS.leaseDuration),
     gcInterval: dur("gc_interval", CONFIG_DEFAULTS.gcInterval),
     ...parseGc(st, fail),
+    incomingTimeout: dur("incoming_timeout", CONFIG_DEFAULTS.incomingTimeout),
+    maxUploads: int("max_uploads", CONFIG_DEFAULTS.maxUploads, 1, 10_000_000),
+    handshakeTimeout: dur("handshake_timeout", CONFIG_DEFAULTS.handshakeTimeout),
+    requestTimeout: dur("request_timeout", CONFIG_DEFAULTS.requestTimeout),
+    maxConnections,
+    maxConnectionsPerAddress,
     refreshInterval: conv(
       "discovery.refresh_interval",
       () =>
         parseDuration(str(disc, "discovery", "refresh_interval", CONFIG_DEFAULTS.refreshInterval)),
     ),
   };
+  const unknown = unreadKeys(raw, used, text);
+  if (unknown.length) throw new ConfigError(describeUnknownKey(file, unknown[0]));
+  return config;
 }
 
 /** `storage.gc` and `storage.gc_cutoff_date`. */

@@ -179,9 +179,24 @@ export async function runStorageNode(node: StorageNode, opts: RunOptions): Promi
     reservedSpace: c.reservedSpace,
     maxShareSize: c.maxShareSize,
     leaseDuration: c.leaseDuration,
+    incomingTimeout: c.incomingTimeout,
+    maxUploads: c.maxUploads,
   });
+  // A reserved space above the free disk space refuses every allocation: say so now.
+  try {
+    const free = await store.freeDiskSpace();
+    if (c.reservedSpace > free) {
+      log(
+        `warning: storage.reserved_space (${c.reservedSpace} bytes) exceeds the free disk space ` +
+          `(${free} bytes): every upload will be refused until space is freed or reserved_space lowered`,
+      );
+    }
+  } catch (e) {
+    log(`warning: cannot read the free disk space: ${(e as Error).message}`);
+  }
   const handler = createStorageHandler(store, {
     swissnum: node.swissnum,
+    serverId: node.pin,
     maxBodySize: c.maxBodySize,
     maxBatchSlots: c.maxBatchSlots,
     log,
@@ -195,6 +210,13 @@ export async function runStorageNode(node: StorageNode, opts: RunOptions): Promi
       certPem: node.certPem,
       keyPem: node.keyPem,
       handler,
+      log,
+      limits: {
+        handshakeTimeoutMs: c.handshakeTimeout * 1000,
+        headTimeoutMs: c.requestTimeout * 1000,
+        maxConnections: c.maxConnections,
+        maxConnectionsPerAddress: c.maxConnectionsPerAddress,
+      },
     });
   } catch (e) {
     if (e instanceof Deno.errors.AddrInUse) {
@@ -228,11 +250,21 @@ export async function runStorageNode(node: StorageNode, opts: RunOptions): Promi
       (e) => log(`garbage collection failed: ${(e as Error).message}`),
     ).finally(() => (gcRunning = null));
   }, c.gcInterval * 1000);
+  // Uploads that stopped receiving data are reclaimed within a fraction of incoming_timeout.
+  const sweep = setInterval(() => {
+    store.expireUploads().then(
+      (n) => {
+        if (n > 0) log(`dropped ${n} upload(s) that received no data for ${c.incomingTimeout}s`);
+      },
+      (e) => log(`dropping stalled uploads failed: ${(e as Error).message}`),
+    );
+  }, Math.max(1, Math.min(60, c.incomingTimeout / 4)) * 1000);
   await new Promise<void>((resolve) => {
     if (opts.signal.aborted) resolve();
     else opts.signal.addEventListener("abort", () => resolve(), { once: true });
   });
   clearInterval(timer);
+  clearInterval(sweep);
   await server.shutdown(opts.graceMs ?? 10_000);
   // The announcer closes its connections on abort; don't let a slow one hold the exit.
   let grace: ReturnType<typeof setTimeout> | undefined;
