@@ -19,7 +19,7 @@
  */
 import { createCipheriv, createHash, createPrivateKey, sign as edSign } from "node:crypto";
 import { encode as cbor } from "cborg";
-import { encodeSegment, fromHex, toHex } from "../lib/codec/mod.ts";
+import { base32Encode, encodeSegment, fromHex, toHex } from "../lib/codec/mod.ts";
 import { type Cap, formatCap } from "../lib/crypto/mod.ts";
 import { formatStorageUrl, type StorageUrl } from "../lib/storage/mod.ts";
 import {
@@ -618,6 +618,19 @@ async function genDiscovery() {
     ["nickname empty", { ...fixed, nickname: "" }],
     ["nickname of 65 characters", { ...fixed, nickname: "n".repeat(65) }],
     ["nickname with a control character", { ...fixed, nickname: "s\u00071" }],
+    ["nickname with a C1 control (U+0085)", { ...fixed, nickname: "s\u00851" }],
+    ["nickname with a C1 control (U+009B, CSI)", { ...fixed, nickname: "s\u009b2J" }],
+    ["nickname with a bidi override (U+202E)", { ...fixed, nickname: "s\u202e1" }],
+    ["nickname with a bidi isolate (U+2066)", { ...fixed, nickname: "s\u20661" }],
+    ["nickname with a zero-width joiner (U+200D, Cf)", { ...fixed, nickname: "s\u200d1" }],
+    ["nickname with a line separator (U+2028)", { ...fixed, nickname: "s\u20281" }],
+    ["nickname with a paragraph separator (U+2029)", { ...fixed, nickname: "s\u20291" }],
+    ["software with an escape (U+001B)", { ...fixed, software: "shoal/\u001b[2J" }],
+    ["software with a bidi override (U+202D)", { ...fixed, software: "shoal/\u202d0.1" }],
+    ["service type with a C1 control", {
+      ...fixed,
+      services: [...fixed.services, { type: "web\u0085" }],
+    }],
     ["serverId of 31 bytes", { ...fixed, serverId: fill(31, 1) }],
     ["serverId as text", { ...fixed, serverId: "01".repeat(32) }],
     ["software not text", { ...fixed, software: 1 }],
@@ -675,6 +688,14 @@ async function genDiscovery() {
     { name: "v1.s5", readcap: capOf("dir-read", 0x95), metadata: {} },
     { name: "v1.s6", readcap: CHK_READ, metadata: {} },
     { name: "README", readcap: CHK_READ, metadata: {} },
+    // Bound to the server id the operator verified (docs/discovery.md §3, "Binding").
+    {
+      name: "v1.s7",
+      readcap: gsaRead(0x97),
+      metadata: { ctime: 1700000000, mtime: 1700000000, serverId: base32Encode(fill(32, 0x07)) },
+    },
+    { name: "v1.s8", readcap: gsaRead(0x98), metadata: { serverId: "S7" } },
+    { name: "v1.s9", readcap: gsaRead(0x99), metadata: { serverId: fill(32, 0x09) } },
   ];
   const gsdMetaFixed = { issued: 1700000000, expires: 1700604800 };
   const K = keys(fill(32, 0x61));
@@ -685,7 +706,11 @@ async function genDiscovery() {
     "GSD document",
   );
   const { links, problems } = gsdLinks((await decodeDirectoryDoc(gsdBytes, null)).entries);
-  if (links.map((l) => l.petname).join() !== "node-2.example_b,s1" || problems.length !== 3) {
+  if (
+    links.map((l) => `${l.petname}:${l.serverId}`).join() !==
+      `node-2.example_b:null,s1:null,s7:${base32Encode(fill(32, 0x07))}` ||
+    problems.length !== 5
+  ) {
     fail("gsdLinks disagrees with the GSD document vector");
   }
   const many = [gsdRead, ...Array(1000).fill(u1)].join(",");
@@ -705,7 +730,9 @@ async function genDiscovery() {
       "its decoded fields; `gsa.invalid`: CBOR decodeAnnouncement MUST refuse (AnnouncementError; " +
       "`error` is this implementation's message). `gsd`: petnames, a GSD document (directory " +
       "CBOR, writekey from `seed`, counter random source as in directories.json) with the links " +
-      "and problems gsdLinks reports, and freshness cases (times in seconds).",
+      "and problems gsdLinks reports (a link's `serverId` is the server id its entry is bound to, " +
+      "from the entry metadata `serverId`, or null; a malformed one makes the entry a problem), " +
+      "and freshness cases (times in seconds).",
     introduction: {
       valid: introValid,
       invalid: [
@@ -747,10 +774,11 @@ async function genDiscovery() {
         meta: gsdMetaFixed,
         cbor: toHex(gsdBytes),
         links: [
-          { petname: "node-2.example_b", gsaReadcap: gsaRead(0x92) },
-          { petname: "s1", gsaReadcap: gsaRead(0x91) },
+          { petname: "node-2.example_b", gsaReadcap: gsaRead(0x92), serverId: null },
+          { petname: "s1", gsaReadcap: gsaRead(0x91), serverId: null },
+          { petname: "s7", gsaReadcap: gsaRead(0x97), serverId: base32Encode(fill(32, 0x07)) },
         ],
-        problems: ["v1.-bad", "v1.s5", "v1.s6"],
+        problems: ["v1.-bad", "v1.s5", "v1.s6", "v1.s8", "v1.s9"],
       },
       meta: {
         valid: [gsdMetaFixed, { issued: 5, expires: 5 }],

@@ -27,6 +27,10 @@ import {
 
 const enc = new TextEncoder();
 
+function plural(n: number, one: string, many = `${one}s`): string {
+  return `${n} ${n === 1 ? one : many}`;
+}
+
 function sessionOptions(ctx: CommandContext, quiet: boolean): SessionOptions {
   const show = ctx.isTty && !quiet;
   return {
@@ -222,11 +226,22 @@ DEST is a directory; an existing mutable file at DEST (writecap held) is overwri
   {
     name: "mkdir",
     summary: "create a directory (at PATH, or unlinked: its writecap is printed)",
-    usage: "--dir DIR [PATH]",
-    options: { dir: DIR_OPTION },
+    usage: "--dir DIR [-p] [PATH]",
+    options: {
+      dir: DIR_OPTION,
+      parents: {
+        type: "boolean",
+        short: "p",
+        help: "create missing parent directories too; an existing directory is no error",
+      },
+    },
     positionals: ["[PATH]"],
     async run(ctx) {
-      const cap = await withSession(ctx, true, (s) => s.mkdir(ctx.positionals[0]));
+      const cap = await withSession(
+        ctx,
+        true,
+        (s) => s.mkdir(ctx.positionals[0], { parents: ctx.values.parents === true }),
+      );
       if (ctx.positionals[0] === undefined) ctx.out(cap);
     },
   },
@@ -247,6 +262,13 @@ DEST is a directory; an existing mutable file at DEST (writecap held) is overwri
         return;
       }
       for (const r of res.entries) {
+        if (!res.directory && r.name === "") {
+          // A bare file cap has no name: describe the file instead of printing an empty line.
+          ctx.out(
+            longRow({ ...r, name: `(${r.type === "file" ? "immutable file" : "mutable file"})` }),
+          );
+          continue;
+        }
         ctx.out(ctx.values.long ? longRow(r) : `${r.name}${r.type === "directory" ? "/" : ""}`);
       }
     },
@@ -302,10 +324,17 @@ name containing ':'). With several SRC, DEST must be an existing directory. A di
         false,
         (s) => s.cp(args.slice(0, -1), dest, { recursive: ctx.values.recursive === true }),
       );
-      if (ctx.isTty) {
+      if (ctx.isTty || stats.skipped.length) {
         ctx.err(
-          `copied ${stats.files} file(s), ${stats.bytes} bytes; ${stats.directories} directorie(s) created`,
+          `copied ${plural(stats.files, "file")}, ${plural(stats.bytes, "byte")}; ${
+            plural(stats.directories, "directory", "directories")
+          } created`,
         );
+      }
+      if (stats.skipped.length) {
+        ctx.err(`shoal: skipped ${plural(stats.skipped.length, "local entry", "local entries")}:`);
+        for (const s of stats.skipped) ctx.err(`  ${s}`);
+        return EXIT_FAILURE;
       }
     },
   },
@@ -340,10 +369,9 @@ Aliases name directory caps for paths like NAME:sub/file. They are kept in DIR/p
       switch (action) {
         case "add":
           want(2, "add --dir DIR NAME DIRCAP");
-          await wrap(async () => {
-            await FileSession.open(dir).then((s) => s.close()); // must be a client node
-            await addAlias(dir, args[0], args[1]);
-          });
+          // The node's role was checked first (lib/cli/main.ts); shoal.toml is not needed here.
+          await wrap(() => addAlias(dir, args[0], args[1]));
+          ctx.err(`added alias '${args[0]}'`);
           return;
         case "create": {
           want(1, "create --dir DIR NAME");
@@ -354,14 +382,14 @@ Aliases name directory caps for paths like NAME:sub/file. They are kept in DIR/p
           });
           const cap = await withSession(ctx, true, (s) => s.mkdir());
           await wrap(() => addAlias(dir, args[0], cap));
+          ctx.err(
+            `created a new directory and the alias '${args[0]}' for it; use it as ${args[0]}:`,
+          );
           return;
         }
         case "list": {
           want(0, "list --dir DIR [--json]");
-          const aliases = await wrap(async () => {
-            await FileSession.open(dir).then((s) => s.close());
-            return await loadAliases(dir);
-          });
+          const aliases = await wrap(() => loadAliases(dir));
           const rows = [...aliases].map(([name, cap]) => ({
             name,
             writable: cap.startsWith("shoal:DIR-W"),
@@ -374,6 +402,7 @@ Aliases name directory caps for paths like NAME:sub/file. They are kept in DIR/p
         case "remove":
           want(1, "remove --dir DIR NAME");
           await wrap(() => removeAlias(dir, args[0]));
+          ctx.err(`removed alias '${args[0]}' (the directory itself stays on the grid)`);
           return;
         default:
           throw new UsageError(

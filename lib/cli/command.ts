@@ -94,10 +94,26 @@ export function stringList(values: Values, name: string): string[] {
   return Array.isArray(v) ? v : [String(v)];
 }
 
+/**
+ * Options every command with arguments takes: --cap-file PATH reads a cap (from a file or
+ * stdin) for an argument written CAP, so caps need not appear in argv.
+ */
+export function withCommonOptions(cmd: Command): Record<string, OptionSpec> {
+  if (!cmd.positionals?.length || cmd.options["cap-file"]) return cmd.options;
+  return {
+    ...cmd.options,
+    "cap-file": {
+      type: "string",
+      value: "PATH",
+      help: "read a cap from PATH ('-': stdin); write CAP (or CAP/path) where the cap goes",
+    },
+  };
+}
+
 export function commandHelp(prefix: string, cmd: Command): string {
   const lines = [`Usage: ${prefix} ${cmd.name} ${cmd.usage}`.trimEnd(), "", cmd.summary];
   if (cmd.description) lines.push("", cmd.description.trim());
-  const opts = Object.entries(cmd.options);
+  const opts = Object.entries(withCommonOptions(cmd));
   if (opts.length) {
     lines.push("", "Options:");
     const rows = opts.map(([name, o]) => {
@@ -127,18 +143,46 @@ export function groupHelp(prefix: string, group: Group): string {
   ].join("\n");
 }
 
+/** Edit distance, for "did you mean". */
+function distance(a: string, b: string): number {
+  const d = Array.from({ length: b.length + 1 }, (_, i) => i);
+  for (let i = 1; i <= a.length; i++) {
+    let prev = d[0];
+    d[0] = i;
+    for (let j = 1; j <= b.length; j++) {
+      const t = d[j];
+      d[j] = Math.min(d[j] + 1, d[j - 1] + 1, prev + (a[i - 1] === b[j - 1] ? 0 : 1));
+      prev = t;
+    }
+  }
+  return d[b.length];
+}
+
+/** Close names: a prefix either way, or within edit distance 2 (1 for short names). */
+export function closeNames(word: string, names: string[]): string[] {
+  const w = word.toLowerCase();
+  return names.filter((n) => {
+    const limit = Math.min(n.length >= 8 ? 3 : 2, Math.max(1, Math.floor(n.length / 3)));
+    return distance(w, n) <= limit || (w.length >= 2 && n.startsWith(w)) ||
+      (n.length >= 2 && w.startsWith(n) && w.length - n.length <= 2);
+  });
+}
+
 /** Parse argv for one command; throws UsageError on bad flags or arguments. */
 export function parseCommandArgs(
   cmd: Command,
   argv: string[],
+  prefix = "shoal",
 ): { values: Values; positionals: string[]; help: boolean } {
+  const where = `${prefix} ${cmd.name}`;
+  const helpHint = `run '${where} --help' for its options`;
   const options: Record<
     string,
     { type: "string" | "boolean"; short?: string; multiple?: boolean; default?: string | boolean }
   > = {
     help: { type: "boolean", short: "h" },
   };
-  for (const [name, o] of Object.entries(cmd.options)) {
+  for (const [name, o] of Object.entries(withCommonOptions(cmd))) {
     const opt: (typeof options)[string] = { type: o.type };
     if (o.short !== undefined) opt.short = o.short;
     if (o.multiple !== undefined) opt.multiple = o.multiple;
@@ -149,7 +193,25 @@ export function parseCommandArgs(
   try {
     parsed = parseArgs({ args: argv, options, allowPositionals: true, strict: true });
   } catch (e) {
-    throw new UsageError((e as Error).message.replace(/\. To specify a positional.*$/s, ""));
+    const msg = (e as Error).message.replace(/\. To specify a positional.*$/s, "");
+    const unknown = /^Unknown option '(-{1,2})([^']*)'/.exec(msg);
+    if (unknown) {
+      const close = unknown[1] === "--"
+        ? closeNames(unknown[2], Object.keys(withCommonOptions(cmd)))
+        : [];
+      throw new UsageError(
+        `unknown option '${unknown[1]}${unknown[2]}' for '${where}'${
+          close.length ? `; did you mean ${close.map((n) => `'--${n}'`).join(" or ")}?` : ""
+        } (${helpHint})`,
+      );
+    }
+    const missing = /^Option '([^']*)' argument missing/.exec(msg);
+    if (missing) {
+      throw new UsageError(
+        `option ${missing[1].replace(/ <value>$/, "")} needs a value (${helpHint})`,
+      );
+    }
+    throw new UsageError(`${msg} (${helpHint})`);
   }
   const values = parsed.values as Values;
   if (values.help) return { values, positionals: parsed.positionals, help: true };
@@ -157,10 +219,10 @@ export function parseCommandArgs(
   const required = specs.filter((p) => !p.startsWith("[") && !p.endsWith("...")).length;
   const variadic = specs.some((p) => p.endsWith("..."));
   if (parsed.positionals.length < required) {
-    throw new UsageError(`missing argument ${specs[parsed.positionals.length]}`);
+    throw new UsageError(`missing argument ${specs[parsed.positionals.length]} (${helpHint})`);
   }
   if (!variadic && parsed.positionals.length > specs.length) {
-    throw new UsageError(`too many arguments: expected at most ${specs.length}`);
+    throw new UsageError(`too many arguments: expected at most ${specs.length} (${helpHint})`);
   }
   return { values, positionals: parsed.positionals, help: false };
 }

@@ -21,6 +21,7 @@ import {
   UsageError,
 } from "./command.ts";
 import { startOperatorGateway } from "../web/mod.ts";
+import { checkStorageUrl, readSecretText } from "../roles/inputs.ts";
 
 async function withOperator<T>(dir: string, fn: (op: OperatorNode) => Promise<T>): Promise<T> {
   const op = await loadOperator(dir);
@@ -35,7 +36,7 @@ export const operatorCommands: Command[] = [
   {
     name: "create",
     summary: "create an empty grid service directory (GSD) replicated on the given servers",
-    usage: "--dir DIR --storage URL [--storage URL]...",
+    usage: "--dir DIR (--storage URL... | --storage-file PATH|-)",
     description:
       "The GSD writecap is kept in DIR/private/gsd-writecap (mode 0600): it is the grid's master " +
       "secret. Refuses to overwrite an existing node.",
@@ -47,6 +48,11 @@ export const operatorCommands: Command[] = [
         value: "URL",
         help: "storage URL of a server to hold the GSD",
       },
+      "storage-file": {
+        type: "string",
+        value: "PATH",
+        help: "read storage URLs from PATH, one per line ('-': stdin); they are secrets",
+      },
       "validity-days": {
         type: "string",
         value: "DAYS",
@@ -56,7 +62,18 @@ export const operatorCommands: Command[] = [
     async run({ values, err }) {
       const dir = requireString(values, "dir");
       const urls = stringList(values, "storage");
-      if (!urls.length) throw new UsageError("give at least one --storage URL");
+      const file = optionalString(values, "storage-file");
+      if (file !== undefined) {
+        urls.push(
+          ...(await readSecretText(file, "storage URLs")).split("\n").map((l) => l.trim()).filter(
+            (l) => l !== "" && !l.startsWith("#"),
+          ),
+        );
+      }
+      if (!urls.length) {
+        throw new UsageError("give at least one --storage URL (or --storage-file PATH)");
+      }
+      urls.forEach((u, i) => checkStorageUrl(u, `storage URL #${i + 1}`));
       const v = optionalString(values, "validity-days");
       const validityDays = v === undefined ? undefined : Number(v);
       if (validityDays !== undefined && !(validityDays > 0 && validityDays <= 3650)) {
@@ -235,6 +252,7 @@ export const operatorCommands: Command[] = [
         value: "SECONDS",
         help: "seconds between the dashboard's reads of the grid (default 10)",
       },
+      "show-secrets": { type: "boolean", help: "log the dashboard URL with its access token" },
     },
     async run({ values, err }) {
       const dir = requireString(values, "dir");
@@ -263,7 +281,12 @@ export const operatorCommands: Command[] = [
       });
       if (web) {
         err(`operator dashboard at ${web.url}`);
-        err(`dashboard: ${web.url}?token=${web.token}`);
+        err(
+          values["show-secrets"]
+            ? `dashboard: ${web.url}?token=${web.token}`
+            : `dashboard: ${web.url}?token=TOKEN (TOKEN is in ${dir}/private/api-token; ` +
+              "--show-secrets logs the whole URL)",
+        );
       }
       try {
         while (!ac.signal.aborted) {

@@ -18,6 +18,22 @@ export function selfCommand(): string {
   return Deno.execPath();
 }
 
+/**
+ * The short way to run `shoal` that we suggest: `deno task shoal` from the checkout (with
+ * `npx --yes deno@VERSION` when deno is not on PATH), or this binary when compiled.
+ */
+export function suggestedShoal(): { shoal: string; checkout: string | null } {
+  const main = Deno.mainModule;
+  if (main.startsWith("file://") && /\/main\.(ts|js)$/.test(main)) {
+    const checkout = new URL(".", main).pathname.replace(/\/$/, "");
+    const deno = Deno.execPath();
+    const onPath = (Deno.env.get("PATH") ?? "").split(":").some((d) => d && `${d}/deno` === deno);
+    const denoCmd = onPath ? "deno" : `npx --yes deno@${Deno.version.deno}`;
+    return { shoal: `${denoCmd} task shoal`, checkout };
+  }
+  return { shoal: selfCommand(), checkout: null };
+}
+
 export const quickstartCommand: Command = {
   name: "quickstart",
   summary: "start a complete local grid on loopback (servers, operator, client) in the foreground",
@@ -45,7 +61,6 @@ client's dashboard address and commands to try, then runs until Ctrl-C.`,
     const stop = () => ac.abort();
     Deno.addSignalListener("SIGINT", stop);
     Deno.addSignalListener("SIGTERM", stop);
-    const self = selfCommand();
     try {
       await runQuickstart({
         dir,
@@ -68,10 +83,15 @@ client's dashboard address and commands to try, then runs until Ctrl-C.`,
               : `Dashboard: not available (${info.dashboardProblem})`,
           );
           out("");
-          out("Try, in another terminal:");
-          out(`  ${self} client servers --dir ${info.clientDir}`);
-          out(`  echo hello | ${self} client put --dir ${info.clientDir} -`);
-          out(`  ${self} client get --dir ${info.clientDir} CAP   (the cap printed by put)`);
+          const { shoal, checkout } = suggestedShoal();
+          out(`Try, in another terminal${checkout ? ` in ${checkout}` : ""}:`);
+          out(`  export SHOAL_DIR=${info.clientDir}`);
+          out(`  ${shoal} client servers`);
+          out(`  ${shoal} client alias create home`);
+          out(`  ${shoal} client mkdir home:docs`);
+          out(`  echo hello | ${shoal} client put - home:docs/hello.txt`);
+          out(`  ${shoal} client ls -l home:docs`);
+          out(`  ${shoal} client get home:docs/hello.txt`);
           out("");
           out("Press Ctrl-C to stop the grid.");
         },

@@ -11,7 +11,12 @@ import {
   runStorageNode,
   storageUrlText,
 } from "../roles/storage/mod.ts";
-import { announcementReadcap, joinGrid, publishAnnouncement } from "../roles/storage/announce.ts";
+import {
+  announcementReadcap,
+  joinGrid,
+  publishAnnouncement,
+  renewDiscoveryLeases,
+} from "../roles/storage/announce.ts";
 import { GridNode } from "../roles/gridnode.ts";
 import {
   CliError,
@@ -23,6 +28,24 @@ import {
   stringList,
   UsageError,
 } from "./command.ts";
+import { INTRO_OPTIONS, introductionTextOption } from "./secrets.ts";
+
+/** This machine's non-loopback IP addresses, for a hint. */
+function localAddresses(): string[] {
+  try {
+    return [
+      ...new Set(
+        Deno.networkInterfaces()
+          .filter((i) =>
+            !i.address.startsWith("127.") && i.address !== "::1" && !i.address.startsWith("fe80")
+          )
+          .map((i) => i.family === "IPv6" ? `[${i.address}]` : i.address),
+      ),
+    ];
+  } catch {
+    return [];
+  }
+}
 
 /** Turn node-directory and config problems into exit-1 errors with their message. */
 async function nodeErrors<T>(fn: () => Promise<T>): Promise<T> {
@@ -68,6 +91,11 @@ use; it defaults to the --listen address. SIZE is e.g. 0, 500M, 10G, 1T (default
       value: "TEXT",
       help: "join this grid at once (as 'shoal storage join'); prints the announcement readcap",
     },
+    "introducer-v3-file": {
+      type: "string",
+      value: "PATH",
+      help: "as --introducer-v3, reading the text from PATH ('-': stdin)",
+    },
   },
   async run(ctx) {
     const dir = requireString(ctx.values, "dir");
@@ -81,6 +109,20 @@ use; it defaults to the --listen address. SIZE is e.g. 0, 500M, 10G, 1T (default
         throw new UsageError(`--${flag}: ${(e as Error).message}`);
       }
     }
+    const wildcard = (hp: string) => {
+      const h = parseHostPort(hp).host;
+      return h === "0.0.0.0" || h === "::";
+    };
+    if (wildcard(listen) && (locations.length === 0 || locations.some(wildcard))) {
+      const port = parseHostPort(listen).port;
+      const mine = localAddresses();
+      throw new UsageError(
+        `--listen ${listen} listens on every address, but clients need one they can reach: ` +
+          `add --location HOST:${port} (repeatable)` +
+          (mine.length ? `; this machine's addresses: ${mine.join(", ")}` : ""),
+      );
+    }
+    const text = await introductionTextOption(ctx.values, false);
     if (reserved !== undefined) {
       try {
         parseSize(reserved);
@@ -104,7 +146,6 @@ use; it defaults to the --listen address. SIZE is e.g. 0, 500M, 10G, 1T (default
     ctx.err(
       `start it with 'shoal storage run --dir ${node.dir}'; 'shoal storage url --dir ${node.dir}' prints its storage URL`,
     );
-    const text = optionalString(ctx.values, "introducer-v3");
     if (text !== undefined) await joinAndAnnounce(node.dir, text, ctx);
   },
 };
@@ -117,15 +158,17 @@ async function joinAndAnnounce(dir: string, text: string, ctx: CommandContext): 
   const grid = (await GridNode.load(dir))!;
   try {
     const r = await publishAnnouncement(node, grid);
+    // A joined server keeps the GSD alive: its lease starts now, not when its daemon next runs.
+    await renewDiscoveryLeases(node, grid).catch(() => {});
     if (r.refreshError) ctx.err(`note: could not read the grid yet: ${r.refreshError}`);
     ctx.err(
       r.published
-        ? `announcement version ${r.seqnum} written to ${
-          r.servers - r.failures.length
-        } of ${r.servers} server(s)`
-        : `announcement is current on all ${r.servers} known server(s)`,
+        ? `announcement version ${r.seqnum} written to ${r.holding} of ${r.servers} known server(s)`
+        : `announcement version ${r.seqnum} is held by ${
+          r.holding + r.pushed
+        } of ${r.servers} known server(s)`,
     );
-    if (r.failures.length) {
+    if (r.failures.length || r.unreachable) {
       ctx.err("servers not reached now get it when this server runs ('shoal storage run')");
     }
   } catch (e) {
@@ -145,19 +188,16 @@ async function joinAndAnnounce(dir: string, text: string, ctx: CommandContext): 
 const join: Command = {
   name: "join",
   summary: "join a grid: record its introduction text and publish this server's announcement",
-  usage: "--dir DIR --introducer-v3 TEXT",
+  usage: "--dir DIR (--introducer-v3-file PATH|- | --introducer-v3 TEXT)",
   description: `
 Records the introduction text in DIR/private/, creates this server's announcement (GSA)
 writecap in DIR/private/gsa-writecap (kept only here: only this server can change its
 announcement), writes the announcement to every server it knows (the grid's servers and
 itself if running), and prints the announcement readcap alone on stdout for the operator.`,
-  options: {
-    dir: DIR_OPTION,
-    "introducer-v3": { type: "string", value: "TEXT", help: "the grid's introduction text" },
-  },
+  options: { dir: DIR_OPTION, ...INTRO_OPTIONS },
   async run(ctx) {
     const dir = requireString(ctx.values, "dir");
-    const text = requireString(ctx.values, "introducer-v3");
+    const text = (await introductionTextOption(ctx.values, true))!;
     await nodeErrors(() => loadStorageNode(dir));
     await joinAndAnnounce(dir, text, ctx);
   },

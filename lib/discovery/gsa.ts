@@ -4,7 +4,7 @@
  *
  * CBOR map:
  *   v          1
- *   nickname   text (1..64 characters, no control characters)
+ *   nickname   text (1..64 characters, no control or format characters)
  *   serverId   bytes(32): the SHA-256 pin of the server's TLS public key
  *   software   text, e.g. "shoal/0.1.0"
  *   announced  integer, seconds since the epoch when this version was written
@@ -43,19 +43,40 @@ export interface Announcement {
   otherServices: OtherService[];
 }
 
+/**
+ * Characters a server may not put in any text it announces (docs/discovery.md §4): Unicode
+ * control (Cc: C0, DEL, C1) and format (Cf: bidi embeddings, overrides and isolates, zero-width
+ * characters, BOM) characters, and the line and paragraph separators (Zl, Zp). Such text reaches
+ * terminals and dashboards; none of these has a place in a name.
+ */
+const FORBIDDEN_TEXT = /[\p{Cc}\p{Cf}\p{Zl}\p{Zp}]/u;
+
+/** Throws AnnouncementError when `text` holds a character FORBIDDEN_TEXT refuses. */
+export function validateAnnouncedText(text: string, what: string): string {
+  if (FORBIDDEN_TEXT.test(text)) {
+    throw new AnnouncementError(`${what} contains a control or format character`);
+  }
+  return text;
+}
+
 export function validateNickname(nickname: string): string {
   if (typeof nickname !== "string" || nickname.length === 0 || nickname.length > 64) {
     throw new AnnouncementError("nickname must be 1 to 64 characters");
   }
-  // deno-lint-ignore no-control-regex
-  if (/[\u0000-\u001f\u007f]/.test(nickname)) {
-    throw new AnnouncementError("nickname contains a control character");
+  return validateAnnouncedText(nickname, "nickname");
+}
+
+function validateSoftware(software: unknown): string {
+  if (typeof software !== "string" || software.length > 200) {
+    throw new AnnouncementError("announcement software must be text");
   }
-  return nickname;
+  return validateAnnouncedText(software, "software");
 }
 
 export function encodeAnnouncement(a: Announcement): Uint8Array {
   validateNickname(a.nickname);
+  validateSoftware(a.software);
+  for (const o of a.otherServices) validateAnnouncedText(o.type, "service type");
   if (a.serverId.length !== 32) throw new AnnouncementError("serverId must be 32 bytes");
   const services: unknown[] = [...a.otherServices];
   if (a.storage) {
@@ -104,9 +125,7 @@ export function decodeAnnouncement(bytes: Uint8Array): Announcement {
   if (!(doc.serverId instanceof Uint8Array) || doc.serverId.length !== 32) {
     throw new AnnouncementError("announcement serverId must be 32 bytes");
   }
-  if (typeof doc.software !== "string" || doc.software.length > 200) {
-    throw new AnnouncementError("announcement software must be text");
-  }
+  validateSoftware(doc.software);
   if (!Number.isSafeInteger(doc.announced)) {
     throw new AnnouncementError("announcement time must be an integer");
   }
@@ -119,6 +138,7 @@ export function decodeAnnouncement(bytes: Uint8Array): Announcement {
     if (!isRecord(s) || typeof s.type !== "string") {
       throw new AnnouncementError("malformed service entry");
     }
+    validateAnnouncedText(s.type, "service type");
     if (s.type !== "storage") {
       otherServices.push(s as OtherService);
       continue;
@@ -150,7 +170,7 @@ export function decodeAnnouncement(bytes: Uint8Array): Announcement {
   return {
     nickname: doc.nickname,
     serverId: doc.serverId,
-    software: doc.software,
+    software: doc.software as string,
     announced: doc.announced as number,
     storage,
     otherServices,

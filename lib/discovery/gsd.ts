@@ -3,6 +3,7 @@
  * link GSA readcaps, with directory metadata `issued` and `expires`.
  * docs/discovery.md §3. Pure: no I/O.
  */
+import { base32Decode } from "../codec/mod.ts";
 import { type Cap, CapError, parseCap } from "../crypto/mod.ts";
 import type { DirEntry } from "../grid/mod.ts";
 
@@ -65,6 +66,29 @@ export interface GsdLink {
   gsaReadcap: Extract<Cap, { kind: "mutable-read" }>;
   /** The cap text as stored in the GSD. */
   gsaReadcapText: string;
+  /**
+   * The server this entry was added for (base32 of its pin, from the entry's `serverId`
+   * metadata), or null for an entry written without one. A client refuses a GSA behind
+   * this entry that claims another server id (docs/discovery.md §3, "Binding").
+   */
+  serverId: string | null;
+}
+
+/** Entry metadata key binding a GSD entry to the server id the operator verified. */
+export const GSD_ENTRY_SERVER_ID = "serverId";
+
+/** The bound server id of an entry's metadata: null when absent; throws GsdError when malformed. */
+export function entryServerId(metadata: Record<string, unknown>): string | null {
+  const v = metadata[GSD_ENTRY_SERVER_ID];
+  if (v === undefined) return null;
+  let ok = false;
+  if (typeof v === "string" && /^[a-z2-7]{52}$/.test(v)) {
+    try {
+      ok = base32Decode(v).length === 32;
+    } catch { /* not base32 */ }
+  }
+  if (!ok) throw new GsdError("has a malformed serverId (want the base32 of 32 bytes)");
+  return v as string;
 }
 
 /**
@@ -83,7 +107,8 @@ export function gsdLinks(entries: DirEntry[]): { links: GsdLink[]; problems: str
       if (cap.kind !== "mutable-read") {
         throw new GsdError(`links a ${cap.kind} cap, not a GSA readcap`);
       }
-      links.push({ petname, gsaReadcap: cap, gsaReadcapText: e.readcap });
+      const serverId = entryServerId(e.metadata ?? {});
+      links.push({ petname, gsaReadcap: cap, gsaReadcapText: e.readcap, serverId });
     } catch (err) {
       const why = err instanceof CapError || err instanceof GsdError ? err.message : String(err);
       problems.push(`GSD entry '${e.name}' skipped: ${why}`);

@@ -27,6 +27,7 @@ import {
   retrieve,
   RollbackError,
   type Servermap,
+  withinDeadline,
 } from "../grid/mod.ts";
 import {
   formatStorageUrl,
@@ -54,12 +55,35 @@ export interface RecordedServer {
   gsaSeqnum: number;
   /** hex of the GSA version's checkstring. */
   gsaCheckstring: string;
+  /** The server id its GSD entry is bound to (docs/discovery.md §3), if the entry names one. */
+  boundServerId?: string | null;
+}
+
+/**
+ * A GSD entry whose announcement could not be read (or was refused) yet: retried on every
+ * refresh that is due, from every server that might hold it, with backoff (docs/discovery.md §5).
+ */
+export interface MissingAnnouncement {
+  petname: string;
+  gsaReadcap: string;
+  /** The server id the entry is bound to (base32), if any. */
+  serverId: string | null;
+  /** Seconds since the epoch when it was first found missing. */
+  since: number;
+  /** Failed attempts so far. */
+  attempts: number;
+  /** Seconds since the epoch before which a running node does not try again. */
+  nextTry: number;
+  /** Why the last attempt failed (never a cap or URL). */
+  problem: string;
 }
 
 export interface DiscoveryState {
   version: 1;
   gsd: (GsdMeta & { seqnum: number; checkstring: string }) | null;
   servers: RecordedServer[];
+  /** GSD entries whose announcement is not held yet (absent in older files: none). */
+  missing?: MissingAnnouncement[];
   /** Seconds since the epoch of the last successful refresh. */
   refreshedAt: number | null;
   /** Rotates the server asked on quick refreshes. */
@@ -67,7 +91,7 @@ export interface DiscoveryState {
 }
 
 export function emptyState(): DiscoveryState {
-  return { version: 1, gsd: null, servers: [], refreshedAt: null, cursor: 0 };
+  return { version: 1, gsd: null, servers: [], missing: [], refreshedAt: null, cursor: 0 };
 }
 
 export interface RefreshResult {
@@ -106,6 +130,20 @@ export interface RefreshOptions {
   wait?: number;
   /** Abandons a waiting poll; the refresh then throws DiscoveryError. */
   signal?: AbortSignal;
+  /**
+   * Missing announcements to retry: "all" (default: one-shot commands) or only those whose
+   * backoff has passed ("due": running nodes).
+   */
+  retryMissing?: "all" | "due";
+  /** Longest backoff between retries of a missing announcement, seconds (default 60). */
+  retryMaxSeconds?: number;
+  /**
+   * This node's own storage URL, when it is a storage server: it is always used for its own
+   * server id, whatever a GSA claims, and is a candidate too.
+   */
+  self?: StorageUrl;
+  /** Ask `self` first (after a write of the GSD to this server's own store). */
+  selfFirst?: boolean;
 }
 
 /** Registration bodies up to this size are sent at once; larger ones only after a 404. */
@@ -120,7 +158,11 @@ interface Candidate {
   nickname?: string;
 }
 
-function candidates(intro: IntroductionText, state: DiscoveryState): Candidate[] {
+function candidates(
+  intro: IntroductionText,
+  state: DiscoveryState,
+  self?: StorageUrl,
+): Candidate[] {
   const seen = new Set<string>();
   const out: Candidate[] = [];
   const push = (url: StorageUrl, nickname?: string) => {
@@ -129,6 +171,7 @@ function candidates(intro: IntroductionText, state: DiscoveryState): Candidate[]
     seen.add(key);
     out.push({ url, nickname });
   };
+  if (self) push(self);
   for (const s of state.servers) {
     for (const u of s.storageUrls) {
       try {
@@ -141,8 +184,15 @@ function candidates(intro: IntroductionText, state: DiscoveryState): Candidate[]
   return out;
 }
 
-/** Refreshes in a row that ask the same server first. */
-export const ROTATE_EVERY = 10;
+/** How long one quick check may take (plus its long-poll wait) before the next server is asked. */
+export const QUICK_CHECK_DEADLINE_MS = 5000;
+
+/**
+ * Refreshes in a row that ask the same server first: 1, so a server that answers "unchanged"
+ * with an old but validly signed view holds a running client back for one poll at most
+ * (docs/discovery.md §5, "Rotation").
+ */
+export const ROTATE_EVERY = 1;
 
 function rotate<T>(items: T[], by: number): T[] {
   if (items.length === 0) return items;
@@ -303,6 +353,207 @@ async function readGsdMaps(
   return { map: merged, sources, errors };
 }
 
+/** Seconds a running node waits before retrying a missing announcement for the n-th time. */
+export function missingBackoff(attempts: number, maxSeconds = 60): number {
+  return Math.min(maxSeconds, 2 ** Math.max(0, attempts - 1));
+}
+
+interface LinkLike {
+  petname: string;
+  gsaReadcapText: string;
+  serverId: string | null;
+}
+
+type FetchOutcome =
+  | { ok: true; rec: RecordedServer }
+  | { ok: false; problem: string };
+
+/**
+ * Read the announcements behind `links` (one batch request per server), first from
+ * `primary` (the servers that answered for the GSD), then whatever is still unread from
+ * every other candidate that might hold it. Never older than recorded (`minSeqnum`).
+ */
+async function fetchAnnouncements(
+  pool: ClientPool,
+  links: LinkLike[],
+  primary: GridServer[],
+  others: Candidate[],
+  recordedByCap: Map<string, RecordedServer>,
+): Promise<Map<string, FetchOutcome>> {
+  const out = new Map<string, FetchOutcome>();
+  const attempt = async (servers: GridServer[], todo: LinkLike[]) => {
+    if (!servers.length || !todo.length) return;
+    const keys = todo.map((l) => gsaKeys(l.gsaReadcapText));
+    const maps = await mapUpdateMany({ servers, leaseSecret: new Uint8Array(32) }, keys, {
+      initialReadSize: null,
+    });
+    await Promise.all(todo.map(async (link, i) => {
+      const old = recordedByCap.get(link.gsaReadcapText);
+      try {
+        const r = await retrieve({ servers, leaseSecret: new Uint8Array(32) }, keys[i], {
+          servermap: maps[i],
+          minSeqnum: old?.gsaSeqnum,
+        });
+        const a: Announcement = decodeAnnouncement(r.contents);
+        if (!a.storage) throw new DiscoveryError("announces no storage service");
+        out.set(link.gsaReadcapText, {
+          ok: true,
+          rec: {
+            petname: link.petname,
+            nickname: a.nickname,
+            serverId: base32Encode(a.serverId),
+            storageUrls: a.storage.storageUrls.map(formatStorageUrl),
+            software: a.software,
+            announced: a.announced,
+            gsaReadcap: link.gsaReadcapText,
+            gsaSeqnum: r.seqnum,
+            gsaCheckstring: toHex(r.version.prefixBytes.subarray(0, CHECKSTRING_SIZE)),
+          },
+        });
+      } catch (e) {
+        const answered = maps[i].servers.filter((s) => !s.error).length;
+        out.set(link.gsaReadcapText, {
+          ok: false,
+          problem: `${(e as Error).message} (${answered} of ${servers.length} server(s) answered)`,
+        });
+      }
+    }));
+  };
+  await attempt(primary, links);
+  const unread = links.filter((l) => !out.get(l.gsaReadcapText)?.ok);
+  const asked = new Set(primary.map((s) => base32Encode(s.serverId)));
+  const rest = others.filter((c) => !asked.has(base32Encode(c.url.pin)));
+  if (unread.length && rest.length) {
+    const servers = rest.map((c) => pool.server(c.url, c.nickname));
+    const before = new Map(unread.map((l) => [l.gsaReadcapText, out.get(l.gsaReadcapText)]));
+    await attempt(servers, unread);
+    for (const l of unread) {
+      const now = out.get(l.gsaReadcapText);
+      const was = before.get(l.gsaReadcapText);
+      if (now && !now.ok && was && !was.ok) {
+        out.set(l.gsaReadcapText, {
+          ok: false,
+          problem: `not readable from any of the ${
+            primary.length + servers.length
+          } server(s) asked`,
+        });
+      }
+    }
+  }
+  return out;
+}
+
+/**
+ * From links and what was read, the new server list: each entry bound to a server id
+ * keeps only a GSA claiming that id; several entries claiming one server id are all
+ * dropped (unless exactly one is bound to it); unread entries keep their recorded
+ * version or become missing.
+ */
+function assemble(
+  links: LinkLike[],
+  fetched: Map<string, FetchOutcome>,
+  state: DiscoveryState,
+  recordedByCap: Map<string, RecordedServer>,
+  problems: string[],
+  now: number,
+  retryMax: number,
+  self: StorageUrl | undefined,
+): { servers: RecordedServer[]; missing: MissingAnnouncement[] } {
+  const missingBefore = new Map((state.missing ?? []).map((m) => [m.gsaReadcap, m]));
+  const missing: MissingAnnouncement[] = [];
+  const markMissing = (link: LinkLike, problem: string) => {
+    const m = missingBefore.get(link.gsaReadcapText);
+    const attempts = (m?.attempts ?? 0) + 1;
+    missing.push({
+      petname: link.petname,
+      gsaReadcap: link.gsaReadcapText,
+      serverId: link.serverId,
+      since: m?.since ?? now,
+      attempts,
+      nextTry: now + missingBackoff(attempts, retryMax),
+      problem,
+    });
+  };
+  const candidatesRecs: { link: LinkLike; rec: RecordedServer }[] = [];
+  for (const link of links) {
+    const old = recordedByCap.get(link.gsaReadcapText);
+    const f = fetched.get(link.gsaReadcapText);
+    let rec: RecordedServer | null = null;
+    if (!f) rec = old ? { ...old, petname: link.petname } : null;
+    else if (f.ok) {
+      rec = f.rec;
+      if (link.serverId !== null && rec.serverId !== link.serverId) {
+        problems.push(
+          `announcement '${link.petname}' claims server ${rec.serverId.slice(0, 8)} but was ` +
+            `added for server ${link.serverId.slice(0, 8)}; refused`,
+        );
+        rec = old && old.serverId === link.serverId ? { ...old, petname: link.petname } : null;
+        if (!rec) {
+          markMissing(link, `claims another server id than the one it was added for`);
+          continue;
+        }
+      }
+    } else {
+      problems.push(`announcement '${link.petname}': ${f.problem}`);
+      rec = old ? { ...old, petname: link.petname } : null;
+      if (!rec) {
+        markMissing(link, f.problem);
+        continue;
+      }
+    }
+    if (!rec) {
+      markMissing(link, "not read yet");
+      continue;
+    }
+    candidatesRecs.push({ link, rec });
+  }
+  const byId = new Map<string, { link: LinkLike; rec: RecordedServer }[]>();
+  for (const c of candidatesRecs) {
+    const list = byId.get(c.rec.serverId) ?? [];
+    list.push(c);
+    byId.set(c.rec.serverId, list);
+  }
+  const servers: RecordedServer[] = [];
+  for (const c of candidatesRecs) {
+    const group = byId.get(c.rec.serverId)!;
+    if (group.length > 1) {
+      const bound = group.filter((g) => g.link.serverId === c.rec.serverId);
+      if (bound.length === 1 && bound[0] === c) { /* the one bound entry wins */ }
+      else {
+        if (group[0] === c) {
+          problems.push(
+            `announcements ${group.map((g) => `'${g.link.petname}'`).join(", ")} all claim ` +
+              `server ${c.rec.serverId.slice(0, 8)}; ` +
+              (bound.length === 1
+                ? `kept '${bound[0].link.petname}', the one added for it`
+                : "ignored"),
+          );
+        }
+        continue;
+      }
+    }
+    // This node's own server id: always its own URL, whatever its GSA says.
+    if (self && c.rec.serverId === base32Encode(self.pin)) {
+      c.rec = { ...c.rec, storageUrls: [formatStorageUrl(self)] };
+    }
+    servers.push({ ...c.rec, boundServerId: c.link.serverId });
+  }
+  return { servers, missing };
+}
+
+function changes(before: DiscoveryState, servers: RecordedServer[]) {
+  const oldById = new Map(before.servers.map((s) => [s.serverId, s]));
+  const newIds = new Set(servers.map((s) => s.serverId));
+  const added = servers.filter((s) => !oldById.has(s.serverId)).map((s) => s.nickname);
+  const removed = before.servers.filter((s) => !newIds.has(s.serverId)).map((s) => s.nickname);
+  const updated = servers.filter((s) => {
+    const o = oldById.get(s.serverId);
+    return o && (o.storageUrls.join(";") !== s.storageUrls.join(";") || o.nickname !== s.nickname ||
+      o.petname !== s.petname);
+  }).map((s) => s.nickname);
+  return { added, removed, updated };
+}
+
 /** Join or refresh. Throws DiscoveryError when no GSD could be read at all. */
 export async function refreshDiscovery(
   intro: IntroductionText,
@@ -312,54 +563,120 @@ export async function refreshDiscovery(
 ): Promise<RefreshResult> {
   const now = opts.now ?? Math.floor(Date.now() / 1000);
   const fanout = Math.max(1, opts.fanout ?? 2);
+  const retryMax = opts.retryMaxSeconds ?? 60;
   const gsdReadkey = intro.gsdReadcap.readkey;
   const gsdKeys = {
     storageIndex: storageIndexFromFingerprint(intro.gsdReadcap.fingerprint),
     fingerprint: intro.gsdReadcap.fingerprint,
     readkey: gsdReadkey,
   };
-  // Quick checks stay on one server for ROTATE_EVERY refreshes (its keep-alive connection
-  // and watch registration are reused), then move on, so no single server can freeze the view.
-  const turn = Math.floor(state.cursor / ROTATE_EVERY);
-  const cands = rotate(candidates(intro, state), turn);
+  // The first server asked moves on by one every refresh (ROTATE_EVERY), so no single
+  // server can freeze the view for longer than one poll.
+  const all = candidates(intro, state, opts.self);
+  let cands = rotate(all, Math.floor(state.cursor / ROTATE_EVERY));
+  if (opts.selfFirst && opts.self) {
+    const selfId = base32Encode(opts.self.pin);
+    cands = [
+      ...cands.filter((c) => base32Encode(c.url.pin) === selfId),
+      ...cands.filter((c) => base32Encode(c.url.pin) !== selfId),
+    ];
+  }
   let cursorNext = state.cursor + 1;
   if (cands.length === 0) {
     throw new DiscoveryError("no storage servers to ask: the introduction text lists none");
   }
   const problems: string[] = [];
+  const recordedByCap = new Map(state.servers.map((s) => [s.gsaReadcap, s]));
+  const dueMissing = (state.missing ?? []).filter((m) =>
+    (opts.retryMissing ?? "all") === "all" || m.nextTry <= now
+  );
 
   let observed: Map<string, string[]> | null = null;
   if ((opts.quick ?? true) && state.gsd) {
-    const unchangedResult = (quick: "watch" | "batch"): RefreshResult => ({
-      state: {
-        ...state,
-        refreshedAt: Math.max(now, Math.floor(Date.now() / 1000)),
-        cursor: cursorNext,
-      },
-      full: false,
-      added: [],
-      removed: [],
-      updated: [],
-      problems,
-      freshness: gsdFreshness(state.gsd!, now, opts.expiryGrace),
-      quick,
-    });
-    // A dead server is skipped at once (and for the next refreshes too).
+    const unchangedResult = async (quick: "watch" | "batch"): Promise<RefreshResult> => {
+      const base: RefreshResult = {
+        state: {
+          ...state,
+          refreshedAt: Math.max(now, Math.floor(Date.now() / 1000)),
+          cursor: cursorNext,
+        },
+        full: false,
+        added: [],
+        removed: [],
+        updated: [],
+        problems,
+        freshness: gsdFreshness(state.gsd!, now, opts.expiryGrace),
+        quick,
+      };
+      if (!dueMissing.length) return base;
+      // The GSD is unchanged, but some of its announcements are still missing: retry them
+      // from every server that might hold them (docs/discovery.md §5, "Missing announcements").
+      const links: LinkLike[] = [
+        ...state.servers.map((s) => ({
+          petname: s.petname,
+          gsaReadcapText: s.gsaReadcap,
+          serverId: s.boundServerId ?? null,
+        })),
+        ...(state.missing ?? []).map((m) => ({
+          petname: m.petname,
+          gsaReadcapText: m.gsaReadcap,
+          serverId: m.serverId,
+        })),
+      ];
+      const due = new Set(dueMissing.map((m) => m.gsaReadcap));
+      const fetched = await fetchAnnouncements(
+        pool,
+        links.filter((l) => due.has(l.gsaReadcapText)),
+        [],
+        cands,
+        recordedByCap,
+      );
+      const notDue = (state.missing ?? []).filter((m) => !due.has(m.gsaReadcap));
+      const { servers, missing } = assemble(
+        links.filter((l) => !notDue.some((m) => m.gsaReadcap === l.gsaReadcapText)),
+        fetched,
+        state,
+        recordedByCap,
+        problems,
+        now,
+        retryMax,
+        opts.self,
+      );
+      const ch = changes(state, servers);
+      return {
+        ...base,
+        state: { ...base.state, servers, missing: [...missing, ...notDue] },
+        full: ch.added.length > 0,
+        ...ch,
+      };
+    };
+    // A dead server is skipped at once (and the next refresh starts after it).
     for (let i = 0; i < Math.min(2, cands.length); i++) {
       try {
         const server = pool.server(cands[i].url, cands[i].nickname);
         const wait = Math.min(Math.max(0, opts.wait ?? 0), 60);
-        const w = await watchCheck(server, gsdKeys, state, wait, opts.signal);
-        if (w === true) return unchangedResult("watch");
+        // A slow or trickling server must not hold the refresh: past this deadline,
+        // the next server (or a full read) answers instead.
+        const w = await withinDeadline(
+          watchCheck(server, gsdKeys, state, wait, opts.signal),
+          QUICK_CHECK_DEADLINE_MS + wait * 1000,
+          "quick check",
+        );
+        cursorNext = state.cursor + i + 1;
+        if (w === true) return await unchangedResult("watch");
         // Changed (or no watches): read the checkstrings to see which slots changed.
-        const q = await quickCheck(server, gsdKeys, state);
-        if (q.unchanged) return unchangedResult("batch");
+        const q = await withinDeadline(
+          quickCheck(server, gsdKeys, state),
+          QUICK_CHECK_DEADLINE_MS,
+          "quick check",
+        );
+        if (q.unchanged) return await unchangedResult("batch");
         observed = q.observed;
         break;
       } catch (e) {
         if (opts.signal?.aborted) throw new DiscoveryError("the refresh was cancelled");
         problems.push(`quick check failed: ${(e as Error).message}`);
-        cursorNext = (turn + i + 1) * ROTATE_EVERY;
+        cursorNext = state.cursor + i + 2;
       }
     }
   }
@@ -413,79 +730,46 @@ export async function refreshDiscovery(
   const { links, problems: linkProblems } = gsdLinks(doc.entries);
   problems.push(...linkProblems);
 
-  // (3) the GSAs that are new or changed (all of them when nothing was observed), one batch request per source
-  const recordedByCap = new Map(state.servers.map((s) => [s.gsaReadcap, s]));
+  // (3) the GSAs that are new, changed or missing (all of them when nothing was observed):
+  // one batch request per GSD source, then the unread ones from every other known server.
+  const missingBefore = new Map((state.missing ?? []).map((m) => [m.gsaReadcap, m]));
   const unchanged = (text: string): RecordedServer | null => {
     const old = recordedByCap.get(text);
     if (!old || !observed) return null;
     const seen = observed.get(toHex(gsaKeys(text).storageIndex));
     return seen && seen.length > 0 && seen.every((c) => c === old.gsaCheckstring) ? old : null;
   };
-  const toFetch = links.filter((l) => !unchanged(l.gsaReadcapText));
-  const keys = toFetch.map((l) => gsaKeys(l.gsaReadcapText));
-  const maps = keys.length
-    ? await mapUpdateMany({ servers: sources, leaseSecret: new Uint8Array(32) }, keys, {
-      initialReadSize: null,
-    })
-    : [];
-  const fetched = new Map<string, { map: Servermap; keys: (typeof keys)[number] }>();
-  toFetch.forEach((l, i) => fetched.set(l.gsaReadcapText, { map: maps[i], keys: keys[i] }));
-  const servers: RecordedServer[] = [];
-  const seenIds = new Set<string>();
-  for (const link of links) {
-    const old = recordedByCap.get(link.gsaReadcapText);
-    const f = fetched.get(link.gsaReadcapText);
-    let rec: RecordedServer | null = f ? null : { ...old!, petname: link.petname };
-    if (f) {
-      try {
-        const r = await retrieve({ servers: sources, leaseSecret: new Uint8Array(32) }, f.keys, {
-          servermap: f.map,
-          minSeqnum: old?.gsaSeqnum,
-        });
-        const a: Announcement = decodeAnnouncement(r.contents);
-        if (!a.storage) throw new DiscoveryError("announces no storage service");
-        rec = {
-          petname: link.petname,
-          nickname: a.nickname,
-          serverId: base32Encode(a.serverId),
-          storageUrls: a.storage.storageUrls.map(formatStorageUrl),
-          software: a.software,
-          announced: a.announced,
-          gsaReadcap: link.gsaReadcapText,
-          gsaSeqnum: r.seqnum,
-          gsaCheckstring: toHex(r.version.prefixBytes.subarray(0, CHECKSTRING_SIZE)),
-        };
-      } catch (e) {
-        problems.push(`announcement '${link.petname}': ${(e as Error).message}`);
-        if (old) rec = { ...old, petname: link.petname };
-      }
-    }
-    if (!rec) continue;
-    if (seenIds.has(rec.serverId)) {
-      problems.push(
-        `announcement '${link.petname}' repeats server ${rec.serverId.slice(0, 8)}; ignored`,
-      );
-      continue;
-    }
-    seenIds.add(rec.serverId);
-    servers.push(rec);
-  }
+  const toFetch = links.filter((l) => {
+    if (unchanged(l.gsaReadcapText)) return false;
+    const m = missingBefore.get(l.gsaReadcapText);
+    return !m || dueMissing.includes(m);
+  });
+  const fetched = await fetchAnnouncements(pool, toFetch, sources, cands, recordedByCap);
+  // Missing entries not due yet stay missing as they were.
+  const waiting = links.filter((l) =>
+    !fetched.has(l.gsaReadcapText) && missingBefore.has(l.gsaReadcapText) &&
+    !recordedByCap.has(l.gsaReadcapText)
+  );
+  const { servers, missing } = assemble(
+    links.filter((l) => !waiting.includes(l)),
+    fetched,
+    state,
+    recordedByCap,
+    problems,
+    now,
+    retryMax,
+    opts.self,
+  );
+  for (const l of waiting) missing.push(missingBefore.get(l.gsaReadcapText)!);
 
   // (4) what changed
-  const oldById = new Map(state.servers.map((s) => [s.serverId, s]));
-  const newIds = new Set(servers.map((s) => s.serverId));
-  const added = servers.filter((s) => !oldById.has(s.serverId)).map((s) => s.nickname);
-  const removed = state.servers.filter((s) => !newIds.has(s.serverId)).map((s) => s.nickname);
-  const updated = servers.filter((s) => {
-    const o = oldById.get(s.serverId);
-    return o && (o.storageUrls.join(";") !== s.storageUrls.join(";") || o.nickname !== s.nickname ||
-      o.petname !== s.petname);
-  }).map((s) => s.nickname);
+  const { added, removed, updated } = changes(state, servers);
   return {
     state: {
       version: 1,
       gsd: { ...meta, seqnum: gsd.seqnum, checkstring: gsdCheckstring },
       servers,
+      missing,
       refreshedAt: now,
       cursor: cursorNext,
     },
@@ -520,7 +804,10 @@ export function parseDiscoveryState(json: string): DiscoveryState {
     }
   }
   if (d.gsd) fromHex(d.gsd.checkstring);
-  return { ...d, cursor: Number.isSafeInteger(d.cursor) ? d.cursor : 0 };
+  const missing = Array.isArray(d.missing)
+    ? d.missing.filter((m) => typeof m?.gsaReadcap === "string" && typeof m.petname === "string")
+    : [];
+  return { ...d, missing, cursor: Number.isSafeInteger(d.cursor) ? d.cursor : 0 };
 }
 
 /** Storage URLs of the recorded servers, parsed. */

@@ -3,6 +3,7 @@ export * from "./errors.ts";
 export * from "./servers.ts";
 export * from "./mutable_share.ts";
 export * from "./mutable.ts";
+export * from "./mutable_push.ts";
 export * from "./dirnode.ts";
 export * from "./immutable.ts";
 export {

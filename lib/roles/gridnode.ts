@@ -45,7 +45,16 @@ export class GridNode {
     if (text === null) return null;
     const intro = parseIntroductionText(text);
     const json = await readTextOrNull(`${dir}/${DISCOVERY_FILE}`);
-    const state = json === null ? emptyState() : parseDiscoveryState(json);
+    let state: DiscoveryState;
+    try {
+      state = json === null ? emptyState() : parseDiscoveryState(json);
+    } catch (e) {
+      throw new Error(
+        `${dir}/${DISCOVERY_FILE} (the recorded server list) is damaged: ${
+          (e as Error).message
+        }. It is only a cache: remove it, and the next command rebuilds it from the grid`,
+      );
+    }
     const leaseSecret = await loadOrCreateSecret(`${dir}/${LEASE_SECRET_FILE}`);
     return new GridNode(dir, intro, state, leaseSecret, opts.timeoutMs);
   }

@@ -102,3 +102,49 @@ export async function loadOrCreateSecret(path: string): Promise<Uint8Array> {
 export function normalizeDir(dir: string): string {
   return dir.replace(/\/+$/, "") || "/";
 }
+
+export type NodeRole = "client" | "storage" | "operator";
+
+/** What a path holds, as far as node directories go. Reads only; never writes. */
+export type DirKind =
+  | { kind: "node"; role: NodeRole }
+  | { kind: "missing" }
+  | { kind: "file" }
+  | { kind: "quickstart" }
+  | { kind: "other" };
+
+/**
+ * Identify a node directory by the files only its role creates: an operator holds
+ * private/gsd-writecap, a storage node tls-cert.pem or private/swissnum, a client node
+ * shoal.toml (and private/introduction-text). A quickstart directory holds client/,
+ * operator/ and storage/ node directories.
+ */
+export async function detectDirKind(dirArg: string): Promise<DirKind> {
+  const dir = normalizeDir(dirArg);
+  let st: Deno.FileInfo;
+  try {
+    st = await Deno.stat(dir);
+  } catch (e) {
+    if (e instanceof Deno.errors.NotFound) return { kind: "missing" };
+    if (e instanceof Deno.errors.NotADirectory) return { kind: "file" };
+    throw e;
+  }
+  if (!st.isDirectory) return { kind: "file" };
+  if (await exists(`${dir}/private/gsd-writecap`)) return { kind: "node", role: "operator" };
+  if (await exists(`${dir}/private/swissnum`) || await exists(`${dir}/tls-cert.pem`)) {
+    return { kind: "node", role: "storage" };
+  }
+  if (await exists(`${dir}/shoal.toml`)) return { kind: "node", role: "client" };
+  if (await exists(`${dir}/client/shoal.toml`) && await exists(`${dir}/operator`)) {
+    return { kind: "quickstart" };
+  }
+  return { kind: "other" };
+}
+
+/** The default node directory: $SHOAL_DIR, else ~/.shoal. */
+export function defaultNodeDir(): { dir: string; from: "SHOAL_DIR" | "default" } {
+  const env = Deno.env.get("SHOAL_DIR");
+  if (env) return { dir: env, from: "SHOAL_DIR" };
+  const home = Deno.env.get("HOME") ?? ".";
+  return { dir: `${home}/.shoal`, from: "default" };
+}

@@ -94,7 +94,7 @@ async function startServer(
 
 /** Build (first run) or reopen the grid, run it until `signal` aborts. */
 export async function runQuickstart(opts: QuickstartOptions): Promise<void> {
-  const { dir, signal, log } = opts;
+  const { dir } = opts;
   const manifestPath = `${dir}/quickstart.json`;
   const text = await readTextOrNull(manifestPath);
   let manifest: Manifest;
@@ -133,6 +133,54 @@ export async function runQuickstart(opts: QuickstartOptions): Promise<void> {
     }
   }
 
+  const release = await claimRunning(dir);
+  try {
+    await runBuilt(opts, manifest, manifestPath, created);
+  } finally {
+    await release();
+  }
+}
+
+const PID_FILE = "quickstart.pid";
+
+/**
+ * One quickstart per directory: D/quickstart.pid names the running process. A second start
+ * while it runs says so (instead of "address already in use"); a stale file is replaced.
+ */
+async function claimRunning(dir: string): Promise<() => Promise<void>> {
+  const path = `${dir}/${PID_FILE}`;
+  const other = Number((await readTextOrNull(path))?.trim());
+  if (Number.isInteger(other) && other > 0 && other !== Deno.pid && await alive(other)) {
+    throw new QuickstartError(
+      `a quickstart grid is already running in ${dir} (process ${other}); use that one ` +
+        "(its output lists commands to try), or stop it with Ctrl-C before starting it again",
+    );
+  }
+  await writeFileAtomic(path, `${Deno.pid}\n`);
+  return async () => {
+    if ((await readTextOrNull(path))?.trim() === String(Deno.pid)) {
+      await Deno.remove(path).catch(() => {});
+    }
+  };
+}
+
+async function alive(pid: number): Promise<boolean> {
+  try {
+    const cmdline = await Deno.readTextFile(`/proc/${pid}/cmdline`);
+    return cmdline.includes("quickstart");
+  } catch (e) {
+    // No /proc (not Linux): assume it runs unless it is plainly gone.
+    return !(e instanceof Deno.errors.NotFound) && Deno.build.os !== "linux";
+  }
+}
+
+async function runBuilt(
+  opts: QuickstartOptions,
+  manifest: Manifest,
+  manifestPath: string,
+  created: boolean,
+): Promise<void> {
+  const { dir, signal, log } = opts;
   const nodes = await Promise.all(
     manifest.servers.map((s) => loadStorageNode(`${dir}/storage/${s.name}`)),
   );

@@ -148,6 +148,21 @@ export const DASHBOARD_JS = `"use strict";
         x.hasNewestGsd === false ? "warn" : "");
       body.appendChild(tr);
     }
+    // GSD entries whose announcement is not held yet (textContent only: never markup).
+    for (const m of s.missing || []) {
+      const tr = document.createElement("tr");
+      tr.className = "missing";
+      tr.dataset.petname = m.petname;
+      cell(tr, "(missing)", "nickname warn");
+      cell(tr, m.petname);
+      cell(tr, (m.serverId || "?").slice(0, 16), "id");
+      cell(tr, "announcement not read yet: " + m.problem, "warn");
+      cell(tr, "-");
+      cell(tr, "since " + iso(m.since));
+      cell(tr, "-");
+      cell(tr, m.attempts + " attempt(s)");
+      body.appendChild(tr);
+    }
     const hist = document.querySelector("#history tbody");
     hist.replaceChildren();
     for (const h of s.history) {

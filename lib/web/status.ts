@@ -285,6 +285,14 @@ export interface StatusReport {
     lacking: string[];
   } | null;
   servers: StatusServer[];
+  /** GSD entries whose announcement is not held yet (no cap). */
+  missing: {
+    petname: string;
+    serverId: string | null;
+    since: number;
+    attempts: number;
+    problem: string;
+  }[];
   history: HistoryEntry[];
 }
 
@@ -341,6 +349,13 @@ export function statusReport(
       }
       : null,
     servers,
+    missing: (state.missing ?? []).map((m) => ({
+      petname: m.petname,
+      serverId: m.serverId,
+      since: m.since,
+      attempts: m.attempts,
+      problem: m.problem,
+    })),
     history: history.entries().reverse(),
   };
 }

@@ -21,6 +21,8 @@
  *   refresh, as the client does it (rotating servers), and on a kept-open
  *   connection. Target: <= 1 request and < 2 KB.
  * - before: join and refresh on 10 servers on the old Deno.serve stack (no TCP_NODELAY).
+ * - convergence (issue #13): after a commission, one server's reaction and all M of them,
+ *   a returning server given the same version, and every running client listing the newcomer.
  * - removal: 20 client nodes in this process (each its own GridNode and
  *   ClientPool) run the client daemon loop (runClient, refresh interval 1 s);
  *   the operator unlinks one server (republish to the other M - 1, as
@@ -35,8 +37,24 @@ import {
   gsdEntryName,
   gsdMeta,
 } from "../../lib/discovery/mod.ts";
-import { type DirEntry, Grid, mapLimit, ServerList } from "../../lib/grid/mod.ts";
-import { type Cap, formatCap, parseCap, randomBytes, readcapOf } from "../../lib/crypto/mod.ts";
+import {
+  type DirEntry,
+  Grid,
+  mapLimit,
+  mapUpdate,
+  pushNewestVersion,
+  ServerList,
+  writeKeysFromSeed,
+} from "../../lib/grid/mod.ts";
+import {
+  type Cap,
+  formatCap,
+  parseCap,
+  randomBytes,
+  readcapOf,
+  writeEnabler,
+  writeEnablerMaster,
+} from "../../lib/crypto/mod.ts";
 import {
   type ClientNode,
   createClientNode,
@@ -58,7 +76,8 @@ import {
 } from "./harness.ts";
 import type { BenchSection } from "./sections.ts";
 
-const SIZES = [10, 50, 200];
+/** Grid sizes; SHOAL_BENCH_DISCOVERY_SIZES="10,50" runs fewer. */
+const SIZES = (Deno.env.get("SHOAL_BENCH_DISCOVERY_SIZES") ?? "10,50,200").split(",").map(Number);
 const JOINS = 5;
 const REFRESHES = 10;
 const CLIENTS = 20;
@@ -67,6 +86,9 @@ const REMOVAL_TIMEOUT_MS = 60_000;
 interface BenchGrid {
   m: number;
   gsdWritecap: string;
+  /** Each server's GSA writecap (what its announcer holds). */
+  gsaWritecaps: string[];
+  gsaReadcaps: string[];
   introText: string;
   /** A Grid over the M servers (direct URLs), as the operator uses it. */
   pool: ClientPool;
@@ -83,6 +105,7 @@ async function buildGrid(servers: BenchServers, m: number): Promise<BenchGrid> {
     mutableEncoding: "everywhere",
   });
   const now = Math.floor(Date.now() / 1000);
+  const gsaWritecaps: string[] = [];
   const gsaReadcaps = await mapLimit(Array.from({ length: m }, (_, i) => i), 8, async (i) => {
     const url = servers.countedParsed[i];
     const { writecap } = await grid.createMutableFile(
@@ -96,6 +119,7 @@ async function buildGrid(servers: BenchServers, m: number): Promise<BenchGrid> {
       }),
       "everywhere",
     );
+    gsaWritecaps[i] = writecap;
     return formatCap(await readcapOf(parseCap(writecap)));
   });
   const entries: DirEntry[] = gsaReadcaps.map((readcap, i) => ({
@@ -106,7 +130,16 @@ async function buildGrid(servers: BenchServers, m: number): Promise<BenchGrid> {
   const gsdWritecap = await grid.createDirectory(entries, "everywhere", { ...gsdMeta(now) });
   const gsdReadcap = await readcapOf(parseCap(gsdWritecap)) as Extract<Cap, { kind: "dir-read" }>;
   const introText = formatIntroductionText({ gsdReadcap, storageUrls: servers.parsed.slice(0, m) });
-  return { m, gsdWritecap, introText, pool, grid, setupMs: performance.now() - t0 };
+  return {
+    m,
+    gsdWritecap,
+    gsaWritecaps,
+    gsaReadcaps,
+    introText,
+    pool,
+    grid,
+    setupMs: performance.now() - t0,
+  };
 }
 
 async function newClient(root: string, name: string, introText: string): Promise<ClientNode> {
@@ -276,10 +309,172 @@ async function removal(g: BenchGrid, root: string): Promise<void> {
   }
 }
 
+/**
+ * Convergence after a commission (issue #13): store M joins the grid of M. Its GSA is
+ * written to all M + 1 servers (what `storage join` does), then the GSD linking it (what
+ * `add-announcement` does). Then:
+ *  - every server's reaction to the GSD write, as its announcer does it (check its GSA on
+ *    all M + 1 servers, then a new version because the newcomer is beyond the version's
+ *    share count; a server that merely lacked it would get the same version copied): timed
+ *    one by one (what each server spends, in parallel on a real grid), and all M at once
+ *    from this process (8 at a time: the same work on this machine's 2 cores);
+ *  - a returning server (the newcomer, its shares of one GSA deleted as if it had been
+ *    down): one announcer's copy of the existing version to it (pushNewestVersion);
+ *  - every running client (20, 1 s interval, long polls) lists the newcomer.
+ * Bound from docs/discovery.md §9: every server holds every GSA within wake (300 ms) + one
+ * reaction after the GSD write.
+ */
+async function convergence(servers: BenchServers, g: BenchGrid, root: string): Promise<void> {
+  const m = g.m;
+  const clients: ClientNode[] = [];
+  const ctrl = new AbortController();
+  const runs: Promise<void>[] = [];
+  const pool = new ClientPool({ timeoutMs: 60_000 });
+  try {
+    for (let i = 0; i < CLIENTS; i++) {
+      const c = await newClient(root, `conv-${m}-${i}`, g.introText);
+      await c.grid.refresh({ fanout: c.config.fanout });
+      clients.push(c);
+    }
+    const seen: (number | null)[] = clients.map(() => null);
+    for (const [i, c] of clients.entries()) {
+      runs.push(runClient(c, ctrl.signal, (l) => {
+        if (l.startsWith("added:") && seen[i] === null) seen[i] = performance.now();
+      }, { web: false }));
+    }
+    await new Promise((r) => setTimeout(r, 2500));
+    const all = new Grid({
+      servers: new ServerList(servers.parsed.slice(0, m + 1).map((u) => pool.server(u))),
+      leaseSecret: randomBytes(32),
+      mutableEncoding: "everywhere",
+    });
+    const url = servers.countedParsed[m];
+    const now = Math.floor(Date.now() / 1000);
+    const { writecap } = await all.createMutableFile(
+      encodeAnnouncement({
+        nickname: `s${m}`,
+        serverId: url.pin,
+        software: `shoal/${VERSION}`,
+        announced: now,
+        storage: { type: "storage", storageUrls: [url] },
+        otherServices: [],
+      }),
+      "everywhere",
+    );
+    const readcap = formatCap(await readcapOf(parseCap(writecap)));
+    const t0 = performance.now();
+    await all.modifyDirectory(g.gsdWritecap, (entries) => ({
+      entries: [...entries, {
+        name: gsdEntryName(`s${m}`),
+        readcap,
+        metadata: { ctime: now, mtime: now },
+      }],
+      meta: { ...gsdMeta(now) },
+    }), { encoding: "everywhere" });
+    const gsdWritten = performance.now() - t0;
+    const t1 = t0;
+    while (seen.some((s) => s === null) && performance.now() - t0 < REMOVAL_TIMEOUT_MS) {
+      await new Promise((r) => setTimeout(r, 20));
+    }
+    const got = seen.filter((s): s is number => s !== null).map((s) => s - t1);
+    line(
+      `${m} servers: commission seen by all ${CLIENTS} clients (1 s refresh)`,
+      got.length === CLIENTS
+        ? ms(Math.max(...got))
+        : `${got.length}/${CLIENTS} in ${REMOVAL_TIMEOUT_MS / 1000} s`,
+      `after the GSD write; median client ${ms(median(got))}; bound: one interval after the ` +
+        `servers holding the GSA are up`,
+    );
+    // The clients are idle again: time the servers' reactions without them competing.
+    ctrl.abort();
+    await Promise.all(runs);
+    // Each server's reaction, one at a time, then all of them at once.
+    const one: number[] = [];
+    for (let i = 0; i < Math.min(5, m); i++) {
+      const t = performance.now();
+      await all.checkMutable(g.gsaWritecaps[i]);
+      await all.modifyMutable(g.gsaWritecaps[i], (old) => old, { encoding: "everywhere" });
+      one.push(performance.now() - t);
+    }
+    const tAll = performance.now();
+    await mapLimit(g.gsaWritecaps.slice(Math.min(5, m)), 8, async (w) => {
+      await all.checkMutable(w);
+      await all.modifyMutable(w, (old) => old, { encoding: "everywhere" });
+    });
+    const allMs = performance.now() - tAll + sum(one);
+    const newcomer = new Grid({
+      servers: new ServerList([pool.server(servers.parsed[m])]),
+      leaseSecret: randomBytes(32),
+    });
+    let holdsAll = true;
+    for (const rc of g.gsaReadcaps) {
+      try {
+        await newcomer.readMutable(rc);
+      } catch {
+        holdsAll = false;
+      }
+    }
+    line(
+      `${m} servers: commission, one server's reaction (check + publish)`,
+      medP95(one),
+      `bound: every server holds every GSA within 300 ms + this of the GSD write ` +
+        `(${ms(300 + Math.max(...one))}); aim 2 s: ${
+          300 + Math.max(...one) < 2000 ? "met" : "MISSED"
+        }`,
+    );
+    line(
+      `${m} servers: commission, all ${m} reactions from one process`,
+      ms(allMs),
+      `newcomer holds every GSA: ${holdsAll ? "yes" : "NO"}; GSD write ${ms(gsdWritten)}`,
+    );
+    // A returning server: the same version copied, no new signature.
+    const keys = await writeKeysFromSeed(
+      (parseCap(g.gsaWritecaps[0]) as Extract<Cap, { kind: "mutable-write" }>).seed,
+    );
+    const before = (await all.checkMutable(g.gsaWritecaps[0])).newest!.seqnum;
+    const target = all.servers.all()[m];
+    const map = await mapUpdate({ servers: [target], leaseSecret: randomBytes(32) }, keys);
+    await target.storage.readTestWrite(keys.storageIndex, {
+      writeEnabler: writeEnabler(writeEnablerMaster(keys.writekey), target.serverId),
+      leaseRenew: randomBytes(32),
+      leaseCancel: randomBytes(32),
+    }, {
+      testWriteVectors: map.servers[0].shares.map((sh) => ({
+        share: sh.shareNumber,
+        test: [{ offset: 0, size: sh.checkstring.length, specimen: sh.checkstring }],
+        write: [],
+        newLength: 0,
+      })),
+      readVector: [],
+    });
+    const tp = performance.now();
+    const push = await pushNewestVersion(
+      { servers: all.servers.all(), leaseSecret: randomBytes(32) },
+      keys,
+      [target],
+    );
+    const pushMs = performance.now() - tp;
+    const after = (await all.checkMutable(g.gsaWritecaps[0])).newest!.seqnum;
+    line(
+      `${m} servers: returning server, same version copied`,
+      ms(pushMs),
+      `placed ${push.placed.length}/1; version ${before} -> ${after} (${
+        after === before ? "no new version" : "CLIMBED"
+      })`,
+    );
+  } finally {
+    ctrl.abort();
+    await Promise.all(runs);
+    for (const c of clients) c.grid.close();
+    pool.close();
+  }
+}
+
 async function run(): Promise<void> {
   console.log(`machine: ${machineLine()}`);
   printBaselines(await rawBaselines());
-  const servers = await startServers(Math.max(...SIZES), { tmpfs: true });
+  // One more store than the largest grid: the newcomer of the convergence figures.
+  const servers = await startServers(Math.max(...SIZES) + 1, { tmpfs: true });
   const root = await Deno.makeTempDir({ prefix: "shoal-bench-discovery-" });
   try {
     console.log(servers.describe());
@@ -293,6 +488,7 @@ async function run(): Promise<void> {
         console.log(`grid of ${m}: setup (M GSAs + GSD, each on all M servers) ${ms(g.setupMs)}`);
         await joinAndRefresh(servers, g, root);
         await removal(g, root);
+        await convergence(servers, g, root);
       } finally {
         g.pool.close();
       }

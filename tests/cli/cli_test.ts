@@ -42,7 +42,9 @@ Deno.test("shoal --help, --version, role help and usage errors", async (t) => {
       [["bogus"], "unknown command 'bogus'"],
       [["storage", "bogus"], "unknown command 'storage bogus'"],
       [["storage", "url", "--bogus"], "bogus"],
-      [["storage", "url"], "missing required option --dir"],
+      [["storage", "create", "--dir", "/nonexistent/shoal"], "missing required option --listen"],
+      [["ls"], "did you mean 'shoal client ls'"],
+      [["client", "lst"], "did you mean 'shoal client ls'"],
       [["operator", "add-announcement", "--dir", "/nonexistent"], "missing argument"],
       [[], "Usage"],
     ];
@@ -50,6 +52,16 @@ Deno.test("shoal --help, --version, role help and usage errors", async (t) => {
       const r = await runShoal(args);
       assertEquals(r.code, 2, `${args.join(" ")}: ${r.stderr}`);
       assert(r.stderr.includes(msg), `${args.join(" ")}: '${msg}' not in ${r.stderr}`);
+    }
+  });
+  await t.step("create-node's usage line names every option", async () => {
+    const r = await runShoal(["client", "create-node", "--help"]);
+    assertEquals(r.code, 0);
+    const usage = r.stdout.split("\n")[0];
+    for (
+      const o of ["--refresh-interval", "--introducer-v3-file", "--nickname", "--shares-needed"]
+    ) {
+      assert(usage.includes(o), `${o} not in: ${usage}`);
     }
   });
   await t.step("operational failures exit 1", async () => {

@@ -106,10 +106,65 @@ Deno.test("encodeAnnouncement refuses what a reader would refuse", () => {
   assert.deepEqual(services.otherServices, [{ type: "zzz" }]);
 });
 
+Deno.test("#11.12: no control or format character in anything a server announces", () => {
+  const a = fixed();
+  const bad = [
+    "\u0085", // NEL (C1)
+    "\u009b", // CSI (C1): a terminal escape in one code unit
+    "\u001b", // ESC
+    "\u202e", // RIGHT-TO-LEFT OVERRIDE
+    "\u202a", // LEFT-TO-RIGHT EMBEDDING
+    "\u2066", // LEFT-TO-RIGHT ISOLATE
+    "\u2069", // POP DIRECTIONAL ISOLATE
+    "\u200e", // LEFT-TO-RIGHT MARK
+    "\u061c", // ARABIC LETTER MARK
+    "\u200b", // ZERO WIDTH SPACE (Cf)
+    "\ufeff", // BOM (Cf)
+    "\u2028", // LINE SEPARATOR
+    "\u2029", // PARAGRAPH SEPARATOR
+  ];
+  for (const c of bad) {
+    const name = `U+${c.codePointAt(0)!.toString(16).padStart(4, "0")}`;
+    for (
+      const doc of [
+        { nickname: `s${c}1` },
+        { software: `shoal/${c}1` },
+        {
+          services: [
+            { type: "storage", storageUrls: a.storage!.storageUrls.map(formatStorageUrl) },
+            { type: `x${c}` },
+          ],
+        },
+      ]
+    ) {
+      const bytes = cbor({
+        v: 1,
+        nickname: a.nickname,
+        serverId: a.serverId,
+        software: a.software,
+        announced: a.announced,
+        services: [{ type: "storage", storageUrls: a.storage!.storageUrls.map(formatStorageUrl) }],
+        ...doc,
+      });
+      assert.throws(
+        () => decodeAnnouncement(bytes),
+        AnnouncementError,
+        `${name} in ${Object.keys(doc)[0]}`,
+      );
+    }
+    assert.throws(() => encodeAnnouncement({ ...a, nickname: `s${c}` }), AnnouncementError, name);
+  }
+  // Letters, marks and emoji of any script stay allowed.
+  for (const ok of ["n\u00f6de", "\u0645\u0631\u0643\u0632", "\u{1F600}", "e\u0301"]) {
+    assert.equal(decodeAnnouncement(encodeAnnouncement({ ...a, nickname: ok })).nickname, ok);
+  }
+});
+
 function checkAccepted(a: Announcement): void {
   assert(a.nickname.length >= 1 && a.nickname.length <= 64);
-  // deno-lint-ignore no-control-regex
-  assert(!/[\u0000-\u001f\u007f]/.test(a.nickname));
+  for (const t of [a.nickname, a.software, ...a.otherServices.map((o) => o.type)]) {
+    assert(!/[\p{Cc}\p{Cf}\p{Zl}\p{Zp}]/u.test(t), "no control or format character");
+  }
   assert(a.serverId instanceof Uint8Array && a.serverId.length === 32);
   assert(typeof a.software === "string");
   assert(Number.isSafeInteger(a.announced));

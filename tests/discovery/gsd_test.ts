@@ -53,7 +53,7 @@ Deno.test("vectors: the GSD document encodes reproducibly; gsdLinks keeps v1 lin
   assert.equal(toHex(again), d.cbor);
   const { links, problems } = gsdLinks(doc.entries);
   assert.deepEqual(
-    links.map((l) => ({ petname: l.petname, gsaReadcap: l.gsaReadcapText })),
+    links.map((l) => ({ petname: l.petname, gsaReadcap: l.gsaReadcapText, serverId: l.serverId })),
     d.links,
   );
   for (const l of links) {

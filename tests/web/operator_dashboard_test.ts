@@ -30,6 +30,7 @@ Deno.test("operator dashboard: which servers lack the newest GSD", async (t) => 
     "0",
     "--web-refresh",
     "1",
+    "--show-secrets",
   ]);
   try {
     let m: RegExpExecArray | null = null;

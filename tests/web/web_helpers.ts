@@ -39,7 +39,7 @@ export async function startGatewayGrid(
   try {
     await setConfig(g.clientDir, "web", "port", 0);
     await setConfig(g.clientDir, "client", "refresh_interval", 1);
-    client = await startShoal(["client", "run", "--dir", g.clientDir]);
+    client = await startShoal(["client", "run", "--dir", g.clientDir, "--show-secrets"]);
     const c = client;
     let m: RegExpExecArray | null = null;
     await waitFor("the gateway URL on stdout", async () => {

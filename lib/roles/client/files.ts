@@ -7,7 +7,7 @@
  * below them) and opens a Grid over the recorded servers on first need.
  * Error messages never contain a cap.
  */
-import { toHex } from "../../codec/mod.ts";
+import { base32Encode, toHex } from "../../codec/mod.ts";
 import {
   type Cap,
   CapError,
@@ -32,7 +32,9 @@ import {
   MAX_MUTABLE_SIZE,
   normalizeName,
   NotEnoughServersError,
+  UnrecoverableError,
 } from "../../grid/mod.ts";
+import { probeServers } from "./probe.ts";
 import { fsyncDir } from "../nodefs.ts";
 import { loadAliases } from "./aliases.ts";
 import { type ClientNode, convergenceSecret, loadClientNode, openGrid } from "./node.ts";
@@ -110,6 +112,8 @@ export interface CopyStats {
   files: number;
   directories: number;
   bytes: number;
+  /** Local entries `cp` skipped, each "PATH: why" (the copy goes on; the command then fails). */
+  skipped: string[];
 }
 
 type PutTarget = { overwrite?: Resolved; dir?: Resolved; name?: string };
@@ -133,13 +137,14 @@ function kindWord(c: Cap): string {
   return isDirCap(c) ? "directory" : "file";
 }
 
-/** JSON-safe copy: bytes become hex. */
-export function jsonSafe(x: unknown): unknown {
-  if (x instanceof Uint8Array) return toHex(x);
-  if (Array.isArray(x)) return x.map(jsonSafe);
+/** JSON-safe copy: bytes become hex, server ids (`serverId`, lists of them) base32. */
+export function jsonSafe(x: unknown, key?: string): unknown {
+  // Server ids are base32 everywhere else (servers.json, 'client servers'); other bytes hex.
+  if (x instanceof Uint8Array) return key === "serverId" ? base32Encode(x) : toHex(x);
+  if (Array.isArray(x)) return x.map((v) => jsonSafe(v, key));
   if (x !== null && typeof x === "object") {
     return Object.fromEntries(
-      Object.entries(x as Record<string, unknown>).map(([k, v]) => [k, jsonSafe(v)]),
+      Object.entries(x as Record<string, unknown>).map(([k, v]) => [k, jsonSafe(v, k)]),
     );
   }
   return x;
@@ -239,6 +244,82 @@ async function readAllLimited(
   return out;
 }
 
+/**
+ * The grid layer lists at most 3 of its failed servers ("4 server(s) failed: a; b; c"): say how
+ * many more there were, so the counts add up.
+ */
+export function countedFailures(message: string): string {
+  return message.replace(
+    /(\d+) server\(s\) failed: ((?:[^;]*;){2}[^;()]*)/,
+    (all, n: string, list: string) =>
+      Number(n) > 3 ? `${n} server(s) failed (the first 3: ${list}; ${Number(n) - 3} more)` : all,
+  );
+}
+
+/** Regular files and their bytes under a local path (what `cp` will upload). */
+async function localTotals(
+  path: string,
+  recursive: boolean,
+  plan: { files: number; bytes: number },
+): Promise<void> {
+  const st = await Deno.lstat(path).catch(() => null);
+  if (!st) return;
+  if (st.isFile) {
+    plan.files++;
+    plan.bytes += st.size;
+  } else if (st.isDirectory && recursive) {
+    for await (const e of Deno.readDir(path)) {
+      await localTotals(joinLocal(path, e.name), recursive, plan);
+    }
+  }
+}
+
+/** Per-file progress that feeds one bar for the whole copy (files run in parallel). */
+function aggregateProgress(whole: Progress): (label: string, total: number) => Progress {
+  let finished = 0;
+  const live = new Map<object, number>();
+  const show = () => whole.update(finished + [...live.values()].reduce((a, b) => a + b, 0));
+  return () => {
+    const key = {};
+    live.set(key, 0);
+    return {
+      update(done: number) {
+        live.set(key, done);
+        show();
+      },
+      finish() {
+        finished += live.get(key) ?? 0;
+        live.delete(key);
+        show();
+      },
+    };
+  };
+}
+
+/** A local path for a message: control characters shown as \xNN. */
+function printable(path: string): string {
+  return path.replace(
+    // deno-lint-ignore no-control-regex
+    /[\x00-\x1f\x7f-\x9f]/g,
+    (c) => `\\x${c.charCodeAt(0).toString(16).padStart(2, "0")}`,
+  );
+}
+
+/** When no server answered a check, say so and what to do (after the per-server lines). */
+function noServerLine(servers: { error?: string | null }[], dir: string): string[] {
+  if (servers.length === 0 || !servers.every((s) => s.error)) return [];
+  return [
+    `no storage server is reachable: none of the ${servers.length} server(s) asked answered. ` +
+    `Check that they are running ('shoal storage run'); 'shoal client servers --dir ${dir}' ` +
+    "shows each server's status",
+  ];
+}
+
+/** "PATH:" for a report line; an alias root ("home:") keeps its single colon. */
+function labelOf(display: string): string {
+  return display.endsWith(":") ? display : `${display}:`;
+}
+
 function sizeMeta(size: number | null): Record<string, unknown> {
   return size === null ? {} : { size };
 }
@@ -246,7 +327,7 @@ function sizeMeta(size: number | null): Record<string, unknown> {
 export class FileSession {
   #grid: Grid | null = null;
   #aliases: Map<string, string> | null = null;
-  readonly stats: CopyStats = { files: 0, directories: 0, bytes: 0 };
+  readonly stats: CopyStats = { files: 0, directories: 0, bytes: 0, skipped: [] };
 
   private constructor(readonly node: ClientNode, readonly opts: SessionOptions) {}
 
@@ -276,12 +357,42 @@ export class FileSession {
     return e;
   }
 
-  async #guard<T>(fn: () => Promise<T>): Promise<T> {
+  /** Run a grid operation; its errors become messages that say what to do. `what` names the object. */
+  async #guard<T>(fn: () => Promise<T>, what?: string): Promise<T> {
     try {
       return await fn();
     } catch (e) {
-      throw this.#explain(e);
+      throw await this.#explainServers(e, what);
     }
+  }
+
+  /**
+   * When an operation failed for lack of shares or servers, ask every known server whether it
+   * answers: none answering is said as such (not "no valid share ... 0 reachable").
+   */
+  async #explainServers(e: unknown, what?: string): Promise<unknown> {
+    if (!(e instanceof UnrecoverableError || e instanceof NotEnoughServersError)) {
+      return this.#explain(e);
+    }
+    const total = this.node.grid.state.servers.length;
+    const status = await probeServers(this.node.grid).catch(() => null);
+    const up = status ? [...status.values()].filter((s) => s.up).length : null;
+    if (total > 0 && up === 0) {
+      return new FilesError(
+        `no storage server is reachable: none of the ${total} server(s) this node knows answered` +
+          `${what ? ` (while reading ${what})` : ""}. Check that they are running ` +
+          "('shoal storage run') and that this computer can reach them; " +
+          `'shoal client servers --dir ${this.node.dir}' shows each server's status`,
+      );
+    }
+    const x = this.#explain(e);
+    if (!(x instanceof Error)) return x;
+    let msg = countedFailures(x.message);
+    if (up !== null && e instanceof UnrecoverableError) {
+      msg = `${what ? `${what} cannot be read: ` : ""}${msg}; ${up} of ${total} known server(s) ` +
+        "answer now";
+    } else if (what) msg = `${what} cannot be read: ${msg}`;
+    return x instanceof FilesError ? new FilesError(msg, x.usage) : new FilesError(msg);
   }
 
   // ---- paths ----
@@ -321,7 +432,10 @@ export class FileSession {
       );
     }
     const grid = await this.grid();
-    return await this.#guard(async () => (await grid.listDirectory(dir.cap)).entries);
+    return await this.#guard(
+      async () => (await grid.listDirectory(dir.cap)).entries,
+      `the directory ${dir.display}`,
+    );
   }
 
   #fromEntry(e: DirEntry, display: string): Resolved {
@@ -627,9 +741,25 @@ export class FileSession {
 
   /** Download CAP|PATH to a local file (atomically) or a sink (stdout). */
   async get(arg: string, sink: GetSink): Promise<void> {
-    const r = await this.resolve(arg);
+    const p = parseGridPath(arg);
+    const r = await this.resolve(p);
     if (sink.kind === "file") {
-      await this.#downloadTo(r, sink.path);
+      let path = sink.path;
+      const st = await statOrNull(path);
+      if (st?.isDirectory || path.endsWith("/")) {
+        // OUT is a directory: write inside it under the source's name.
+        const name = p.segments.at(-1);
+        if (name === undefined) {
+          throw new FilesError(
+            `${path} is a directory and a bare cap has no name: give OUT as ${
+              path.replace(/\/+$/, "")
+            }/NAME`,
+          );
+        }
+        if (!st?.isDirectory) throw new FilesError(`no such local directory: ${path}`);
+        path = joinLocal(path.replace(/\/+$/, "") || "/", name);
+      }
+      await this.#downloadTo(r, path);
       return;
     }
     const prog = r.parsed.kind === "immutable-read"
@@ -691,8 +821,9 @@ export class FileSession {
   // ---- directories ----
 
   /** Create a directory; with a path, link it there. Returns its writecap. */
-  async mkdir(arg?: string): Promise<string> {
+  async mkdir(arg?: string, opts: { parents?: boolean } = {}): Promise<string> {
     const p = arg === undefined ? null : parseGridPath(arg);
+    if (p && opts.parents) return await this.#mkdirParents(p);
     const target = p ? await this.#writableParent(p, "the new directory's path") : null;
     if (target) {
       const existing = (await this.#entries(target.dir)).find((e) => e.name === target.name);
@@ -707,6 +838,29 @@ export class FileSession {
       await this.#guard(() => grid.setEntry(target.dir.cap, target.name, cap, { noReplace: true }));
     }
     return cap;
+  }
+
+  /** `mkdir -p`: create every missing directory along the path; existing ones are fine. */
+  async #mkdirParents(p: GridPath): Promise<string> {
+    let cur = await this.#root(p);
+    for (let i = 0; i < p.segments.length; i++) {
+      const display = displayPath(p, p.segments.slice(0, i + 1));
+      const e = (await this.#entries(cur)).find((x) => x.name === p.segments[i]);
+      if (e) {
+        cur = this.#fromEntry(e, display);
+        if (!isDirCap(cur.parsed)) {
+          throw new FilesError(`${display} exists and is not a directory`);
+        }
+        continue;
+      }
+      this.#requireWritableDir(cur);
+      const grid = await this.grid();
+      const cap = await this.#guard(() => grid.createDirectory());
+      await this.#guard(() => grid.setEntry(cur.cap, p.segments[i], cap, { noReplace: true }));
+      this.stats.directories++;
+      cur = { cap, parsed: parseCap(cap), display };
+    }
+    return cur.cap;
   }
 
   async #row(name: string, cap: string, metadata: Record<string, unknown>): Promise<LsRow> {
@@ -841,7 +995,17 @@ export class FileSession {
             this.opts.log?.(`skipping ${full}: not a regular file or directory`);
             continue;
           }
-          out.push(this.#localItem(full, this.#checkLocalName(n), cst));
+          let name: string;
+          try {
+            name = this.#checkLocalName(n);
+          } catch (e) {
+            if (!(e instanceof FilesError)) throw e;
+            const why = `${printable(full)}: ${e.message}`;
+            this.opts.log?.(`skipping ${why}`);
+            this.stats.skipped.push(why);
+            continue;
+          }
+          out.push(this.#localItem(full, name, cst));
         }
         return out;
       },
@@ -1014,6 +1178,28 @@ export class FileSession {
   ): Promise<CopyStats> {
     const recursive = opts.recursive ?? false;
     const srcs = sources.map((s) => ({ text: s, grid: looksLikeGridPath(s) }));
+    // Local -> grid with a progress display: one bar for the whole copy, with its total.
+    const perFile = this.opts.progress;
+    let whole: Progress | undefined;
+    if (perFile && looksLikeGridPath(dest) && srcs.every((x) => !x.grid)) {
+      const plan = { files: 0, bytes: 0 };
+      for (const x of srcs) await localTotals(x.text, recursive, plan);
+      whole = perFile(`${plan.files} file(s)`, plan.bytes);
+      if (whole) this.opts.progress = aggregateProgress(whole);
+    }
+    try {
+      return await this.#cp(srcs, dest, recursive);
+    } finally {
+      this.opts.progress = perFile;
+      whole?.finish();
+    }
+  }
+
+  async #cp(
+    srcs: { text: string; grid: boolean }[],
+    dest: string,
+    recursive: boolean,
+  ): Promise<CopyStats> {
     const many = srcs.length > 1;
     if (looksLikeGridPath(dest)) {
       const dp = parseGridPath(dest);
@@ -1121,10 +1307,13 @@ export class FileSession {
       const after = await this.#guard(() => grid.checkMutable(r.cap));
       const rep = this.#mutableReport(r, kind, after, []);
       rep.repaired = res.repaired;
+      const placed = res.result?.placed.length ?? 0;
+      const failed = res.result?.failures.length ?? 0;
       rep.summary.unshift(
         res.repaired
-          ? `repaired: published version ${res.result?.seqnum} to every server`
-          : "repair not needed",
+          ? `repaired: rewrote the newest contents (unchanged) as version ${res.result?.seqnum} ` +
+            `on ${placed} server(s)${failed ? `; ${failed} server(s) could not be written` : ""}`
+          : "repair not needed: every server holds the newest version",
       );
       rep.detail = jsonSafe({ repaired: res.repaired, before: res.before, after });
       return rep;
@@ -1135,7 +1324,7 @@ export class FileSession {
       const got = await this.#guard(() => grid.readMutable(r.cap));
       for (const p of got.problems) {
         problems.push(
-          `server ${toHex(p.serverId).slice(0, 8)} share ${p.shareNumber}: ${p.problem}`,
+          `server ${base32Encode(p.serverId).slice(0, 8)} share ${p.shareNumber}: ${p.problem}`,
         );
       }
     }
@@ -1151,7 +1340,7 @@ export class FileSession {
     const holders = res.servers.filter((s) => s.shares.some((sh) => sh.newest)).length;
     const healthy = res.healthy && problems.length === 0;
     const summary = [
-      `${r.display}: ${
+      `${labelOf(r.display)} ${
         healthy ? "healthy" : res.recoverable ? "NOT healthy (recoverable)" : "NOT recoverable"
       }`,
     ];
@@ -1161,13 +1350,14 @@ export class FileSession {
       );
     }
     for (const s of res.servers) {
-      const who = s.nickname ?? toHex(s.serverId).slice(0, 8);
+      const who = s.nickname ?? base32Encode(s.serverId).slice(0, 8);
       if (s.error) summary.push(`  ${who}: unreachable (${s.error})`);
       for (const sh of s.shares) {
         if (sh.problem) summary.push(`  ${who}: share ${sh.shareNumber}: ${sh.problem}`);
       }
     }
     for (const p of problems) summary.push(`  ${p}`);
+    summary.push(...noServerLine(res.servers, this.node.dir));
     return {
       kind,
       healthy,
@@ -1185,7 +1375,7 @@ export class FileSession {
     detail: unknown,
   ): HealthReport {
     const summary = [
-      `${r.display}: ${
+      `${labelOf(r.display)} ${
         res.healthy ? "healthy" : res.recoverable ? "NOT healthy (recoverable)" : "NOT recoverable"
       }`,
       `${res.sharesFound} of ${res.n} shares found (${res.k} needed), on ${res.happiness} server(s)` +
@@ -1195,12 +1385,13 @@ export class FileSession {
       summary.unshift(repaired ? "repaired: missing shares re-created" : "repair not needed");
     }
     for (const s of res.servers) {
-      const who = s.nickname ?? toHex(s.serverId).slice(0, 8);
+      const who = s.nickname ?? base32Encode(s.serverId).slice(0, 8);
       if (s.error) summary.push(`  ${who}: unreachable (${s.error})`);
       for (const sh of s.shares) {
         if (!sh.ok) summary.push(`  ${who}: share ${sh.shareNumber}: ${sh.problem ?? "bad"}`);
       }
     }
+    summary.push(...noServerLine(res.servers, this.node.dir));
     return {
       kind,
       healthy: res.healthy,

@@ -12,3 +12,4 @@ export {
 } from "./paths.ts";
 export { type Progress, progressBar } from "./progress.ts";
 export * from "./leases.ts";
+export * from "./probe.ts";

@@ -7,7 +7,6 @@
  *   C/private/lease-secret        this node's lease secret (0600)
  */
 import { sleep } from "../../sleep.ts";
-import { parse } from "smol-toml";
 import {
   type DiscoveryState,
   gsdFreshness,
@@ -19,6 +18,7 @@ import {
 import type { Grid } from "../../grid/mod.ts";
 import { type ClientGateway, startClientGateway } from "../../web/mod.ts";
 import { GridNode } from "../gridnode.ts";
+import { probeServers } from "./probe.ts";
 import {
   exists,
   loadOrCreateSecret,
@@ -27,6 +27,14 @@ import {
   readTextOrNull,
   writeFileAtomic,
 } from "../nodefs.ts";
+import {
+  describeUnknownKey,
+  keyLine,
+  parseTomlText,
+  tableLine,
+  trackReads,
+  unreadKeys,
+} from "../tomlconf.ts";
 
 export const CLIENT_CONFIG_FILE = "shoal.toml";
 /** Default seconds between refreshes of the server list. */
@@ -81,46 +89,114 @@ function renderConfig(c: ClientConfig): string {
   ].join("\n");
 }
 
+/**
+ * Parse a client node's shoal.toml (docs/client-node.md). A syntax error names the line and
+ * column; an unknown or misplaced key names the key and its line. Problems in `[shares]` or
+ * `[web]` do not stop the parse: reading `config.shares` (or `config.webPort`) throws them, so
+ * commands that never use that section still work.
+ */
 export function parseClientConfig(text: string, file: string): ClientConfig {
-  let doc: Record<string, unknown>;
-  try {
-    doc = parse(text) as Record<string, unknown>;
-  } catch (e) {
-    throw new ClientNodeError(`${file} is not valid TOML: ${(e as Error).message}`);
-  }
-  const c = (doc.client ?? {}) as Record<string, unknown>;
+  const raw = parseTomlText(text, file, (m) => new ClientNodeError(m));
+  const used = new Set<string>();
+  const doc = trackReads(raw, used);
+  const isInt = (x: unknown): x is number => typeof x === "number" && Number.isInteger(x);
+  const table = (name: string): Record<string, unknown> => {
+    const t = doc[name];
+    if (t === undefined) return {};
+    if (typeof t !== "object" || t === null || Array.isArray(t)) {
+      throw new ClientNodeError(`${file}: ${name} must be a table ([${name}])`);
+    }
+    return t as Record<string, unknown>;
+  };
+  const at = (tn: string, key: string) => {
+    const line = keyLine(text, tn, key);
+    return line === null ? file : `${file}:${line}`;
+  };
+  const c = table("client");
   const nickname = c.nickname ?? "";
   if (typeof nickname !== "string") {
-    throw new ClientNodeError(`${file}: client.nickname must be text`);
+    throw new ClientNodeError(`${at("client", "nickname")}: client.nickname must be text`);
   }
   const refreshInterval = c.refresh_interval ?? DEFAULT_REFRESH_INTERVAL;
   if (typeof refreshInterval !== "number" || !(refreshInterval >= 0.1) || refreshInterval > 86400) {
     throw new ClientNodeError(
-      `${file}: client.refresh_interval must be a number of seconds between 0.1 and 86400`,
+      `${
+        at("client", "refresh_interval")
+      }: client.refresh_interval must be a number of seconds between 0.1 and 86400; found ${
+        JSON.stringify(refreshInterval)
+      }`,
     );
   }
   const fanout = c.fanout ?? DEFAULT_FANOUT;
   if (typeof fanout !== "number" || !Number.isInteger(fanout) || fanout < 1 || fanout > 16) {
-    throw new ClientNodeError(`${file}: client.fanout must be an integer from 1 to 16`);
-  }
-  const sh = (doc.shares ?? {}) as Record<string, unknown>;
-  const k = sh.k ?? DEFAULT_SHARES.k;
-  const n = sh.n ?? DEFAULT_SHARES.n;
-  const happy = sh.happy ?? DEFAULT_SHARES.happy;
-  const isInt = (x: unknown): x is number => typeof x === "number" && Number.isInteger(x);
-  if (
-    !isInt(k) || !isInt(n) || !isInt(happy) || k < 1 || n < k || n > 256 || happy < 1 || happy > n
-  ) {
     throw new ClientNodeError(
-      `${file}: [shares] needs integers with 1 <= k <= n <= 256 and 1 <= happy <= n`,
+      `${at("client", "fanout")}: client.fanout must be an integer from 1 to 16; found ${
+        JSON.stringify(fanout)
+      }`,
     );
   }
-  const web = (doc.web ?? {}) as Record<string, unknown>;
-  const webPort = web.port ?? DEFAULT_WEB_PORT;
-  if (!isInt(webPort) || webPort < 0 || webPort > 65535) {
-    throw new ClientNodeError(`${file}: web.port must be an integer from 0 to 65535`);
+  // Sections read lazily: their problem is thrown when a command uses them.
+  const problems = new Map<string, string>();
+  let shares = { ...DEFAULT_SHARES };
+  try {
+    const sh = table("shares");
+    const k = sh.k ?? DEFAULT_SHARES.k;
+    const n = sh.n ?? DEFAULT_SHARES.n;
+    const happy = sh.happy ?? DEFAULT_SHARES.happy;
+    if (
+      !isInt(k) || !isInt(n) || !isInt(happy) || k < 1 || n < k || n > 256 || happy < 1 ||
+      happy > n
+    ) {
+      const line = tableLine(text, "shares");
+      problems.set(
+        "shares",
+        `${line === null ? file : `${file}:${line}`}: [shares] needs integers with ` +
+          `1 <= k <= n <= 256 and 1 <= happy <= n; found k = ${JSON.stringify(k)}, n = ${
+            JSON.stringify(n)
+          }, happy = ${JSON.stringify(happy)}`,
+      );
+    } else shares = { k, n, happy };
+  } catch (e) {
+    problems.set("shares", (e as Error).message);
   }
-  return { nickname, refreshInterval, fanout, shares: { k, n, happy }, webPort };
+  let webPort: number = DEFAULT_WEB_PORT;
+  try {
+    const web = table("web");
+    const p = web.port ?? DEFAULT_WEB_PORT;
+    if (!isInt(p) || p < 0 || p > 65535) {
+      problems.set(
+        "web",
+        `${at("web", "port")}: web.port must be an integer from 0 to 65535; found ${
+          JSON.stringify(p)
+        }`,
+      );
+    } else webPort = p;
+  } catch (e) {
+    problems.set("web", (e as Error).message);
+  }
+  for (const u of unreadKeys(raw, used, text)) {
+    const section = u.path.split(".")[0];
+    const msg = describeUnknownKey(file, u);
+    if (section === "shares" || section === "web") {
+      if (!problems.has(section)) problems.set(section, msg);
+    } else throw new ClientNodeError(msg);
+  }
+  const lazy = <T>(section: string, v: T): T => {
+    const p = problems.get(section);
+    if (p !== undefined) throw new ClientNodeError(p);
+    return v;
+  };
+  return {
+    nickname,
+    refreshInterval,
+    fanout,
+    get shares() {
+      return lazy("shares", shares);
+    },
+    get webPort() {
+      return lazy("web", webPort);
+    },
+  };
 }
 
 export async function createClientNode(
@@ -206,10 +282,21 @@ export function convergenceSecret(node: ClientNode): Promise<Uint8Array> {
 }
 
 /** A recorded server as `servers --json` shows it (no readcap, no checkstring). */
-export type ServerView = Omit<RecordedServer, "gsaReadcap" | "gsaCheckstring">;
+export type ServerView = Omit<RecordedServer, "gsaReadcap" | "gsaCheckstring" | "boundServerId">;
+
+/** A GSD entry whose announcement is not held yet (no readcap). */
+export interface MissingView {
+  petname: string;
+  serverId: string | null;
+  since: number;
+  attempts: number;
+  nextTry: number;
+  problem: string;
+}
 
 export interface ServersReport {
   servers: ServerView[];
+  missing: MissingView[];
   gsd: { seqnum: number; issued: number; expires: number; freshness: string } | null;
   refreshedAt: number | null;
 }
@@ -219,7 +306,10 @@ export function serversReport(
   now = Math.floor(Date.now() / 1000),
 ): ServersReport {
   return {
-    servers: state.servers.map(({ gsaReadcap: _r, gsaCheckstring: _c, ...view }) => view),
+    servers: state.servers.map((
+      { gsaReadcap: _r, gsaCheckstring: _c, boundServerId: _b, ...view },
+    ) => view),
+    missing: (state.missing ?? []).map(({ gsaReadcap: _r, ...view }) => view),
     gsd: state.gsd
       ? {
         seqnum: state.gsd.seqnum,
@@ -255,6 +345,8 @@ export interface RunClientOptions {
   onGateway?: (g: { url: string; dashboardUrl: string }) => void;
   /** Called instead of onGateway when the gateway could not start. */
   onGatewayFailed?: (reason: string) => void;
+  /** Log the dashboard URL with its access token (default: the token is not logged). */
+  showSecrets?: boolean;
 }
 
 /**
@@ -279,19 +371,54 @@ export async function runClient(
   });
   if (gw) {
     log(`web gateway at ${gw.url}`);
-    log(`dashboard: ${gw.url}?token=${gw.token}`);
+    log(
+      opts.showSecrets
+        ? `dashboard: ${gw.url}?token=${gw.token}`
+        : `dashboard: ${gw.url}?token=TOKEN (TOKEN is in ${node.dir}/private/api-token; ` +
+          "--show-secrets logs the whole URL)",
+    );
     opts.onGateway?.({ url: gw.url, dashboardUrl: `${gw.url}?token=${gw.token}` });
   }
+  const watching = watchServers(node, signal, log, intervalMs);
   try {
     await refreshLoop(node, signal, log, intervalMs, gw);
   } finally {
+    await watching;
     await gw?.close();
+  }
+}
+
+/** Every interval, ask each recorded server whether it answers; log when one goes down or back up. */
+async function watchServers(
+  node: ClientNode,
+  signal: AbortSignal,
+  log: (line: string) => void,
+  intervalMs: number,
+): Promise<void> {
+  const was = new Map<string, boolean>();
+  while (!signal.aborted) {
+    const st = await probeServers(node.grid, node.grid.state).catch(() => null);
+    if (signal.aborted) break;
+    for (const s of node.grid.state.servers) {
+      const now = st?.get(s.serverId);
+      if (!now) continue;
+      const before = was.get(s.serverId);
+      const name = s.nickname || s.petname;
+      if (!now.up && before !== false) log(`server ${name} is down: ${now.error}`);
+      if (now.up && before === false) log(`server ${name} is back up`);
+      was.set(s.serverId, now.up);
+    }
+    await sleep(Math.max(intervalMs, 5000), signal);
   }
 }
 
 /** What a refresh can change: the GSD version and every GSA version. */
 function viewKey(state: DiscoveryState): string {
-  return [state.gsd?.checkstring ?? "", ...state.servers.map((s) => s.gsaCheckstring)].join(",");
+  return [
+    state.gsd?.checkstring ?? "",
+    ...state.servers.map((s) => s.gsaCheckstring),
+    `missing:${(state.missing ?? []).map((m) => m.petname).join(",")}`,
+  ].join(",");
 }
 
 async function refreshLoop(
@@ -304,27 +431,41 @@ async function refreshLoop(
   // Long poll (docs/discovery.md §5): each refresh waits on one server's slot watch for up to
   // the interval (at most 60 s), so a change is seen within a round trip of its write.
   const waitMs = Math.min(intervalMs, 60_000);
+  let first = true;
   while (!signal.aborted) {
     const started = Date.now();
     const before = viewKey(node.grid.state);
     let pauseMs = intervalMs;
+    // Missing announcements are retried with backoff (at most one interval apart): the poll
+    // ends by the next retry, so a returning holder is seen within one interval.
+    const nextTry = Math.min(...(node.grid.state.missing ?? []).map((m) => m.nextTry * 1000));
+    const thisWaitMs = Math.max(0, Math.min(waitMs, nextTry - Date.now()));
     try {
       const r = await node.grid.refresh({
         fanout: node.config.fanout,
-        wait: waitMs / 1000,
+        wait: thisWaitMs / 1000,
         signal,
+        retryMissing: "due",
+        retryMaxSeconds: node.config.refreshInterval,
       });
-      if (viewKey(node.grid.state) !== before) pauseMs = 0; // changed: poll again at once
-      else if (r.quick === "watch") pauseMs = waitMs - (Date.now() - started); // answered early?
+      const changed = viewKey(node.grid.state) !== before;
+      if (changed) pauseMs = 0; // changed: poll again at once
+      else if (r.quick === "watch") pauseMs = thisWaitMs - (Date.now() - started); // answered early?
+      if ((node.grid.state.missing ?? []).length) {
+        const next = Math.min(...node.grid.state.missing!.map((m) => m.nextTry * 1000));
+        pauseMs = Math.min(pauseMs, Math.max(0, next - Date.now()));
+      }
       gw?.history.recordResult(r, node.grid.state);
       gw?.refreshed();
       const changes = describeRefresh(r);
-      if (r.full || changes.length) {
+      // Logged once when the view changes (a change is re-polled at once: not once per poll).
+      if (first || changed || changes.length) {
         log(
           `refreshed: ${node.grid.state.servers.length} server(s), GSD version ${node.grid.state.gsd?.seqnum}`,
         );
       }
       for (const c of changes) log(c);
+      first = false;
     } catch (e) {
       if (signal.aborted) break;
       gw?.history.recordFailure((e as Error).message, node.grid.state);

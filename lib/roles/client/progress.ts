@@ -45,8 +45,8 @@ export function progressBar(opts: {
     const rate = `${fmtBytes(done / secs)}/s`;
     opts.write(
       `\r${label} [${"#".repeat(filled)}${"-".repeat(width - filled)}] ${
-        (frac * 100).toFixed(0).padStart(3)
-      }% ` +
+        // Floor, not round: 100% only when every byte is done.
+        String(Math.floor(frac * 100)).padStart(3)}% ` +
         `${fmtBytes(done)}/${fmtBytes(total)} ${rate}\x1b[K`,
     );
   };

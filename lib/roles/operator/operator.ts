@@ -23,6 +23,7 @@ import {
   decodeAnnouncement,
   DEFAULT_GSD_VALIDITY_SECONDS,
   formatIntroductionText,
+  GSD_ENTRY_SERVER_ID,
   gsdEntryName,
   gsdLinks,
   gsdMeta,
@@ -260,7 +261,13 @@ export async function addAnnouncement(
       throw new OperatorError(`the petname '${petname}' is taken; choose another with --name`);
     }
     return {
-      entries: [...entries, { name, readcap: capText, metadata: { ctime: t, mtime: t } }],
+      // The entry is bound to the server id verified above: clients refuse a GSA behind it
+      // that later claims another (docs/discovery.md §3, "Binding").
+      entries: [...entries, {
+        name,
+        readcap: capText,
+        metadata: { ctime: t, mtime: t, [GSD_ENTRY_SERVER_ID]: serverId },
+      }],
       meta: { ...gsdMeta(t, op.validity) },
     };
   }, { encoding: "everywhere" });

@@ -3,7 +3,7 @@
  * parsing with clear errors naming the key, defaults, and rendering a
  * commented file a person can read and edit.
  */
-import { parse as parseToml } from "smol-toml";
+import { describeUnknownKey, parseTomlText, trackReads, unreadKeys } from "../tomlconf.ts";
 import { formatLocationHint, MAX_LOCATION_HINTS, parseLocationHint } from "../../storage/mod.ts";
 
 /** A configuration problem; the message names the file and key. */
@@ -185,12 +185,10 @@ refresh_interval = ${tomlString(CONFIG_DEFAULTS.refreshInterval)}
 
 /** Parse and validate shoal.toml text; `file` names it in errors. */
 export function parseConfig(text: string, file = "shoal.toml"): StorageConfig {
-  let doc: Record<string, unknown>;
-  try {
-    doc = parseToml(text) as Record<string, unknown>;
-  } catch (e) {
-    throw new ConfigError(`${file}: not valid TOML: ${(e as Error).message.split("\n")[0]}`);
-  }
+  const raw = parseTomlText(text, file, (m) => new ConfigError(m));
+  // Every key read below is a known key; anything else in the file is reported at the end.
+  const used = new Set<string>();
+  const doc = trackReads(raw, used);
   const table = (name: string): Record<string, unknown> => {
     const t = doc[name];
     if (t === undefined) return {};
@@ -278,7 +276,7 @@ export function parseConfig(text: string, file = "shoal.toml"): StorageConfig {
   if (maxConnectionsPerAddress > maxConnections) {
     fail("storage.max_connections_per_address", "must not exceed storage.max_connections");
   }
-  return {
+  const config: StorageConfig = {
     nickname: nickname as string,
     listen,
     locations,
@@ -300,4 +298,7 @@ export function parseConfig(text: string, file = "shoal.toml"): StorageConfig {
         parseDuration(str(disc, "discovery", "refresh_interval", CONFIG_DEFAULTS.refreshInterval)),
     ),
   };
+  const unknown = unreadKeys(raw, used, text);
+  if (unknown.length) throw new ConfigError(describeUnknownKey(file, unknown[0]));
+  return config;
 }

@@ -1,0 +1,95 @@
+/**
+ * Every runnable example in README.md runs as written: the "grid by hand" block is extracted
+ * and run by bash in a fresh directory, with `shoal` standing for this checkout's main.ts. Only
+ * its port is changed (to a free one), so that parallel test runs do not collide.
+ */
+import { assert, assertEquals } from "../helpers/assert.ts";
+import { freePort } from "../helpers/storage_process.ts";
+import { RUN_FLAGS } from "../../lib/version.ts";
+
+const ROOT = new URL("../../", import.meta.url).pathname;
+
+export function readmeBlock(readme: string, after: string): string {
+  const at = readme.indexOf(after);
+  assert(at >= 0, `README has no '${after}'`);
+  const m = /```sh\n([\s\S]*?)```/.exec(readme.slice(at));
+  assert(m, `no sh block after '${after}'`);
+  return m[1];
+}
+
+/** Our own children (by pid) whose command line names `marker`: stop them. */
+async function killLeftovers(marker: string): Promise<void> {
+  for await (const e of Deno.readDir("/proc")) {
+    if (!/^\d+$/.test(e.name)) continue;
+    const cmd = await Deno.readTextFile(`/proc/${e.name}/cmdline`).catch(() => "");
+    if (cmd.includes(marker)) {
+      try {
+        Deno.kill(Number(e.name), "SIGKILL");
+      } catch { /* gone */ }
+    }
+  }
+}
+
+Deno.test("README: the grid-by-hand example runs as written", {
+  sanitizeResources: false,
+  sanitizeOps: false,
+}, async () => {
+  const readme = await Deno.readTextFile(`${ROOT}README.md`);
+  const block = readmeBlock(readme, "A grid by hand");
+  assert(block.includes("127.0.0.1:7001"), block);
+  const port = await freePort();
+  const tmp = await Deno.makeTempDir({ prefix: "shoal-readme-" });
+  const script = [
+    "set -euo pipefail",
+    `shoal() { "${Deno.execPath()}" run ${RUN_FLAGS.join(" ")} "${ROOT}main.ts" "$@"; }`,
+    block.replaceAll("127.0.0.1:7001", `127.0.0.1:${port}`),
+  ].join("\n");
+  await Deno.writeTextFile(`${tmp}/example.sh`, script);
+  try {
+    // Output goes to files: a background server left by a failed run must not hold a pipe open.
+    const out = await new Deno.Command("timeout", {
+      args: ["300", "bash", "-c", "bash -x example.sh > out.txt 2> err.txt < /dev/null"],
+      cwd: tmp,
+      stdin: "null",
+      stdout: "null",
+      stderr: "null",
+    }).output();
+    const stdout = await Deno.readTextFile(`${tmp}/out.txt`).catch(() => "");
+    const stderr = await Deno.readTextFile(`${tmp}/err.txt`).catch(() => "");
+    assertEquals(out.code, 0, `stdout:\n${stdout}\nstderr:\n${stderr}`);
+    assert(stdout.includes("round trip ok"), stdout);
+    assertEquals(await Deno.readTextFile(`${tmp}/copy.txt`), "my report\n");
+    assertEquals((await Deno.stat(`${tmp}/intro.txt`)).mode! & 0o777, 0o600);
+  } finally {
+    await killLeftovers(tmp);
+    await Deno.remove(tmp, { recursive: true }).catch(() => {});
+  }
+});
+
+Deno.test("./main.ts is executable (in git and on disk)", async () => {
+  const st = await Deno.stat(`${ROOT}main.ts`);
+  assert((st.mode! & 0o111) !== 0, "main.ts has no execute bit");
+  const out = await new Deno.Command("git", {
+    args: ["ls-files", "-s", "main.ts"],
+    cwd: ROOT,
+    stdout: "piped",
+    stderr: "null",
+  }).output().catch(() => null);
+  const line = out ? new TextDecoder().decode(out.stdout) : "";
+  if (line) assert(line.startsWith("100755 "), `git records ${line}`);
+});
+
+Deno.test("README's Documentation section links every page in docs/", async () => {
+  const readme = await Deno.readTextFile(`${ROOT}README.md`);
+  const at = readme.indexOf("## Documentation");
+  assert(at >= 0);
+  const next = readme.indexOf("\n## ", at + 1);
+  const section = readme.slice(at, next < 0 ? undefined : next);
+  const missing: string[] = [];
+  for await (const e of Deno.readDir(`${ROOT}docs`)) {
+    if (e.isFile && e.name.endsWith(".md") && !section.includes(`(docs/${e.name})`)) {
+      missing.push(e.name);
+    }
+  }
+  assertEquals(missing.sort(), [], "pages in docs/ that the README does not link");
+});
