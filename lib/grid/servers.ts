@@ -23,6 +23,7 @@ export type StorageApi = Pick<
   | "readImmutable"
   | "reportCorruption"
   | "renewLease"
+  | "batchList"
   | "version"
 >;
 

@@ -31,6 +31,7 @@ import {
   type AllocateResponse,
   API_PREFIX,
   AUTH_SCHEME,
+  type BatchListResponse,
   type BatchReadRequest,
   type BatchReadResponse,
   CBOR_TYPE,
@@ -486,6 +487,31 @@ export class StorageClient {
       }
       return { slots };
     }, CBOR_SLACK + 16 * req.slots.length);
+  }
+
+  /**
+   * Which complete shares the server holds of each storage index, in both
+   * namespaces (POST /batch-list): one request for up to the server's
+   * maxBatchSlots storage indexes. Entries are in request order.
+   */
+  async batchList(storageIndexes: Uint8Array[]): Promise<BatchListResponse> {
+    storageIndexes.forEach((si) => checkBytes("a storage index", si, STORAGE_INDEX_BYTES));
+    const body = encodeCbor({ storageIndexes });
+    const r = await this.#call("POST", "/batch-list", [], body, { ok: [200], idempotent: true });
+    return this.#cbor(r, "batch-list", (v) => {
+      const o = obj(v, "batch-list response");
+      const entries = arr(o.entries, "entries").map((e, i) => {
+        const x = obj(e, `entries[${i}]`);
+        return {
+          immutable: shareList(x.immutable, `entries[${i}].immutable`),
+          mutable: shareList(x.mutable, `entries[${i}].mutable`),
+        };
+      });
+      if (entries.length !== storageIndexes.length) {
+        throw new Shape("entries has a different count than requested");
+      }
+      return { entries };
+    }, CBOR_SLACK + 64 * storageIndexes.length);
   }
 
   async renewLease(si: Uint8Array, s: { renew: Uint8Array; cancel: Uint8Array }): Promise<void> {
