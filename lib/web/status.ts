@@ -41,11 +41,18 @@ export const HISTORY_PERSISTED = 50;
 export class RefreshHistory {
   #entries: HistoryEntry[];
   readonly #persist: ((entries: HistoryEntry[]) => Promise<void>) | null;
+  readonly #observe: ((e: HistoryEntry) => void) | null;
   #saving: Promise<void> = Promise.resolve();
 
-  constructor(initial: HistoryEntry[] = [], persist?: (entries: HistoryEntry[]) => Promise<void>) {
+  /** `observe` sees every refresh recorded (before runs collapse), e.g. to count it. */
+  constructor(
+    initial: HistoryEntry[] = [],
+    persist?: (entries: HistoryEntry[]) => Promise<void>,
+    observe?: (e: HistoryEntry) => void,
+  ) {
     this.#entries = initial.slice(-HISTORY_MEMORY);
     this.#persist = persist ?? null;
+    this.#observe = observe ?? null;
   }
 
   /** Parse persisted entries; anything malformed yields an empty history. */
@@ -107,6 +114,7 @@ export class RefreshHistory {
   }
 
   #add(e: HistoryEntry): void {
+    this.#observe?.(e);
     const prev = this.#entries[this.#entries.length - 1];
     const quiet = (x: HistoryEntry) =>
       !x.added.length && !x.removed.length && !x.updated.length && !x.problems.length;
