@@ -107,6 +107,9 @@ code, .id { font-family: ui-monospace, monospace; font-size: .9em; word-break: b
 @media (max-width: 600px) {
   body { margin: .6em; }
   th, td { padding: .2em .35em; font-size: .85em; }
+  table { display: block; overflow-x: auto; max-width: 100%; }
+  input, select { max-width: 100%; box-sizing: border-box; }
+  #shares-cap { width: 100%; }
 }
 `;
 
