@@ -328,8 +328,16 @@ function durationText(seconds: number): string {
   if (d >= 1) return d === 1 ? "1 day" : `${d} days`;
   const h = Math.floor(seconds / 3600);
   if (h >= 1) return h === 1 ? "1 hour" : `${h} hours`;
-  const m = Math.max(1, Math.floor(seconds / 60));
-  return m === 1 ? "1 minute" : `${m} minutes`;
+  const m = Math.floor(seconds / 60);
+  if (m >= 1) return m === 1 ? "1 minute" : `${m} minutes`;
+  const sec = Math.max(0, Math.floor(seconds));
+  return sec === 1 ? "1 second" : `${sec} seconds`;
+}
+
+/** "storage server X is unreachable (WHY)" says WHY once the sentence names the server. */
+function reasonOf(error: string): string {
+  const m = /^storage server \S+ is unreachable \((.*)\)$/.exec(error);
+  return m ? m[1] : error;
 }
 
 /** The truthful banner and problems, from what a status report holds. */
@@ -375,7 +383,7 @@ export function healthOf(r: Omit<StatusReport, "health">): Health {
     if (s.reachable === false) {
       problems.push({
         level: reachable === 0 ? "error" : "warning",
-        text: `${name(s)} is unreachable` + (s.error ? ` (${s.error})` : "") +
+        text: `${name(s)} is unreachable` + (s.error ? ` (${reasonOf(s.error)})` : "") +
           (s.lastContact === null
             ? ""
             : `; last contact ${durationText(r.now - s.lastContact)} ago`),
