@@ -4,12 +4,15 @@
  * never a cap, a path under an alias, or a storage URL.
  */
 import { type Counter, type Gauge, type Histogram, type Labels, Registry } from "./registry.ts";
+import type { UpkeepStatus } from "../roles/client/upkeep.ts";
 
 export interface ClientMetricsSource {
   /** Servers the node knows, and how many answered the last probe. */
   servers(): { known: number; reachable: number; unknown: number };
   /** Seconds until (positive) or since (negative) the GSD's expiry; null: none read. */
   gsdExpiresIn(): number | null;
+  /** The client's upkeep (lease renewal and repair), when it runs. */
+  upkeep?(): UpkeepStatus | null;
 }
 
 /** Which part of the gateway a path belongs to (fixed vocabulary). */
@@ -57,6 +60,40 @@ export class ClientMetrics {
       const s = src.gsdExpiresIn();
       return s === null ? [] : s;
     });
+    const upkeep = () => src.upkeep?.() ?? null;
+    r.gauge(
+      "shoal_client_upkeep_last_check_objects",
+      "Objects found at the upkeep's last check, by state (healthy, unhealthy, unrecoverable, " +
+        "repaired, repair_failed); absent before the first check",
+      ["state"],
+    ).collect((): Array<[Labels, number]> => {
+      const c = upkeep()?.lastCheck;
+      if (!c) return [];
+      return [
+        [{ state: "healthy" }, c.healthy],
+        [{ state: "unhealthy" }, c.unhealthy],
+        [{ state: "unrecoverable" }, c.unrecoverable],
+        [{ state: "repaired" }, c.repaired],
+        [{ state: "repair_failed" }, c.repairFailed],
+      ];
+    });
+    r.gauge(
+      "shoal_client_upkeep_last_renewal_objects",
+      "Objects at the upkeep's last lease renewal, by outcome (renewed, failed, missing)",
+      ["outcome"],
+    ).collect((): Array<[Labels, number]> => {
+      const l = upkeep()?.lastRenewal;
+      if (!l) return [];
+      return [
+        [{ outcome: "renewed" }, l.renewed],
+        [{ outcome: "failed" }, l.failed],
+        [{ outcome: "missing" }, l.missing],
+      ];
+    });
+    r.gauge(
+      "shoal_client_upkeep_renewal_failures",
+      "Lease renewals that failed and have not succeeded since",
+    ).collect(() => upkeep()?.failures.length ?? 0);
     this.requests = r.counter(
       "shoal_client_gateway_requests",
       "Web gateway requests answered, by route and HTTP status",

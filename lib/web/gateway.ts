@@ -32,7 +32,15 @@ import {
   sharesOf,
 } from "./api.ts";
 import { DASHBOARD_CSS, DASHBOARD_HTML, DASHBOARD_JS } from "./dashboard.ts";
-import { RefreshHistory, ServerProbe, type StatusReport, statusReport } from "./status.ts";
+import { recordUpload } from "../roles/client/uploads.ts";
+import type { UpkeepStatus } from "../roles/client/upkeep.ts";
+import {
+  RefreshHistory,
+  ServerProbe,
+  type StatusReport,
+  statusReport,
+  withUpkeep,
+} from "./status.ts";
 import { ClientMetrics } from "../metrics/client.ts";
 import { VERSION } from "../version.ts";
 
@@ -308,7 +316,12 @@ async function gridOf(node: ClientNode, gridNode: GridNode): Promise<Grid> {
  */
 export async function startClientGateway(
   node: ClientNode,
-  deps: { convergenceSecret: () => Promise<Uint8Array>; signal: AbortSignal },
+  deps: {
+    convergenceSecret: () => Promise<Uint8Array>;
+    signal: AbortSignal;
+    /** The upkeep section of /api/status (lib/roles/client/upkeep.ts). */
+    upkeep?: () => UpkeepStatus;
+  },
 ): Promise<ClientGateway> {
   const token = await loadApiToken(node.dir);
   const tmpDir = `${node.dir}/${WEB_TMP_DIR}`;
@@ -332,12 +345,15 @@ export async function startClientGateway(
     intervalMs: Math.max(500, Math.min(node.config.refreshInterval, 60) * 1000),
     signal: ac.signal,
   });
-  const status = () =>
-    statusReport(gridNode.state, probe, history, {
+  const status = (): StatusReport => {
+    const r = statusReport(gridNode.state, probe, history, {
       role: "client",
       nickname: node.config.nickname,
       refreshInterval: node.config.refreshInterval,
     });
+    const upkeep = deps.upkeep?.() ?? null;
+    return { ...r, upkeep, health: withUpkeep(r.health, upkeep) };
+  };
   metrics = new ClientMetrics({
     servers: () => {
       const sv = status().servers;
@@ -347,6 +363,7 @@ export async function startClientGateway(
         unknown: sv.filter((x) => x.reachable === null).length,
       };
     },
+    upkeep: () => deps.upkeep?.() ?? null,
     gsdExpiresIn: () =>
       gridNode.state.gsd ? gridNode.state.gsd.expires - Math.floor(Date.now() / 1000) : null,
   }, { version: `shoal/${VERSION}` });
@@ -359,6 +376,7 @@ export async function startClientGateway(
       convergenceSecret: deps.convergenceSecret,
       getGrid: () => gridOf(node, gridNode),
       resolveAlias: async (name) => (await loadAliases(node.dir)).get(name) ?? null,
+      recordUpload: (cap) => recordUpload(node.dir, cap, null),
     },
     status,
   }, node.config.webPort).catch((e) => {

@@ -14,6 +14,7 @@ import {
 } from "../discovery/mod.ts";
 import { CHECKSTRING_SIZE, mapLimit } from "../grid/mod.ts";
 import { parseStorageUrl } from "../storage/mod.ts";
+import type { UpkeepStatus } from "../roles/client/upkeep.ts";
 
 /** One refresh outcome; runs of unchanged quick refreshes collapse into one entry (`count`). */
 export interface HistoryEntry {
@@ -334,6 +335,42 @@ function durationText(seconds: number): string {
   return sec === 1 ? "1 second" : `${sec} seconds`;
 }
 
+/** Add the upkeep's problems (lease renewals failing, objects unrecoverable) to a health. */
+export function withUpkeep(h: Health, u: UpkeepStatus | null | undefined): Health {
+  if (!u) return h;
+  const problems = [...h.problems];
+  let level = h.level;
+  const c = u.lastCheck;
+  if (c && c.unrecoverable > 0) {
+    level = "error";
+    problems.push({
+      level: "error",
+      text:
+        `${c.unrecoverable} object(s) were unrecoverable at the last check (too few shares left)`,
+      fix: "start the storage servers that are down; objects come back once k shares are reachable",
+    });
+  }
+  if (c && c.repairFailed > 0) {
+    if (level !== "error") level = "warning";
+    problems.push({
+      level: "warning",
+      text: `${c.repairFailed} repair(s) failed at the last check`,
+      fix: "start the storage servers that are down or free space on them; upkeep retries",
+    });
+  }
+  if (u.failures.length > 0) {
+    if (level !== "error") level = "warning";
+    const f = u.failures[u.failures.length - 1];
+    problems.push({
+      level: "warning",
+      text:
+        `${u.failures.length} lease renewal(s) failing (latest: ${f.path} on ${f.server}: ${f.error})`,
+      fix: "start that server or check the network; upkeep retries at the next renewal",
+    });
+  }
+  return { ...h, level, problems };
+}
+
 /** "storage server X is unreachable (WHY)" says WHY once the sentence names the server. */
 function reasonOf(error: string): string {
   const m = /^storage server \S+ is unreachable \((.*)\)$/.exec(error);
@@ -475,6 +512,11 @@ export interface StatusReport {
   history: HistoryEntry[];
   /** The banner and problems with their fixes. */
   health: Health;
+  /**
+   * Client nodes: lease renewal and repair (docs/leases-and-upkeep.md §6) — the last and
+   * next rounds, renewals still failing, recent decisions. Paths only, never a cap.
+   */
+  upkeep?: UpkeepStatus | null;
 }
 
 function locationsOf(url: string): string[] {

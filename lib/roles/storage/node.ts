@@ -21,6 +21,7 @@ import {
 } from "../../storage/mod.ts";
 import {
   ConfigError,
+  describeGc,
   formatHostPort,
   parseConfig,
   parseHostPort,
@@ -270,9 +271,14 @@ export async function runStorageNode(node: StorageNode, opts: RunOptions): Promi
   // Once joined to a grid: keep this server's announcement published everywhere.
   const announcer = runAnnouncer(node, store, opts.signal, log);
   let gcRunning: Promise<void> | null = null;
+  log(describeGc(c));
+  const gcOptions = {
+    expire: c.gc !== "off",
+    expiredBefore: c.gcCutoffDate === null ? undefined : c.gcCutoffDate + c.leaseDuration * 1000,
+  };
   const timer = setInterval(() => {
     if (gcRunning) return;
-    gcRunning = store.gc().then(
+    gcRunning = store.gc(gcOptions).then(
       (r) => {
         metrics?.gcRuns.inc({ outcome: "ok" });
         metrics?.gcRemoved.inc(undefined, r.removed);
