@@ -61,12 +61,14 @@ const create: Command = {
   name: "create",
   summary: "create a storage node directory (config, TLS key and certificate, swissnum)",
   usage:
-    "--dir DIR --listen HOST:PORT [--location HOST:PORT]... [--nickname NAME] [--reserved-space SIZE]",
+    "--dir DIR --listen HOST:PORT [--location HOST:PORT]... [--nickname NAME] [--reserved-space SIZE] [--metrics-listen HOST:PORT]",
   description: `
 Creates DIR/shoal.toml (edit it while the node is stopped), DIR/tls-cert.pem, and the
 secrets DIR/private/tls-key.pem and DIR/private/swissnum (mode 0600). Refuses to touch a
 directory that already holds a node. --location (repeatable) sets the addresses clients
-use; it defaults to the --listen address. SIZE is e.g. 0, 500M, 10G, 1T (default 1G).`,
+use; it defaults to the --listen address. SIZE is e.g. 0, 500M, 10G, 1T (default 1G).
+--metrics-listen serves OpenMetrics at http://HOST:PORT/metrics over plain HTTP without
+authentication (off by default; keep it on loopback; docs/metrics.md).`,
   options: {
     dir: DIR_OPTION,
     listen: {
@@ -86,6 +88,11 @@ use; it defaults to the --listen address. SIZE is e.g. 0, 500M, 10G, 1T (default
       value: "SIZE",
       help: "free disk space to leave untouched (default 1G)",
     },
+    "metrics-listen": {
+      type: "string",
+      value: "HOST:PORT",
+      help: "serve /metrics over plain HTTP here ([metrics] listen; off by default)",
+    },
     "introducer-v3": {
       type: "string",
       value: "TEXT",
@@ -102,7 +109,14 @@ use; it defaults to the --listen address. SIZE is e.g. 0, 500M, 10G, 1T (default
     const listen = requireString(ctx.values, "listen");
     const locations = stringList(ctx.values, "location");
     const reserved = optionalString(ctx.values, "reserved-space");
-    for (const [flag, v] of [["listen", listen], ...locations.map((l) => ["location", l])]) {
+    const metricsListen = optionalString(ctx.values, "metrics-listen");
+    for (
+      const [flag, v] of [
+        ["listen", listen],
+        ...locations.map((l) => ["location", l]),
+        ...(metricsListen !== undefined ? [["metrics-listen", metricsListen]] : []),
+      ]
+    ) {
       try {
         parseHostPort(v);
       } catch (e) {
@@ -137,6 +151,7 @@ use; it defaults to the --listen address. SIZE is e.g. 0, 500M, 10G, 1T (default
         locations,
         nickname: optionalString(ctx.values, "nickname"),
         reservedSpace: reserved,
+        metricsListen,
       })
     );
     ctx.err(`created storage node in ${node.dir}`);

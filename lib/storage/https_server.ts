@@ -92,6 +92,8 @@ export interface HttpsServer {
   closeAll(): void;
   /** Resolves when the listener is closed and every connection has ended. */
   finished: Promise<void>;
+  /** Connections open now (for metrics). */
+  connections(): number;
 }
 
 const STATUS_TEXT: Record<number, string> = {
@@ -978,5 +980,6 @@ export function serveHttps(opts: HttpsServerOptions): HttpsServer {
       for (const c of [...conns.keys()]) closeConn(c);
     },
     finished,
+    connections: () => conns.size,
   };
 }

@@ -62,6 +62,43 @@ export interface HandlerOptions {
   log?: (line: string) => void;
   /** Limits of the slot watches kept in memory. */
   watch?: WatchHubOptions;
+  /** Counts requests, bytes and latencies (lib/metrics/storage.ts); never sees a secret. */
+  metrics?: RequestObserver;
+}
+
+/** Told about every request once its response is ready (route is fixed vocabulary). */
+export interface RequestObserver {
+  request(req: Request, route: string, res: Response, seconds: number): Response;
+}
+
+/**
+ * The route of a request as fixed vocabulary for metrics: the path's shape
+ * with storage indexes, share numbers and watch ids left out.
+ */
+export function routeOf(method: string, url: string): string {
+  const path = pathOf(url);
+  if (!path.startsWith(API_PREFIX + "/")) return "other";
+  const seg = path.slice(API_PREFIX.length + 1).split("/");
+  const [a, , c, d] = seg;
+  let r = "other";
+  if (seg.length === 1 && a === "version") r = "version";
+  else if (a === "immutable") {
+    if (seg.length === 2) r = "immutable_allocate";
+    else if (seg.length === 3) r = c === "shares" ? "immutable_list" : "immutable_share";
+    else if (seg.length === 4 && (d === "abort" || d === "corrupt")) r = `immutable_${d}`;
+  } else if (a === "mutable") {
+    if (seg.length === 2 && seg[1] === "batch-read") r = "mutable_batch_read";
+    else if (seg.length === 3 && seg[1] === "watch") {
+      r = method === "PUT" ? "watch_register" : "watch_poll";
+    } else if (seg.length === 3) {
+      r = c === "read-test-write"
+        ? "mutable_read_test_write"
+        : c === "shares"
+        ? "mutable_list"
+        : "mutable_share";
+    } else if (seg.length === 4 && d === "corrupt") r = "mutable_corrupt";
+  } else if (a === "lease" && seg.length === 2) r = "lease_renew";
+  return r;
 }
 
 /** The handler; close() ends waiting watch polls (serveStorage's shutdown calls it). */
@@ -734,7 +771,18 @@ export function createStorageHandler(
     spaceLogAt = Date.now();
   };
 
-  const handler = async (req: Request): Promise<Response> => {
+  const observed = async (req: Request): Promise<Response> => {
+    if (!opts.metrics) return await unobserved(req);
+    const t0 = performance.now();
+    const res = await unobserved(req);
+    return opts.metrics.request(
+      req,
+      routeOf(req.method, req.url),
+      res,
+      (performance.now() - t0) / 1000,
+    );
+  };
+  const unobserved = async (req: Request): Promise<Response> => {
     try {
       return await route(req);
     } catch (e) {
@@ -766,7 +814,7 @@ export function createStorageHandler(
       );
     }
   };
-  return Object.assign(handler, { close: () => watches.close(), watches });
+  return Object.assign(observed, { close: () => watches.close(), watches });
 }
 
 /**
@@ -806,6 +854,8 @@ export interface StorageServer {
   finished: Promise<void>;
   /** Stop accepting; wait (up to `graceMs`) for in-flight requests to finish. */
   shutdown(graceMs?: number): Promise<void>;
+  /** Connections open now (for metrics). */
+  connections(): number;
 }
 
 /**
@@ -883,5 +933,5 @@ export function serveStorage(opts: ServeOptions): StorageServer {
     if (opts.signal.aborted) void shutdown();
     else opts.signal.addEventListener("abort", () => void shutdown(), { once: true });
   }
-  return { addr, listening, finished, shutdown };
+  return { addr, listening, finished, shutdown, connections: () => server.connections() };
 }

@@ -18,9 +18,14 @@ export const DASHBOARD_HTML = `<!doctype html>
 <header>
   <h1>Shoal <span id="node-nickname"></span></h1>
   <p id="banner" class="banner" hidden></p>
+  <p id="health" class="health checking" role="status">checking…</p>
   <p class="small">updated <span id="updated">never</span></p>
 </header>
 <main>
+<section id="problems-section" hidden>
+  <h2>Problems</h2>
+  <ul id="problems"></ul>
+</section>
 <section>
   <h2>Grid service directory</h2>
   <table id="gsd"><tbody>
@@ -35,11 +40,12 @@ export const DASHBOARD_HTML = `<!doctype html>
 </section>
 <section>
   <h2>Storage servers (<span id="server-count">0</span>)</h2>
-  <table id="servers">
+  <div class="table-wrap"><table id="servers">
     <thead><tr><th>nickname</th><th>petname</th><th>server id</th><th>location hints</th>
-      <th>reachable</th><th>last contact</th><th>GSA version</th><th>GSD version held</th></tr></thead>
+      <th>reachable</th><th>last contact</th><th>space available</th><th>software</th>
+      <th>GSA version</th><th>GSD version held</th></tr></thead>
     <tbody></tbody>
-  </table>
+  </table></div>
 </section>
 <section id="upload-section">
   <h2>Upload a file</h2>
@@ -92,6 +98,25 @@ code, .id { font-family: ui-monospace, monospace; font-size: .9em; word-break: b
 .down { color: #b00; font-weight: bold; }
 .unknown { color: #888; }
 .warn { color: #b60; font-weight: bold; }
+.health { padding: .5em .7em; border-radius: 4px; font-weight: bold; margin: .4em 0; }
+.health.ok { background: #e6f4e6; border: 1px solid #6a6; color: #040; }
+.health.warning { background: #fff4dc; border: 1px solid #d90; color: #640; }
+.health.error { background: #fde8e8; border: 1px solid #c44; color: #800; }
+.health.checking { background: #eef; border: 1px solid #99c; color: #335; }
+#problems { padding-left: 1.2em; margin: .3em 0; }
+#problems li { margin: .3em 0; }
+#problems li.error .text { color: #800; font-weight: bold; }
+#problems li.warning .text { color: #640; font-weight: bold; }
+#problems .fix { display: block; color: #333; }
+#problems .fix::before { content: "fix: "; color: #666; }
+.table-wrap { overflow-x: auto; max-width: 100%; }
+@media (max-width: 600px) {
+  body { margin: .6em; }
+  th, td { padding: .2em .35em; font-size: .85em; }
+  table { display: block; overflow-x: auto; max-width: 100%; }
+  input, select { max-width: 100%; box-sizing: border-box; }
+  #shares-cap { width: 100%; }
+}
 `;
 
 export const DASHBOARD_JS = `"use strict";
@@ -112,6 +137,36 @@ export const DASHBOARD_JS = `"use strict";
     b.hidden = !text;
   };
   let nameById = new Map();
+  const bytes = (n) => {
+    if (n === null || n === undefined) return "-";
+    const u = ["bytes", "KB", "MB", "GB", "TB", "PB"];
+    let i = 0, v = n;
+    while (v >= 1000 && i < u.length - 1) { v /= 1000; i++; }
+    return i === 0 ? n + " bytes" : v.toFixed(v < 10 ? 1 : 0) + " " + u[i];
+  };
+
+  function renderHealth(h) {
+    const el = $("health");
+    el.textContent = h.banner;
+    el.className = "health " + h.level;
+    el.dataset.level = h.level;
+    const list = $("problems");
+    list.replaceChildren();
+    for (const p of h.problems) {
+      const li = document.createElement("li");
+      li.className = p.level;
+      if (p.serverId) li.dataset.serverId = p.serverId;
+      const t = document.createElement("span");
+      t.className = "text";
+      t.textContent = p.text;
+      const f = document.createElement("span");
+      f.className = "fix";
+      f.textContent = p.fix;
+      li.append(t, f);
+      list.appendChild(li);
+    }
+    $("problems-section").hidden = h.problems.length === 0;
+  }
 
   function render(s) {
     const operator = s.role === "operator";
@@ -120,6 +175,7 @@ export const DASHBOARD_JS = `"use strict";
     document.title = operator ? "Shoal operator dashboard" : "Shoal dashboard";
     $("node-nickname").textContent = operator ? "— operator" : s.nickname ? "— " + s.nickname : "";
     $("updated").textContent = iso(s.now);
+    if (s.health) renderHealth(s.health);
     $("refreshed-at").textContent = iso(s.refreshedAt);
     nameById = new Map(s.servers.map((x) => [x.serverId, x.nickname || x.petname]));
     const names = (ids) => ids.length ? ids.map((i) => nameById.get(i) || i.slice(0, 8)).join(", ") : "none";
@@ -149,6 +205,8 @@ export const DASHBOARD_JS = `"use strict";
       const rc = cell(tr, r[0], "reachable " + r[1]);
       if (x.error) rc.title = x.error;
       cell(tr, ago(s.now, x.lastContact));
+      cell(tr, bytes(x.availableSpace), "space");
+      cell(tr, x.software || "-", "software");
       cell(tr, String(x.gsaSeqnum));
       cell(tr, x.gsdSeqnum === null ? "-" : String(x.gsdSeqnum) + (x.hasNewestGsd === false ? " (stale)" : ""),
         x.hasNewestGsd === false ? "warn" : "");
@@ -165,6 +223,8 @@ export const DASHBOARD_JS = `"use strict";
       cell(tr, "announcement not read yet: " + m.problem, "warn");
       cell(tr, "-");
       cell(tr, "since " + iso(m.since));
+      cell(tr, "-");
+      cell(tr, "-");
       cell(tr, "-");
       cell(tr, m.attempts + " attempt(s)");
       body.appendChild(tr);
@@ -232,6 +292,7 @@ export const DASHBOARD_JS = `"use strict";
       const r = await fetch("/api/status", { credentials: "same-origin", cache: "no-store" });
       if (r.status === 401 || r.status === 403) {
         banner("Not authorized: open this dashboard through the URL that 'shoal client run' printed (it ends in ?token=...).");
+        renderHealth({ level: "error", banner: "status unknown: not authorized", problems: [] });
       } else if (!r.ok) {
         banner("The gateway answered " + r.status + ": " + (await r.text()));
       } else {
@@ -240,6 +301,7 @@ export const DASHBOARD_JS = `"use strict";
       }
     } catch (e) {
       banner("The gateway is not answering (" + e.message + "). Is 'shoal client run' still running?");
+      renderHealth({ level: "error", banner: "status unknown: the gateway is not answering", problems: [] });
     }
     setTimeout(poll, 1000);
   }

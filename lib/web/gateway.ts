@@ -34,7 +34,15 @@ import {
 import { DASHBOARD_CSS, DASHBOARD_HTML, DASHBOARD_JS } from "./dashboard.ts";
 import { recordUpload } from "../roles/client/uploads.ts";
 import type { UpkeepStatus } from "../roles/client/upkeep.ts";
-import { RefreshHistory, ServerProbe, type StatusReport, statusReport } from "./status.ts";
+import {
+  RefreshHistory,
+  ServerProbe,
+  type StatusReport,
+  statusReport,
+  withUpkeep,
+} from "./status.ts";
+import { ClientMetrics } from "../metrics/client.ts";
+import { VERSION } from "../version.ts";
 
 export const API_TOKEN_FILE = "private/api-token";
 export const REFRESH_HISTORY_FILE = "private/refresh-history.json";
@@ -48,6 +56,8 @@ export interface GatewayOptions {
   status(): StatusReport;
   /** The file API (client nodes); null: a status-only dashboard (the operator's). */
   files: ApiContext | null;
+  /** Served at /metrics behind the token (client nodes); absent: /metrics is 404. */
+  metrics?: ClientMetrics;
 }
 
 function cookieName(port: number): string {
@@ -86,12 +96,16 @@ const PAGE_HEADERS: Record<string, string> = {
 
 /** The gateway's request handler. */
 export function createGatewayHandler(opts: GatewayOptions): (req: Request) => Promise<Response> {
+  const m = opts.metrics;
   return async (req: Request): Promise<Response> => {
+    const t0 = performance.now();
+    let res: Response;
     try {
-      return await handle(req, opts);
+      res = await handle(m ? m.countUpload(req) : req, opts);
     } catch (e) {
-      return errorResponse(e);
+      res = errorResponse(e);
     }
+    return m ? m.request(req, res, (performance.now() - t0) / 1000) : res;
   };
 }
 
@@ -153,6 +167,12 @@ async function handle(req: Request, opts: GatewayOptions): Promise<Response> {
     return new Response(DASHBOARD_CSS, {
       headers: { ...PAGE_HEADERS, "content-type": "text/css; charset=utf-8" },
     });
+  }
+
+  if (path === "/metrics" && opts.metrics) {
+    if (!safeMethod) throw new HttpError(405, "use GET /metrics");
+    checkToken(req, opts.token, port);
+    return await opts.metrics.registry.response(req);
   }
 
   const isApi = path === "/api" || path.startsWith("/api/");
@@ -307,10 +327,12 @@ export async function startClientGateway(
   const tmpDir = `${node.dir}/${WEB_TMP_DIR}`;
   await Deno.mkdir(tmpDir, { recursive: true, mode: 0o700 });
   await Deno.chmod(tmpDir, 0o700);
+  let metrics: ClientMetrics | null = null;
   const history = new RefreshHistory(
     RefreshHistory.parse(await readTextOrNull(`${node.dir}/${REFRESH_HISTORY_FILE}`)),
     (entries) =>
       writePrivate(`${node.dir}/${REFRESH_HISTORY_FILE}`, RefreshHistory.serialize(entries)),
+    (e) => metrics?.refreshes.inc({ outcome: !e.ok ? "failed" : e.full ? "changed" : "unchanged" }),
   );
   const gridNode = node.grid;
   const ac = new AbortController();
@@ -323,8 +345,31 @@ export async function startClientGateway(
     intervalMs: Math.max(500, Math.min(node.config.refreshInterval, 60) * 1000),
     signal: ac.signal,
   });
+  const status = (): StatusReport => {
+    const r = statusReport(gridNode.state, probe, history, {
+      role: "client",
+      nickname: node.config.nickname,
+      refreshInterval: node.config.refreshInterval,
+    });
+    const upkeep = deps.upkeep?.() ?? null;
+    return { ...r, upkeep, health: withUpkeep(r.health, upkeep) };
+  };
+  metrics = new ClientMetrics({
+    servers: () => {
+      const sv = status().servers;
+      return {
+        known: sv.length,
+        reachable: sv.filter((x) => x.reachable === true).length,
+        unknown: sv.filter((x) => x.reachable === null).length,
+      };
+    },
+    upkeep: () => deps.upkeep?.() ?? null,
+    gsdExpiresIn: () =>
+      gridNode.state.gsd ? gridNode.state.gsd.expires - Math.floor(Date.now() / 1000) : null,
+  }, { version: `shoal/${VERSION}` });
   const gw = await serveGateway({
     token,
+    metrics,
     files: {
       tmpDir,
       shares: node.config.shares,
@@ -333,14 +378,7 @@ export async function startClientGateway(
       resolveAlias: async (name) => (await loadAliases(node.dir)).get(name) ?? null,
       recordUpload: (cap) => recordUpload(node.dir, cap, null),
     },
-    status: () => ({
-      ...statusReport(gridNode.state, probe, history, {
-        role: "client",
-        nickname: node.config.nickname,
-        refreshInterval: node.config.refreshInterval,
-      }),
-      upkeep: deps.upkeep?.() ?? null,
-    }),
+    status,
   }, node.config.webPort).catch((e) => {
     deps.signal.removeEventListener("abort", onAbort);
     throw e;

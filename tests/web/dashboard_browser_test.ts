@@ -134,6 +134,31 @@ Deno.test("dashboard in Chromium: servers, a server down, a removal, upload/down
       await page.screenshot({ path: `${shots}/4-removed.png`, fullPage: true });
     });
 
+    await t.step("phone width: the page fits, the servers table scrolls inside", async () => {
+      await page.setViewportSize({ width: 375, height: 740 });
+      await page.locator("#health.warning").waitFor({ timeout: 15_000 });
+      const overflow = await page.evaluate(
+        "document.documentElement.scrollWidth - document.documentElement.clientWidth",
+      );
+      assert(Number(overflow) <= 1, `no horizontal page scroll at 375 px (overflow ${overflow})`);
+      await page.screenshot({ path: `${shots}/5-phone.png`, fullPage: true });
+      await page.setViewportSize({ width: 1280, height: 900 });
+    });
+
+    await t.step("every server down: the banner says so, with the fix", async () => {
+      for (const s of gg.g.servers) {
+        await s.proc?.stop();
+        s.proc = null;
+      }
+      await page.locator("#health.error").filter({
+        hasText: "no server reachable: start them or check the network",
+      }).waitFor({ timeout: 20_000 });
+      assert(!(await page.locator("#problems-section").isHidden()));
+      const fixes = await page.locator("#problems li .fix").allTextContents();
+      assert(fixes.some((f) => f.includes("shoal storage run")), fixes.join(" | "));
+      await page.screenshot({ path: `${shots}/6-all-down.png`, fullPage: true });
+    });
+
     await t.step("screenshots stayed out of the repository", async () => {
       const files = [...Deno.readDirSync(shots)].map((e) => e.name).sort();
       assertEquals(files, [
@@ -141,6 +166,8 @@ Deno.test("dashboard in Chromium: servers, a server down, a removal, upload/down
         "2-uploaded.png",
         "3-server-down.png",
         "4-removed.png",
+        "5-phone.png",
+        "6-all-down.png",
       ]);
       for (const f of files) assert((await Deno.stat(`${shots}/${f}`)).size > 1000);
     });

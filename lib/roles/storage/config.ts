@@ -51,6 +51,8 @@ export interface StorageConfig {
   maxConnectionsPerAddress: number;
   /** Seconds between refreshes of the grid view (when joined to a grid). */
   refreshInterval: number;
+  /** [metrics] listen: where /metrics is served over plain HTTP; null: off (the default). */
+  metricsListen: HostPort | null;
 }
 
 export type GcMode = "off" | "age" | "cutoff-date";
@@ -166,6 +168,7 @@ export function renderConfig(c: {
   listen: string;
   locations: string[];
   reservedSpace: string;
+  metricsListen?: string | null;
 }): string {
   return `# Shoal storage node configuration.
 # Edit while the node is stopped; see docs/storage-node.md for every key.
@@ -218,6 +221,11 @@ max_connections_per_address = ${CONFIG_DEFAULTS.maxConnectionsPerAddress}
 # Once joined to a grid (shoal storage join): how often to re-read the grid service
 # directory and republish this server's announcement where it is missing or stale.
 refresh_interval = ${tomlString(CONFIG_DEFAULTS.refreshInterval)}
+
+[metrics]
+# Serve OpenMetrics at http://HOST:PORT/metrics (plain HTTP, no authentication: keep it on
+# loopback or a monitoring network). Off when absent. docs/metrics.md lists every metric.
+${c.metricsListen ? `listen = ${tomlString(c.metricsListen)}` : '# listen = "127.0.0.1:9464"'}
 `;
 }
 
@@ -238,6 +246,7 @@ export function parseConfig(text: string, file = "shoal.toml"): StorageConfig {
   const node = table("node");
   const st = table("storage");
   const disc = table("discovery");
+  const met = table("metrics");
   const fail = (key: string, why: string): never => {
     throw new ConfigError(`${file}: ${key}: ${why}`);
   };
@@ -336,6 +345,9 @@ export function parseConfig(text: string, file = "shoal.toml"): StorageConfig {
       () =>
         parseDuration(str(disc, "discovery", "refresh_interval", CONFIG_DEFAULTS.refreshInterval)),
     ),
+    metricsListen: met.listen === undefined
+      ? null
+      : conv("metrics.listen", () => parseHostPort(String(str(met, "metrics", "listen")))),
   };
   const unknown = unreadKeys(raw, used, text);
   if (unknown.length) throw new ConfigError(describeUnknownKey(file, unknown[0]));

@@ -31,6 +31,8 @@ import {
 } from "./config.ts";
 import { runAnnouncer } from "./announce.ts";
 import { exists, writeFileAtomic } from "../nodefs.ts";
+import { type MetricsListener, serveMetrics, StorageMetrics } from "../../metrics/storage.ts";
+import { VERSION } from "../../version.ts";
 
 export const CONFIG_FILE = "shoal.toml";
 export const CERT_FILE = "tls-cert.pem";
@@ -53,6 +55,8 @@ export interface CreateStorageNodeOptions {
   nickname?: string;
   /** Size text such as "0", "500M", "10G" (default "1G"). */
   reservedSpace?: string;
+  /** HOST:PORT for the plain-HTTP /metrics listener ([metrics] listen); default: none. */
+  metricsListen?: string;
 }
 
 export interface StorageNode {
@@ -75,6 +79,9 @@ export async function createStorageNode(opts: CreateStorageNodeOptions): Promise
     throw new ConfigError(`at most ${MAX_LOCATION_HINTS} locations fit in a storage URL`);
   }
   const reservedSpace = opts.reservedSpace ?? "1G";
+  const metricsListen = opts.metricsListen === undefined
+    ? null
+    : formatHostPort(parseHostPort(opts.metricsListen));
   parseSize(reservedSpace);
   for (const f of [CONFIG_FILE, PRIVATE_DIR, STORE_DIR]) {
     if (await exists(`${dir}/${f}`)) {
@@ -94,7 +101,13 @@ export async function createStorageNode(opts: CreateStorageNodeOptions): Promise
   await writeFileAtomic(`${dir}/${SWISSNUM_FILE}`, base32Encode(swissnum) + "\n", 0o600);
   await writeFileAtomic(`${dir}/${CERT_FILE}`, tls.certPem, 0o644);
   // The config is written last: its presence marks a complete node.
-  const text = renderConfig({ nickname: opts.nickname ?? "", listen, locations, reservedSpace });
+  const text = renderConfig({
+    nickname: opts.nickname ?? "",
+    listen,
+    locations,
+    reservedSpace,
+    metricsListen,
+  });
   await writeFileAtomic(`${dir}/${CONFIG_FILE}`, text, 0o644);
   return {
     dir,
@@ -194,12 +207,16 @@ export async function runStorageNode(node: StorageNode, opts: RunOptions): Promi
   } catch (e) {
     log(`warning: cannot read the free disk space: ${(e as Error).message}`);
   }
+  const metrics = c.metricsListen
+    ? new StorageMetrics(store, { software: `shoal/${VERSION}` })
+    : undefined;
   const handler = createStorageHandler(store, {
     swissnum: node.swissnum,
     serverId: node.pin,
     maxBodySize: c.maxBodySize,
     maxBatchSlots: c.maxBatchSlots,
     log,
+    metrics,
   });
   if (opts.signal.aborted) return;
   let server;
@@ -230,6 +247,26 @@ export async function runStorageNode(node: StorageNode, opts: RunOptions): Promi
       `storage.listen: cannot listen on ${formatHostPort(c.listen)}: ${(e as Error).message}`,
     );
   }
+  let metricsServer: MetricsListener | null = null;
+  if (metrics && c.metricsListen) {
+    metrics.trackConnections(() => server.connections());
+    try {
+      metricsServer = serveMetrics(metrics.registry, c.metricsListen);
+    } catch (e) {
+      await server.shutdown(0);
+      throw new ConfigError(
+        `metrics.listen: cannot listen on ${formatHostPort(c.metricsListen)}: ${
+          (e as Error).message
+        }`,
+      );
+    }
+    const a = metricsServer.addr;
+    log(
+      `metrics at http://${
+        a.hostname.includes(":") ? `[${a.hostname}]` : a.hostname
+      }:${a.port}/metrics`,
+    );
+  }
   opts.onListen?.(server.addr);
   // Once joined to a grid: keep this server's announcement published everywhere.
   const announcer = runAnnouncer(node, store, opts.signal, log);
@@ -243,11 +280,16 @@ export async function runStorageNode(node: StorageNode, opts: RunOptions): Promi
     if (gcRunning) return;
     gcRunning = store.gc(gcOptions).then(
       (r) => {
+        metrics?.gcRuns.inc({ outcome: "ok" });
+        metrics?.gcRemoved.inc(undefined, r.removed);
         if (r.removed > 0) {
           log(`garbage collection removed ${r.removed} storage index(es) whose leases expired`);
         }
       },
-      (e) => log(`garbage collection failed: ${(e as Error).message}`),
+      (e) => {
+        metrics?.gcRuns.inc({ outcome: "failed" });
+        log(`garbage collection failed: ${(e as Error).message}`);
+      },
     ).finally(() => (gcRunning = null));
   }, c.gcInterval * 1000);
   // Uploads that stopped receiving data are reclaimed within a fraction of incoming_timeout.
@@ -266,6 +308,7 @@ export async function runStorageNode(node: StorageNode, opts: RunOptions): Promi
   clearInterval(timer);
   clearInterval(sweep);
   await server.shutdown(opts.graceMs ?? 10_000);
+  await metricsServer?.close();
   // The announcer closes its connections on abort; don't let a slow one hold the exit.
   let grace: ReturnType<typeof setTimeout> | undefined;
   await Promise.race([announcer, new Promise((r) => (grace = setTimeout(r, 2000)))]);

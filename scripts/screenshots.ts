@@ -1,0 +1,72 @@
+/**
+ * Regenerate the dashboard screenshots in docs/images/ (used by README.md and
+ * docs/web-api.md): a real 4-server grid on loopback, `shoal client run`, and
+ * Debian's Chromium through playwright-core.
+ *
+ *   deno run -A scripts/screenshots.ts
+ *
+ * States: every server reachable; one server down; phone width; every
+ * server down. PNGs at device scale 1, viewport 1100 px wide, to keep them
+ * small.
+ */
+import { chromium } from "playwright-core";
+import { startGatewayGrid } from "../tests/web/web_helpers.ts";
+
+const CHROMIUM = "/usr/bin/chromium";
+const FLAGS = [
+  "--headless",
+  "--no-sandbox",
+  "--disable-gpu",
+  "--disable-quic",
+  "--no-first-run",
+  "--disable-background-networking",
+  "--disable-component-update",
+  "--disable-sync",
+];
+const OUT = new URL("../docs/images/", import.meta.url).pathname;
+
+await Deno.mkdir(OUT, { recursive: true });
+const gg = await startGatewayGrid({ servers: 4 });
+const browser = await chromium.launch({ executablePath: CHROMIUM, args: FLAGS, headless: true });
+try {
+  const context = await browser.newContext({ viewport: { width: 1100, height: 700 } });
+  const page = await context.newPage();
+  await page.goto(gg.dashboardUrl);
+  await page.locator("#health.ok").filter({ hasText: "4 of 4 servers reachable" }).waitFor({
+    timeout: 30_000,
+  });
+  await page.waitForFunction(
+    "[...document.querySelectorAll('#servers td.space')].every((td) => td.textContent !== '-')",
+    null,
+    { timeout: 15_000 },
+  );
+  const shot = async (name: string) => {
+    await page.screenshot({ path: `${OUT}${name}.png`, fullPage: true });
+    console.log(`wrote docs/images/${name}.png`);
+  };
+  await shot("dashboard-ok");
+
+  await gg.g.servers[3].proc!.stop();
+  gg.g.servers[3].proc = null;
+  await page.locator("#health.warning").filter({ hasText: "3 of 4 servers reachable" }).waitFor({
+    timeout: 30_000,
+  });
+  await shot("dashboard-server-down");
+
+  await page.setViewportSize({ width: 390, height: 800 });
+  await page.waitForTimeout(300);
+  await shot("dashboard-phone");
+  await page.setViewportSize({ width: 1100, height: 700 });
+
+  for (const s of gg.g.servers) {
+    await s.proc?.stop();
+    s.proc = null;
+  }
+  await page.locator("#health.error").filter({ hasText: "no server reachable" }).waitFor({
+    timeout: 30_000,
+  });
+  await shot("dashboard-all-down");
+} finally {
+  await browser.close();
+  await gg.close();
+}
