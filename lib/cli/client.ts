@@ -12,6 +12,7 @@ import {
 import { INTRO_OPTIONS, introductionTextOption } from "./secrets.ts";
 import { fileCommands } from "./client_files.ts";
 import { serveCommand } from "./serve.ts";
+import { backupCommand } from "./client_backup.ts";
 import {
   CliError,
   type Command,
@@ -232,4 +233,5 @@ logged (it is in DIR/private/api-token) unless --show-secrets is given.`,
   },
   ...fileCommands,
   serveCommand,
+  backupCommand,
 ];
