@@ -12,7 +12,7 @@ import { toHex } from "../../codec/mod.ts";
 import { capStorageIndexSync, formatCap, parseCap, readcapOf } from "../../crypto/mod.ts";
 import { type DirEntry, type ImmutableSource, mapLimit, normalizeName } from "../../grid/mod.ts";
 import { BackupDb } from "./backupdb.ts";
-import { type FileSession, FilesError } from "./files.ts";
+import { FilesError, type FileSession } from "./files.ts";
 import { convergenceSecret } from "./node.ts";
 import type { Progress } from "./progress.ts";
 
@@ -377,7 +377,9 @@ export async function backup(
     const targetCap = (await session.resolve(target)).cap;
     let stamp = utcStamp(opts.now?.() ?? new Date());
     const existing = new Set((await grid.listDirectory(archives)).entries.map((e) => e.name));
-    for (let i = 2; existing.has(stamp); i++) stamp = `${utcStamp(opts.now?.() ?? new Date())}.${i}`;
+    for (let i = 2; existing.has(stamp); i++) {
+      stamp = `${utcStamp(opts.now?.() ?? new Date())}.${i}`;
+    }
     await grid.setEntry(archives, stamp, rootCap, { noReplace: true });
     await grid.setEntry(targetCap, "Latest", rootCap);
     sum.archive = stamp;
