@@ -14,3 +14,4 @@ export interface BenchSection {
 
 export const sections: BenchSection[] = [crypto, erasure, storage, mutable, discovery, immutable];
 sections.push((await import("./lab.ts")).section);
+sections.push((await import("./backup.ts")).section);
