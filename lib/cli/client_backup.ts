@@ -1,7 +1,7 @@
 /** `shoal client backup` (docs/backup.md). Thin: arguments and printing; the work is in
  * lib/roles/client/backup.ts. */
 import { backup, type BackupSummary, readExcludeFile } from "../roles/client/backup.ts";
-import { FilesError, FileSession, progressBar } from "../roles/client/mod.ts";
+import { FilesError, FileSession } from "../roles/client/mod.ts";
 import {
   CliError,
   type Command,
@@ -70,8 +70,12 @@ PATTERN is a glob (* ? **) matched against the name, or the relative path if it 
         excludeVcs: ctx.values["exclude-vcs"] === true,
         log: (l) => ctx.err(l),
         progress: show
-          ? (label, total) =>
-            progressBar({ label, total, write: (t) => Deno.stderr.writeSync(enc.encode(t)) })
+          ? (p) =>
+            Deno.stderr.writeSync(enc.encode(
+              `\rbackup: ${p.files}/${p.totalFiles} files, ${(p.bytes / 1e6).toFixed(1)}/${
+                (p.totalBytes / 1e6).toFixed(1)
+              } MB\x1b[K${p.done ? "\n" : ""}`,
+            ))
           : undefined,
       });
     } catch (e) {

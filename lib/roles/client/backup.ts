@@ -14,7 +14,6 @@ import { type DirEntry, type ImmutableSource, mapLimit, normalizeName } from "..
 import { BackupDb } from "./backupdb.ts";
 import { FilesError, type FileSession } from "./files.ts";
 import { convergenceSecret } from "./node.ts";
-import type { Progress } from "./progress.ts";
 
 /** Fraction of reused files and directories whose shares are checked again each run. */
 export const DEFAULT_RECHECK = 0.01;
@@ -29,10 +28,19 @@ export interface BackupOptions {
   /** Re-check fraction, 0..1 (default DEFAULT_RECHECK). */
   recheck?: number;
   log?: (line: string) => void;
-  /** Progress over the whole run (bytes of files to read), or undefined for none. */
-  progress?: (label: string, total: number) => Progress | undefined;
+  /** Progress: files and bytes done, of the totals (known after the lstat-only scan). */
+  progress?: (p: BackupProgress) => void;
   /** For tests: the clock. */
   now?: () => Date;
+}
+
+export interface BackupProgress {
+  files: number;
+  totalFiles: number;
+  bytes: number;
+  totalBytes: number;
+  /** The last call: the scan and every upload are over. */
+  done: boolean;
 }
 
 export interface BackupSummary {
@@ -232,12 +240,18 @@ export async function backup(
     skipped,
     seconds: 0,
   };
-  const prog = opts.progress?.(`backup 0/${totalFiles} files`, totalBytes);
   let doneBytes = 0;
   let doneFiles = 0;
+  let last = 0;
+  const report = (done: boolean) => {
+    const t = performance.now();
+    if (!opts.progress || (!done && t - last < 200)) return;
+    last = t;
+    opts.progress({ files: doneFiles, totalFiles, bytes: doneBytes, totalBytes, done });
+  };
   const advance = (bytes: number) => {
     doneBytes += bytes;
-    prog?.update(doneBytes, totalBytes);
+    report(false);
   };
   const nowSec = () => Math.floor(Date.now() / 1000);
 
@@ -262,7 +276,6 @@ export async function backup(
       }
       if (ok) {
         sum.filesReused++;
-        doneFiles++;
         advance(st.size);
         return row.cap;
       }
@@ -313,7 +326,6 @@ export async function backup(
     }
     sum.filesUploaded++;
     sum.bytesUploaded += st.size;
-    doneFiles++;
     db.putFile({
       path: key,
       size: st.size,
@@ -330,7 +342,13 @@ export async function backup(
   /** Build (or reuse) the snapshot of a directory; returns its readcap. */
   const dirCap = async (kids: LocalNode[]): Promise<string> => {
     const made = await mapLimit(kids, PARALLEL, async (kid): Promise<DirEntry | null> => {
-      const cap = kid.children ? await dirCap(kid.children) : await fileCap(kid);
+      let cap: string | null;
+      if (kid.children) cap = await dirCap(kid.children);
+      else {
+        cap = await fileCap(kid);
+        doneFiles++;
+        report(false);
+      }
       if (cap === null) return null;
       const metadata: Record<string, unknown> = {
         ctime: Math.floor(secs(kid.st.ctime)),
@@ -369,7 +387,7 @@ export async function backup(
 
   try {
     const rootCap = await dirCap(tree);
-    prog?.finish();
+    report(true);
     // 2. Link the archive, then Latest: an interruption before this leaves Latest as it was.
     const sep = target.endsWith(":") || target.endsWith("/") ? "" : "/";
     await session.mkdir(target, { parents: true });
@@ -384,7 +402,6 @@ export async function backup(
     await grid.setEntry(targetCap, "Latest", rootCap);
     sum.archive = stamp;
   } finally {
-    prog?.finish();
     db.close();
   }
   sum.seconds = (performance.now() - started) / 1000;
