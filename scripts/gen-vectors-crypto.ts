@@ -59,6 +59,7 @@ const TAGS: Record<string, string> = {
   convergence: T + "convergence",
   leaseRenew: T + "lease-renew",
   leaseCancel: T + "lease-cancel",
+  uploadSecret: T + "upload-secret",
   hashTreeNode: T + "hash-tree-node",
   hashTreeEmpty: T + "hash-tree-empty",
   blockHash: T + "block-hash",
@@ -127,6 +128,7 @@ for (let s = 0; s < 4; s++) {
   const params = enc.encode(`3-of-10 segment 131072 #${s}`);
   const plaintextHash = await sha(enc.encode(`plaintext ${s}`));
   const leaseMaster = await sha(enc.encode(`lease master ${s}`));
+  const uploadMaster = await sha(enc.encode(`upload master ${s}`));
   const isi = (await th(TAGS.immutableStorageIndex, immutableKey)).slice(0, 16);
   derivation.push({
     seed: hex(seed),
@@ -157,6 +159,8 @@ for (let s = 0; s < 4; s++) {
     masterLeaseSecret: hex(leaseMaster),
     leaseRenew: hex(await th(TAGS.leaseRenew, leaseMaster, storageIndex, serverId)),
     leaseCancel: hex(await th(TAGS.leaseCancel, leaseMaster, storageIndex, serverId)),
+    uploadMaster: hex(uploadMaster),
+    uploadSecret: hex(await th(TAGS.uploadSecret, uploadMaster, isi, serverId)),
   });
   const uebHash = await th(TAGS.uebHash, enc.encode(`ueb ${s}`));
   const [k, n, size] = [[1, 1, 0], [3, 10, 1000000], [1, 256, 2 ** 53 - 1], [256, 256, 7]][s];

@@ -11,6 +11,7 @@ import {
 } from "../roles/client/mod.ts";
 import { INTRO_OPTIONS, introductionTextOption } from "./secrets.ts";
 import { fileCommands } from "./client_files.ts";
+import { treeCommands } from "./client_trees.ts";
 import { serveCommand } from "./serve.ts";
 import { backupCommand } from "./client_backup.ts";
 import {
@@ -232,6 +233,7 @@ logged (it is in DIR/private/api-token) unless --show-secrets is given.`,
     },
   },
   ...fileCommands,
+  ...treeCommands,
   serveCommand,
   backupCommand,
 ];

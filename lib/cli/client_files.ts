@@ -13,6 +13,7 @@ import {
   removeAlias,
   renewLeases,
   type SessionOptions,
+  walkPath,
 } from "../roles/client/mod.ts";
 import {
   CliError,
@@ -47,15 +48,16 @@ function sessionOptions(ctx: CommandContext, quiet: boolean): SessionOptions {
 }
 
 /** Run `fn` with a session on --dir; FilesError becomes a usage error (2) or a failure (1). */
-async function withSession<T>(
+export async function withSession<T>(
   ctx: CommandContext,
   quiet: boolean,
   fn: (s: FileSession) => Promise<T>,
+  extra: Partial<SessionOptions> = {},
 ): Promise<T> {
   const dir = requireString(ctx.values, "dir");
   let session: FileSession | null = null;
   try {
-    session = await FileSession.open(dir, sessionOptions(ctx, quiet));
+    session = await FileSession.open(dir, { ...sessionOptions(ctx, quiet), ...extra });
     return await fn(session);
   } catch (e) {
     if (e instanceof FilesError) {
@@ -86,11 +88,18 @@ function longRow(r: LsRow): string {
   }`;
 }
 
+const CHECK_REPAIR_OPTION = {
+  type: "boolean",
+  help: "repair the object when it is not healthy (as 'repair')",
+} as const;
+
 const healthCommand = (name: "check" | "verify" | "repair", summary: string): Command => ({
   name,
   summary,
   usage: name === "repair"
     ? "--dir DIR [--verify] [--json] CAP|PATH"
+    : name === "check"
+    ? "--dir DIR [--repair] [--json] CAP|PATH"
     : "--dir DIR [--json] CAP|PATH",
   description: name === "repair"
     ? `
@@ -108,12 +117,16 @@ server. Exit code 0 when the object is healthy after repair, 1 when it is not.`
         help: "check every block first; shares with a bad block count as missing",
       },
     }
+    : name === "check"
+    ? { dir: DIR_OPTION, json: JSON_OPTION, repair: CHECK_REPAIR_OPTION }
     : { dir: DIR_OPTION, json: JSON_OPTION },
   positionals: ["CAP|PATH"],
   async run(ctx) {
     const json = ctx.values.json === true;
     const verify = ctx.values.verify === true;
-    const rep = await withSession(ctx, json, (s) => s.health(ctx.positionals[0], name, { verify }));
+    // `check --repair` is `repair` (docs/client-commands.md §4).
+    const mode = name === "check" && ctx.values.repair === true ? "repair" : name;
+    const rep = await withSession(ctx, json, (s) => s.health(ctx.positionals[0], mode, { verify }));
     if (json) {
       ctx.out(
         JSON.stringify(
@@ -138,13 +151,14 @@ server. Exit code 0 when the object is healthy after repair, 1 when it is not.`
 const renewLeasesCommand: Command = {
   name: "renew-leases",
   summary:
-    "renew this node's leases on everything reachable from the given paths (default: every alias)",
+    "renew this node's leases on everything reachable from the given paths (default: all held)",
   usage: "--dir DIR [--json] [CAP|PATH]...",
   description: `
-Storage servers garbage-collect shares whose leases have all expired (31 days by default). Run this
-regularly (e.g. weekly, from cron) to keep your files: it walks every directory reachable from the
-given paths or caps (all aliases when none are given) and adds or renews this node's lease on each
-object on every server holding it. Exit code 1 when some object was found on no server.`,
+Storage servers with garbage collection on delete shares whose leases have all expired (31 days by
+default). 'shoal client run' renews by itself; without it, run this regularly (e.g. weekly, from
+cron): it walks every directory reachable from the given paths or caps (when none are given: every
+alias and every recorded unlinked upload) and adds or renews this node's lease on each object on
+every server holding it. Exit code 1 when some object was found on no server.`,
   options: { dir: DIR_OPTION, json: JSON_OPTION },
   positionals: ["[CAP|PATH]..."],
   async run(ctx) {
@@ -160,6 +174,58 @@ object on every server holding it. Exit code 1 when some object was found on no 
     return rep.missing || rep.problems.length ? EXIT_FAILURE : undefined;
   },
 };
+
+const LS_RECURSIVE_OPTION = {
+  type: "boolean",
+  short: "R",
+  help: "list everything below, one path per line (each object once)",
+} as const;
+
+/** `ls -R`: every path below the directory, sorted, directories with a trailing '/'. */
+async function lsRecursive(ctx: CommandContext): Promise<void> {
+  const objs = await withSession(ctx, true, (s) => walkPath(s, ctx.positionals[0]));
+  const rows = objs.filter((o) => o.rel !== "").map((o) =>
+    ctx.values.json
+      ? { path: o.rel, type: o.kind, size: o.size }
+      : `${o.rel}${o.kind === "directory" ? "/" : ""}`
+  );
+  rows.sort((a, b) => {
+    const x = typeof a === "string" ? a : a.path;
+    const y = typeof b === "string" ? b : b.path;
+    return x < y ? -1 : x > y ? 1 : 0;
+  });
+  if (ctx.values.json) ctx.out(JSON.stringify(rows, null, 2));
+  else for (const r of rows) ctx.out(r as string);
+}
+
+/**
+ * Run `fn` with an AbortSignal that SIGINT (Ctrl-C) or SIGTERM aborts: an upload
+ * in progress then aborts its allocations on every server before the command
+ * exits 1 (docs/leases-and-upkeep.md §7). A second signal exits at once.
+ */
+async function whileInterruptible<T>(
+  ctx: CommandContext,
+  fn: (signal: AbortSignal) => Promise<T>,
+): Promise<T> {
+  const ac = new AbortController();
+  const onSignal = () => {
+    if (ac.signal.aborted) Deno.exit(130);
+    ctx.err(
+      "shoal: interrupted; aborting the upload on every server (interrupt again to quit now)",
+    );
+    ac.abort(new CliError("interrupted: the upload was aborted on every server"));
+  };
+  const signals: Deno.Signal[] = ["SIGINT", "SIGTERM"];
+  for (const s of signals) Deno.addSignalListener(s, onSignal);
+  try {
+    return await fn(ac.signal);
+  } catch (e) {
+    if (ac.signal.aborted) throw ac.signal.reason;
+    throw e;
+  } finally {
+    for (const s of signals) Deno.removeSignalListener(s, onSignal);
+  }
+}
 
 export const fileCommands: Command[] = [
   {
@@ -186,17 +252,18 @@ DEST is a directory; an existing mutable file at DEST (writecap held) is overwri
           "--no-convergence applies to immutable files only; drop it or --mutable",
         );
       }
-      const cap = await withSession(ctx, false, (s) =>
-        s.put(
-          file === "-"
-            ? { kind: "stream", stream: Deno.stdin.readable }
-            : { kind: "file", path: file },
-          dest,
-          {
-            mutable: ctx.values.mutable === true,
-            convergence: ctx.values["no-convergence"] !== true,
-          },
-        ));
+      const cap = await whileInterruptible(ctx, (signal) =>
+        withSession(ctx, false, (s) =>
+          s.put(
+            file === "-"
+              ? { kind: "stream", stream: Deno.stdin.readable }
+              : { kind: "file", path: file },
+            dest,
+            {
+              mutable: ctx.values.mutable === true,
+              convergence: ctx.values["no-convergence"] !== true,
+            },
+          ), { signal }));
       ctx.out(cap);
     },
   },
@@ -248,14 +315,16 @@ DEST is a directory; an existing mutable file at DEST (writecap held) is overwri
   {
     name: "ls",
     summary: "list a directory (or describe a file)",
-    usage: "--dir DIR [--json] [-l] CAP|PATH",
+    usage: "--dir DIR [--json] [-l] [-R] CAP|PATH",
     options: {
       dir: DIR_OPTION,
       json: { type: "boolean", help: "print JSON (entries with their caps)" },
       long: { type: "boolean", short: "l", help: "type, access, size and modification time" },
+      recursive: LS_RECURSIVE_OPTION,
     },
     positionals: ["CAP|PATH"],
     async run(ctx) {
+      if (ctx.values.recursive) return await lsRecursive(ctx);
       const res = await withSession(ctx, true, (s) => s.ls(ctx.positionals[0]));
       if (ctx.values.json) {
         ctx.out(JSON.stringify(res, null, 2));

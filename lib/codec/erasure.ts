@@ -5,9 +5,21 @@
  * then n may be up to 2^24. Share i < k is data shard i itself; shares k..n-1
  * are parity. The exact construction is specified in docs/erasure-coding.md.
  *
- * Pure: no I/O. Inner loops are table lookups over Uint8Array (one 64 KiB
- * multiplication table), with no allocation per byte.
+ * Pure: no I/O. Two interchangeable kernels compute the products: a
+ * WebAssembly SIMD one (lib/codec/wasm/, split-nibble table lookups with
+ * i8x16.swizzle), used when the runtime supports WASM SIMD, and TypeScript
+ * table lookups over Uint8Array (one 64 KiB multiplication table) otherwise.
+ * Both give identical bytes (docs/erasure-coding.md §9).
  */
+import {
+  nibbleTables,
+  SIMD_MIN_LEN,
+  SIMD_STAGE_MAX,
+  simdAvailable,
+  simdCombineRows,
+  simdRun,
+  simdStage,
+} from "./wasm/gf256_simd.ts";
 
 /** Raised for any invalid argument to the erasure coder; the message says what and how to fix it. */
 export class ErasureError extends Error {
@@ -97,6 +109,18 @@ function parityMatrix(k: number): Uint8Array {
     matrixCache.set(key, m);
   }
   return m;
+}
+
+/** Split-nibble tables of the first m parity rows for k, for the SIMD kernel. */
+const tableCache = new LruCache<Uint8Array>(16);
+function parityTables(k: number, m: number, rows: ArrayLike<number>[]): Uint8Array {
+  const key = `${k},${m}`;
+  let t = tableCache.get(key);
+  if (t === undefined) {
+    t = nibbleTables(rows, k, MUL);
+    tableCache.set(key, t);
+  }
+  return t;
 }
 
 // ---------------------------------------------------------------- kernels
@@ -331,16 +355,55 @@ function wcombine(o: Uint32Array, srcs: Uint32Array[], c: number[], n: number): 
   if (first) o.fill(0);
 }
 
+// ---------------------------------------------------------------- kernel choice
+
+/** Which kernel computes the products. */
+export type ErasureKernel = "wasm-simd" | "typescript";
+
+let simdWanted = true;
+const simd = () => simdWanted && simdAvailable();
+
+/** The kernel in use: "wasm-simd" where the runtime supports WebAssembly SIMD. */
+export function erasureKernel(): ErasureKernel {
+  return simd() ? "wasm-simd" : "typescript";
+}
+
+/**
+ * Choose the kernel (tests and benchmarks compare them; both give the same
+ * bytes). Returns the previous choice. Throws ErasureError when "wasm-simd" is
+ * asked for and the runtime lacks WebAssembly SIMD.
+ */
+export function useErasureKernel(kind: ErasureKernel): ErasureKernel {
+  const before = erasureKernel();
+  if (kind === "wasm-simd" && !simdAvailable()) {
+    throw new ErasureError(
+      "erasure: this runtime has no WebAssembly SIMD; use the typescript kernel",
+    );
+  }
+  if (kind !== "wasm-simd" && kind !== "typescript") {
+    throw new ErasureError(`erasure: unknown kernel ${String(kind)}`);
+  }
+  simdWanted = kind === "wasm-simd";
+  return before;
+}
+
 /**
  * outs[r][x] = XOR over t of rows[r][t]·srcs[t][x] for x < len, for every
- * row r: the sources are made word-addressable once for all rows.
+ * row r. With the SIMD kernel, `tables()` gives the rows' split-nibble tables
+ * (callers cache them); the TypeScript kernel makes the sources
+ * word-addressable once for all rows.
  */
 function combineRows(
   outs: Uint8Array[],
   srcs: Uint8Array[],
   rows: ArrayLike<number>[],
   len: number,
+  tables: () => Uint8Array,
 ): void {
+  if (len >= SIMD_MIN_LEN && simd()) {
+    simdCombineRows(outs, srcs, tables(), len);
+    return;
+  }
   if (len < WORD_MIN) {
     for (let r = 0; r < outs.length; r++) combine(outs[r], srcs, rows[r], len);
     return;
@@ -470,6 +533,8 @@ interface DecodePlan {
   missing: number[];
   /** For each missing shard: k coefficients, one per chosen share (in chosen order). */
   coefs: Uint8Array[];
+  /** The coefficients' split-nibble tables for the SIMD kernel, built on first use. */
+  tables?: Uint8Array;
 }
 
 const planCache = new LruCache<DecodePlan>(64);
@@ -588,16 +653,44 @@ function decodeChosen(
   const plan = decodePlan(k, n, chosen.map((s) => s.index));
   const srcs = chosen.map((s) => s.data);
   const targets = plan.missing.map((j) => out ? out[j] : new Uint8Array(len));
-  combineRows(targets, srcs, plan.coefs, len);
+  const tables = () => (plan.tables ??= nibbleTables(plan.coefs, k, MUL));
+  combineRows(targets, srcs, plan.coefs, len, tables);
   plan.missing.forEach((j, t) => (result[j] = targets[t]));
   return result;
+}
+
+/**
+ * decodeSegment through the SIMD kernel, for chosen shares that miss at least
+ * one data shard: data shares go to their data slots, parity shares after
+ * them, the kernel fills the missing data slots, and one copy out gives the
+ * segment.
+ */
+function decodeSegmentSimd(
+  chosen: Share[],
+  k: number,
+  n: number,
+  size: number,
+  segmentLength: number,
+): Uint8Array {
+  const plan = decodePlan(k, n, chosen.map((s) => s.index));
+  const tables = plan.tables ??= nibbleTables(plan.coefs, k, MUL);
+  const { mem, base } = simdStage(tables, (k + plan.missing.length) * size);
+  let extra = k;
+  const srcAddrs = chosen.map((s) => {
+    const at = base + (s.index < k ? s.index : extra++) * size;
+    mem.set(s.data, at);
+    return at;
+  });
+  simdRun(tables, srcAddrs, plan.missing.map((j) => base + j * size), size);
+  return mem.slice(base, base + segmentLength);
 }
 
 // ---------------------------------------------------------------- public API
 
 /**
  * Only the parity shards k..n-1 for k = dataShards.length data shards of equal
- * length (for callers that already hold the data shards). Fresh arrays, or
+ * length (for callers that already hold the data shards). Fresh arrays (views
+ * of one new buffer), or
  * written into `into` (n - k arrays of the shard length) so a streaming caller
  * can reuse its buffers.
  */
@@ -622,8 +715,10 @@ export function erasureParity(
     return parity;
   }
   const A = parityMatrix(k);
-  for (let i = 0; i < m; i++) parity[i] = into ? into[i] : new Uint8Array(len);
-  combineRows(parity, data, Array.from({ length: m }, (_, i) => A.subarray(i * k, i * k + k)), len);
+  const fresh = into ? null : new Uint8Array(m * len);
+  for (let i = 0; i < m; i++) parity[i] = into ? into[i] : fresh!.subarray(i * len, (i + 1) * len);
+  const rows = Array.from({ length: m }, (_, i) => A.subarray(i * k, i * k + k));
+  combineRows(parity, data, rows, len, () => parityTables(k, m, rows));
   return parity;
 }
 
@@ -669,11 +764,38 @@ export function encodeSegment(segment: Uint8Array, k: number, n: number): Uint8A
     throw new ErasureError("erasure: segment must be a Uint8Array");
   }
   const size = Math.ceil(segment.length / k);
+  if (k > 1 && size >= SIMD_MIN_LEN && n * size <= SIMD_STAGE_MAX && simd()) {
+    return encodeSegmentSimd(segment, k, n, size);
+  }
   const buf = new Uint8Array(size * k);
   buf.set(segment);
   const data: Uint8Array[] = new Array(k);
   for (let j = 0; j < k; j++) data[j] = buf.subarray(j * size, (j + 1) * size);
   return erasureEncode(data, n);
+}
+
+/**
+ * encodeSegment through the SIMD kernel, staging in its memory: the padded
+ * segment is the k data slots, the kernel writes the parity slots after them,
+ * and one copy out gives all n shares (views of one fresh buffer).
+ */
+function encodeSegmentSimd(segment: Uint8Array, k: number, n: number, size: number): Uint8Array[] {
+  const m = n - k;
+  const A = parityMatrix(k);
+  const rows = Array.from({ length: m }, (_, i) => A.subarray(i * k, i * k + k));
+  const tables = parityTables(k, m, rows);
+  const { mem, base } = simdStage(tables, n * size);
+  mem.set(segment, base);
+  mem.fill(0, base + segment.length, base + k * size);
+  const addr = (s: number) => base + s * size;
+  simdRun(
+    tables,
+    Array.from({ length: k }, (_, j) => addr(j)),
+    rows.map((_, i) => addr(k + i)),
+    size,
+  );
+  const all = mem.slice(base, base + n * size);
+  return Array.from({ length: n }, (_, s) => all.subarray(s * size, (s + 1) * size));
 }
 
 /**
@@ -702,6 +824,12 @@ export function decodeSegment(
         `${k}-of-${n} (expected shares of ceil(${segmentLength}/${k}) = ${size} bytes); ` +
         "check the segment length and encoding parameters",
     );
+  }
+  if (
+    k > 1 && size >= SIMD_MIN_LEN && chosen[k - 1].index >= k && (k + n) * size <= SIMD_STAGE_MAX &&
+    simd()
+  ) {
+    return decodeSegmentSimd(chosen, k, n, size, segmentLength);
   }
   const buf = new Uint8Array(size * k);
   const out: Uint8Array[] = new Array(k);

@@ -4,6 +4,12 @@
  *
  * Imported CryptoKeys are kept in small bounded caches (least recently used
  * dropped first) because importing costs about as much as signing.
+ *
+ * verify() is strict where RFC 8032 leaves room (docs/security.md §2.10): it
+ * refuses public keys that are not canonical encodings (y >= p, or x = 0 with
+ * the sign bit set) or that are points of small order (the identity key, for
+ * one, "verifies" S = 0 for every message), and signatures whose S is not
+ * below the group order L. Vectors: tests/vectors/ed25519.json.
  */
 import { toHex } from "../codec/bytes.ts";
 
@@ -108,9 +114,84 @@ export async function sign(
   );
 }
 
+/** p = 2^255 - 19 and L = 2^252 + 27742317777372353535851937790883648493, little-endian. */
+const P_LE = new Uint8Array(32).fill(0xff);
+P_LE[0] = 0xed;
+P_LE[31] = 0x7f;
+const L_LE = new Uint8Array([
+  0xed,
+  0xd3,
+  0xf5,
+  0x5c,
+  0x1a,
+  0x63,
+  0x12,
+  0x58,
+  0xd6,
+  0x9c,
+  0xf7,
+  0xa2,
+  0xde,
+  0xf9,
+  0xde,
+  0x14,
+  0,
+  0,
+  0,
+  0,
+  0,
+  0,
+  0,
+  0,
+  0,
+  0,
+  0,
+  0,
+  0,
+  0,
+  0,
+  0x10,
+]);
+
+/** a < b for 32-byte little-endian integers. */
+function lessLE(a: Uint8Array, b: Uint8Array): boolean {
+  for (let i = 31; i >= 0; i--) if (a[i] !== b[i]) return a[i] < b[i];
+  return false;
+}
+
+/**
+ * The y-coordinates (little-endian, sign bit clear) of the eight points of
+ * small order: 1 (the identity), p - 1 (order 2), 0 (order 4, both signs of x)
+ * and the two y of the four points of order 8. With the sign bit masked, a
+ * canonical key whose y is one of these is one of the eight points.
+ */
+const SMALL_ORDER_Y = [
+  "0100000000000000000000000000000000000000000000000000000000000000",
+  "ecffffffffffffffffffffffffffffffffffffffffffffffffffffffffffff7f",
+  "0000000000000000000000000000000000000000000000000000000000000000",
+  "26e8958fc2b227b045c3f489f2ef98f0d5dfac05d3c63339b13802886d53fc05",
+  "c7176a703d4dd84fba3c0b760d10670f2a2053fa2c39ccc64ec7fd7792ac037a",
+];
+
+/**
+ * Whether `key` is a public key verify() accepts: a canonical encoding
+ * (y < p; x = 0, which only y = ±1 have, with the sign bit clear) of a point
+ * that is not of small order. Points off the curve are left to Web Crypto.
+ */
+export function isAcceptablePublicKey(key: Uint8Array): boolean {
+  if (!(key instanceof Uint8Array) || key.length !== 32) return false;
+  const y = new Uint8Array(key);
+  y[31] &= 0x7f;
+  if (!lessLE(y, P_LE)) return false;
+  // Every point with x = 0 (y = 1, y = p - 1) is of small order, so the
+  // "-0" encodings are refused here too.
+  return !SMALL_ORDER_Y.includes(toHex(y));
+}
+
 /**
  * Whether `signature` is a valid Ed25519 signature of `message` under the raw
- * 32-byte `publicKey`. Never throws: malformed keys and signatures give false.
+ * 32-byte `publicKey`. Never throws: malformed keys and signatures give false,
+ * and so do small-order or non-canonical keys and S >= L (see the top).
  */
 export async function verify(
   publicKey: Uint8Array,
@@ -121,6 +202,8 @@ export async function verify(
     if (!(publicKey instanceof Uint8Array) || publicKey.length !== 32) return false;
     if (!(signature instanceof Uint8Array) || signature.length !== 64) return false;
     if (!(message instanceof Uint8Array)) return false;
+    if (!isAcceptablePublicKey(publicKey)) return false;
+    if (!lessLE(signature.subarray(32), L_LE)) return false; // S >= L is not canonical
     const id = toHex(publicKey);
     let keyP = publicCache.get(id);
     if (!keyP) {

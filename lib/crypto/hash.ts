@@ -91,6 +91,8 @@ export const TAGS = Object.freeze(
     // leases
     leaseRenew: "shoal:v1:lease-renew",
     leaseCancel: "shoal:v1:lease-cancel",
+    // immutable uploads: the per-server upload secret
+    uploadSecret: "shoal:v1:upload-secret",
     // hash trees and the hashes that become their leaves
     hashTreeNode: "shoal:v1:hash-tree-node",
     hashTreeEmpty: "shoal:v1:hash-tree-empty",

@@ -143,6 +143,26 @@ export function leaseSecrets(
   };
 }
 
+/**
+ * The upload secret one server gets for one immutable upload:
+ * taggedHash(TAGS.uploadSecret, uploadMaster, storageIndex, serverId), where
+ * uploadMaster is 32 random bytes the uploader keeps for this upload only.
+ * A server learns only its own secret, so it cannot abort or overwrite the
+ * same upload's shares on another server (docs/crypto.md §5.6).
+ */
+export function uploadSecret(
+  uploadMaster: Uint8Array,
+  storageIndex: Uint8Array,
+  serverId: Uint8Array,
+): Uint8Array {
+  need("upload master secret", uploadMaster, 32);
+  need("storage index", storageIndex, 16);
+  if (!(serverId instanceof Uint8Array) || serverId.length === 0) {
+    throw new RangeError("server id must be a non-empty byte string");
+  }
+  return taggedHash(TAGS.uploadSecret, uploadMaster, storageIndex, serverId);
+}
+
 export interface MutableKeys {
   seed: Uint8Array;
   publicKey: Uint8Array;

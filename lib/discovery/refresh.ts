@@ -27,6 +27,7 @@ import {
   retrieve,
   RollbackError,
   type Servermap,
+  withinDeadline,
 } from "../grid/mod.ts";
 import {
   formatStorageUrl,
@@ -182,6 +183,9 @@ function candidates(
   for (const u of intro.storageUrls) push(u);
   return out;
 }
+
+/** How long one quick check may take (plus its long-poll wait) before the next server is asked. */
+export const QUICK_CHECK_DEADLINE_MS = 5000;
 
 /**
  * Refreshes in a row that ask the same server first: 1, so a server that answers "unchanged"
@@ -651,11 +655,21 @@ export async function refreshDiscovery(
       try {
         const server = pool.server(cands[i].url, cands[i].nickname);
         const wait = Math.min(Math.max(0, opts.wait ?? 0), 60);
-        const w = await watchCheck(server, gsdKeys, state, wait, opts.signal);
+        // A slow or trickling server must not hold the refresh: past this deadline,
+        // the next server (or a full read) answers instead.
+        const w = await withinDeadline(
+          watchCheck(server, gsdKeys, state, wait, opts.signal),
+          QUICK_CHECK_DEADLINE_MS + wait * 1000,
+          "quick check",
+        );
         cursorNext = state.cursor + i + 1;
         if (w === true) return await unchangedResult("watch");
         // Changed (or no watches): read the checkstrings to see which slots changed.
-        const q = await quickCheck(server, gsdKeys, state);
+        const q = await withinDeadline(
+          quickCheck(server, gsdKeys, state),
+          QUICK_CHECK_DEADLINE_MS,
+          "quick check",
+        );
         if (q.unchanged) return await unchangedResult("batch");
         observed = q.observed;
         break;

@@ -15,7 +15,7 @@
  * caps only (transitive read-only).
  */
 import { decodeCbor, encodeCbor, fromUtf8, utf8 } from "../codec/mod.ts";
-import { aesCtrSync, randomBytes, taggedHash, TAGS } from "../crypto/mod.ts";
+import { aesCtrSync, type Cap, parseCap, randomBytes, taggedHash, TAGS } from "../crypto/mod.ts";
 
 export const DIRECTORY_FORMAT_VERSION = 1;
 const ZERO_IV = new Uint8Array(16);
@@ -51,6 +51,58 @@ export function normalizeName(name: string): string {
   return n;
 }
 
+/**
+ * Whether `text` is, or dresses up as, a Shoal writecap: "shoal:" and a kind
+ * in a write family (`XXX-W`, any version), in any case, with or without
+ * surrounding whitespace. Such text must never sit where a readcap belongs.
+ */
+function looksLikeWritecap(text: string): boolean {
+  return /^\s*shoal:[a-z]+-w[0-9]*(:|\s*$)/i.test(text);
+}
+
+/** The cap `text` parses to, or null when it is not a (known) Shoal cap. */
+function tryParseCap(text: string): Cap | null {
+  try {
+    return parseCap(text);
+  } catch {
+    return null;
+  }
+}
+
+/**
+ * Refuse an entry whose read-only cap is write material (docs/security.md
+ * §2.15): a readcap holder would otherwise be handed a writecap.
+ */
+function checkReadcap(name: string, ro: string): void {
+  if (looksLikeWritecap(ro) || tryParseCap(ro)?.kind.endsWith("-write")) {
+    throw new DirectoryError(
+      `directory entry '${name}': its read-only cap is a writecap; refusing the directory ` +
+        "(it was written by a broken or hostile client)",
+    );
+  }
+}
+
+/**
+ * With the writekey: a decrypted Shoal cap in `rw` must be a writecap of the
+ * same type as the entry's readcap (MUT-W with MUT-R, DIR-W with DIR-R).
+ */
+function checkWritecapPair(name: string, ro: string, rw: string): void {
+  const w = tryParseCap(rw);
+  if (w === null) {
+    if (rw.trimStart().toLowerCase().startsWith("shoal:")) {
+      throw new DirectoryError(`directory entry '${name}': its writecap is not a valid cap`);
+    }
+    return;
+  }
+  const r = tryParseCap(ro);
+  if (!w.kind.endsWith("-write") || (r && r.kind !== w.kind.replace("-write", "-read"))) {
+    throw new DirectoryError(
+      `directory entry '${name}': its writecap (${w.kind}) does not match its read-only cap` +
+        (r ? ` (${r.kind})` : ""),
+    );
+  }
+}
+
 function compareNames(a: string, b: string): number {
   return a < b ? -1 : a > b ? 1 : 0;
 }
@@ -83,6 +135,7 @@ export function encodeDirectory(
   }
   const out = [];
   for (const e of sorted) {
+    checkReadcap(e.name, e.readcap);
     let rw: Uint8Array | null = null;
     if (e.writecap !== undefined) {
       if (!writekey) {
@@ -146,6 +199,7 @@ export function decodeDirectoryDoc(
       throw new DirectoryError("directory entries are not sorted and unique");
     }
     prev = name;
+    checkReadcap(name, raw.ro);
     const entry: DirEntry = { name, readcap: raw.ro, metadata: raw.meta };
     if (raw.rw !== null && raw.rw !== undefined) {
       if (!(raw.rw instanceof Uint8Array) || raw.rw.length < 17) {
@@ -159,6 +213,7 @@ export function decodeDirectoryDoc(
         } catch {
           throw new DirectoryError("encrypted writecap does not decrypt to text (wrong key?)");
         }
+        checkWritecapPair(name, raw.ro, entry.writecap);
       }
     }
     entries.push(entry);

@@ -23,3 +23,8 @@ export class UnrecoverableError extends GridError {
 export class RollbackError extends GridError {
   override name = "RollbackError";
 }
+
+/** An upload's source gave other bytes on the encrypting read than on the hashing read. */
+export class SourceChangedError extends GridError {
+  override name = "SourceChangedError";
+}

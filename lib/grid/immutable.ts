@@ -19,6 +19,7 @@
  * block before use and each decoded segment against the ciphertext tree.
  */
 import { createHash } from "node:crypto";
+import { StorageDeadlineError } from "../storage/mod.ts";
 import { bytesEqual, decodeSegment, encodeSegment, erasureEncode, toHex } from "../codec/mod.ts";
 import {
   aesCtr,
@@ -29,9 +30,15 @@ import {
   leaseSecrets,
   parseCap,
   randomBytes,
+  uploadSecret,
   verifyLeaf,
 } from "../crypto/mod.ts";
-import { GridError, NotEnoughServersError, UnrecoverableError } from "./errors.ts";
+import {
+  GridError,
+  NotEnoughServersError,
+  SourceChangedError,
+  UnrecoverableError,
+} from "./errors.ts";
 import {
   blockHash,
   blockLength,
@@ -65,7 +72,15 @@ import {
   verifyUpper,
   verifyWindow,
 } from "./immutable_format.ts";
-import { type GridServer, mapLimit, permuteServers, serverKey } from "./servers.ts";
+import {
+  gather,
+  type GridServer,
+  lateError,
+  mapLimit,
+  permuteServers,
+  serverKey,
+  STRAGGLER_GRACE_MIN_MS,
+} from "./servers.ts";
 
 const ZERO_IV = new Uint8Array(16);
 /**
@@ -342,6 +357,8 @@ async function hashSource(src: ImmutableSource, signal?: AbortSignal): Promise<U
 interface Target {
   server: GridServer;
   key: string;
+  /** This server's own upload secret (docs/crypto.md §5.6). */
+  secret: Uint8Array;
   /** Shares this server already held (alreadyHave). */
   held: Set<number>;
   /** Shares allocated to us for this upload. */
@@ -350,6 +367,8 @@ interface Target {
   done: Set<number>;
   /** Shares this server would not take (failed or refused). */
   refused: Set<number>;
+  /** Bytes of PATCHes to this server not yet acknowledged. */
+  inflight: number;
   failed?: string;
 }
 
@@ -362,7 +381,8 @@ interface Pending {
 
 /** Allocation, streaming PATCHes, finalization and abort of one upload (or repair) to many servers. */
 class UploadSession {
-  readonly uploadSecret = randomBytes(32);
+  /** Per-upload secret the per-server upload secrets derive from; never sent anywhere. */
+  readonly #uploadMaster = randomBytes(32);
   readonly targets = new Map<string, Target>();
   #pending = new Map<string, Pending>();
   /** Blocks joined into one PATCH (about PATCH_CHUNK bytes). */
@@ -372,8 +392,13 @@ class UploadSession {
   /** PATCH buffers whose request completed, ready for reuse (fewer allocations, steadier RSS). */
   #pool: Uint8Array[] = [];
   #inflight = 0;
+  /** When each PATCH in flight was handed to its server's client. */
+  #started = new Map<Promise<void>, number>();
+  /** Moving average of how long a PATCH takes to be acknowledged (ms). */
+  #ackMs = 0;
   #waiters: (() => void)[] = [];
-  #flushes = new Set<Promise<void>>();
+  /** PATCHes in flight, with the target each goes to. */
+  #flushes = new Map<Promise<void>, Target>();
   failures: { serverId: Uint8Array; error: string }[] = [];
   /** Set when happiness can no longer be reached. */
   fatal: Error | null = null;
@@ -401,10 +426,12 @@ class UploadSession {
       t = {
         server,
         key,
+        secret: uploadSecret(this.#uploadMaster, this.si, server.serverId),
         held: new Set(),
         uploading: new Set(),
         done: new Set(),
         refused: new Set(),
+        inflight: 0,
       };
       this.targets.set(key, t);
     }
@@ -427,12 +454,14 @@ class UploadSession {
         byServer.set(t.key, list);
       }
       const retry: number[] = [];
-      await mapLimit([...byServer], CONCURRENCY, async ([key, shares]) => {
+      const asks = [...byServer];
+      const t0 = performance.now();
+      const g = await gather(asks, async ([key, shares]) => {
         const t = this.targets.get(key)!;
         const lease = leaseSecrets(this.leaseSecret, this.si, t.server.serverId);
         try {
           const r = await t.server.storage.allocate(this.si, {
-            upload: this.uploadSecret,
+            upload: t.secret,
             leaseRenew: lease.renew,
             leaseCancel: lease.cancel,
           }, { shareNumbers: shares, allocatedSize: this.layout.shareSize });
@@ -449,7 +478,17 @@ class UploadSession {
           for (const sh of shares) t.refused.add(sh);
           retry.push(...shares);
         }
+      }, {
+        limit: CONCURRENCY,
+        enough: (answered) => answered.length * 2 >= asks.length && this.happiness() >= this.happy,
       });
+      for (const i of g.late) {
+        const [key, shares] = asks[i];
+        const t = this.targets.get(key)!;
+        this.#fail(t, `allocate: ${lateError(performance.now() - t0)}`);
+        for (const sh of shares) t.refused.add(sh);
+        retry.push(...shares);
+      }
       round = new Map();
       for (const sh of retry.sort((a, b) => a - b)) {
         const options = candidates
@@ -468,10 +507,11 @@ class UploadSession {
   }
 
   /** Happiness counting held + (still) uploading shares on live servers + existing holdings. */
-  happiness(which: "planned" | "complete" = "planned"): number {
+  happiness(which: "planned" | "complete" = "planned", without?: Set<string>): number {
     const m = new Map<string, Set<number>>();
     for (const [k, v] of this.existing) m.set(k, new Set(v));
     for (const t of this.targets.values()) {
+      if (without?.has(t.key)) continue;
       const set = m.get(t.key) ?? new Set<number>();
       for (const s of t.held) set.add(s);
       if (!t.failed) { for (const s of which === "planned" ? t.uploading : t.done) set.add(s); }
@@ -542,10 +582,14 @@ class UploadSession {
   #flush(t: Target, sh: number, p: Pending): void {
     const body = p.buf.subarray(0, p.length);
     this.#inflight += body.length;
+    t.inflight += body.length;
+    const start = performance.now();
     const job = (async () => {
       try {
         if (t.failed) return;
-        const r = await t.server.storage.upload(this.si, sh, this.uploadSecret, p.offset, body);
+        const r = await t.server.storage.upload(this.si, sh, t.secret, p.offset, body);
+        const ms = performance.now() - start;
+        this.#ackMs = this.#ackMs === 0 ? ms : 0.8 * this.#ackMs + 0.2 * ms;
         if (r.required.length === 0) t.done.add(sh);
         // The server answered, so it has read the whole body: the buffer is free again.
         if (p.buf.length === this.#bufSize && this.#pool.length < POOL_MAX) this.#pool.push(p.buf);
@@ -553,11 +597,16 @@ class UploadSession {
         this.#fail(t, `upload of share ${sh}: ${describe(e)}`);
       } finally {
         this.#inflight -= body.length;
+        t.inflight -= body.length;
         this.#wake();
       }
     })();
-    this.#flushes.add(job);
-    job.finally(() => this.#flushes.delete(job));
+    this.#flushes.set(job, t);
+    this.#started.set(job, start);
+    job.finally(() => {
+      this.#flushes.delete(job);
+      this.#started.delete(job);
+    });
   }
 
   #wake(): void {
@@ -566,10 +615,47 @@ class UploadSession {
     for (const f of w) f();
   }
 
-  /** Wait until the bytes in flight drop below the budget. */
+  /**
+   * Wait until the bytes in flight to live servers drop below the budget. A
+   * server that stops acknowledging would otherwise hold the whole budget
+   * until its requests' deadlines: while waiting, a server whose oldest PATCH
+   * is older than max(2 · STRAGGLER_GRACE_MIN_MS, 4 × the average
+   * acknowledgement time) fails as late, when the others give happiness without it.
+   */
   async room(): Promise<void> {
-    while (this.#inflight > MAX_INFLIGHT_BYTES) {
-      await new Promise<void>((r) => this.#waiters.push(r));
+    while (this.#liveInflight() > MAX_INFLIGHT_BYTES) {
+      let timer: ReturnType<typeof setTimeout> | undefined;
+      await new Promise<void>((r) => {
+        this.#waiters.push(r);
+        timer = setTimeout(r, 250);
+      });
+      clearTimeout(timer);
+      this.#dropStalled();
+    }
+  }
+
+  #liveInflight(): number {
+    let n = 0;
+    for (const t of this.targets.values()) if (!t.failed) n += t.inflight;
+    return n;
+  }
+
+  #dropStalled(): void {
+    const now = performance.now();
+    const grace = Math.max(2 * STRAGGLER_GRACE_MIN_MS, 4 * this.#ackMs);
+    const stalled = new Set<string>();
+    for (const [job, t] of this.#flushes) {
+      if (!t.failed && now - (this.#started.get(job) ?? now) > grace) stalled.add(t.key);
+    }
+    if (stalled.size === 0 || stalled.size * 2 > this.liveCount()) return;
+    if (this.happiness("planned", stalled) < this.happy) return;
+    for (const t of this.targets.values()) {
+      if (stalled.has(t.key)) {
+        this.#fail(
+          t,
+          `upload: a PATCH unacknowledged for over ${Math.round(grace)} ms (treated as down)`,
+        );
+      }
     }
   }
 
@@ -580,7 +666,42 @@ class UploadSession {
       const i = key.lastIndexOf(":");
       this.#flush(this.targets.get(key.slice(0, i))!, Number(key.slice(i + 1)), p);
     }
-    while (this.#flushes.size) await Promise.all([...this.#flushes]);
+    for (;;) {
+      // A target given up on (failed, or late) is not waited for.
+      const live = [...this.#flushes].filter(([, t]) => !t.failed);
+      if (live.length === 0) return;
+      await this.#settle(live.map(([p, t]) => ({ t, p })), "planned");
+    }
+  }
+
+  /**
+   * Wait for `jobs` (requests to targets), but once the targets that have
+   * finished are at least half and give happiness on their own, wait only a
+   * grace period (stragglerGrace) for the rest; a target still busy then
+   * fails as late (treated like a down server; its requests end at their
+   * deadlines in the background).
+   */
+  async #settle(
+    jobs: { t: Target; p: Promise<unknown> }[],
+    which: "planned" | "complete",
+  ): Promise<void> {
+    const per = new Map<string, { t: Target; ps: Promise<unknown>[] }>();
+    for (const j of jobs) {
+      const e = per.get(j.t.key) ?? { t: j.t, ps: [] };
+      e.ps.push(j.p);
+      per.set(j.t.key, e);
+    }
+    const groups = [...per.values()];
+    const t0 = performance.now();
+    const g = await gather(groups, (x) => Promise.all(x.ps), {
+      enough: (answered) => {
+        if (answered.length * 2 < groups.length) return false;
+        const finished = new Set(answered.map((a) => groups[a.index].t.key));
+        const busy = new Set(groups.map((x) => x.t.key).filter((k) => !finished.has(k)));
+        return this.happiness(which, busy) >= this.happy;
+      },
+    });
+    for (const i of g.late) this.#fail(groups[i].t, lateError(performance.now() - t0));
   }
 
   /** Send the front of every uploading share (high offsets first, so offset 0 completes it). */
@@ -589,7 +710,7 @@ class UploadSession {
     for (const t of this.targets.values()) {
       if (!t.failed) { for (const sh of t.uploading) jobs.push([t, sh]); }
     }
-    await mapLimit(jobs, frontConcurrency(this.layout), async ([t, sh]) => {
+    await this.#settleEach(jobs, frontConcurrency(this.layout), "complete", async ([t, sh]) => {
       if (t.failed) return;
       const bytes = front(sh);
       const starts: number[] = [];
@@ -599,7 +720,7 @@ class UploadSession {
           const r = await t.server.storage.upload(
             this.si,
             sh,
-            this.uploadSecret,
+            t.secret,
             off,
             bytes.subarray(off, Math.min(bytes.length, off + PATCH_CHUNK)),
           );
@@ -612,6 +733,72 @@ class UploadSession {
     });
   }
 
+  /** Run `fn` over (target, share) jobs with at most `limit` at once, settled as #settle does. */
+  async #settleEach(
+    jobs: [Target, number][],
+    limit: number,
+    which: "planned" | "complete",
+    fn: (job: [Target, number]) => Promise<void>,
+  ): Promise<void> {
+    let running = 0;
+    const queue: (() => void)[] = [];
+    const slot = async () => {
+      if (running >= limit) await new Promise<void>((r) => queue.push(r));
+      running++;
+    };
+    const free = () => {
+      running--;
+      queue.shift()?.();
+    };
+    await this.#settle(
+      jobs.map((job) => ({
+        t: job[0],
+        p: (async () => {
+          await slot();
+          try {
+            await fn(job);
+          } finally {
+            free();
+          }
+        })(),
+      })),
+      which,
+    );
+  }
+
+  /**
+   * Read back what each server stored before counting its shares as placed
+   * (docs/immutable-files.md §5 step 7): header and UEB (against the new cap's UEB
+   * hash), block-tree root (against the UEB's share root) and upper tree, and
+   * one block chosen at random (against the block tree) with its segment's
+   * ciphertext-tree leaf. A server whose read-back fails is failed as a whole;
+   * a late one too.
+   */
+  async verifyPlaced(info: CapInfo): Promise<void> {
+    const jobs: [Target, number][] = [];
+    for (const t of this.targets.values()) {
+      if (t.failed) continue;
+      for (const sh of new Set([...t.held, ...t.done])) jobs.push([t, sh]);
+    }
+    await this.#settleEach(jobs, CONCURRENCY, "complete", async ([t, sh]) => {
+      if (t.failed) return;
+      const r = new ShareReader(t.server, sh, info, 0);
+      try {
+        await r.open();
+        const i = Math.floor(Math.random() * r.layout.numSegments);
+        await r.block(i);
+        await r.segmentLeaf(i);
+      } catch (e) {
+        t.held.delete(sh);
+        t.done.delete(sh);
+        if (e instanceof CorruptShareError) {
+          t.server.storage.reportCorruption("immutable", this.si, sh, describe(e)).catch(() => {});
+        }
+        this.#fail(t, `share ${sh} did not read back as written: ${describe(e)}`);
+      }
+    });
+  }
+
   /** Abort every allocation not yet complete (best effort, in parallel). */
   async abortAll(): Promise<void> {
     const jobs: [Target, number][] = [];
@@ -619,9 +806,10 @@ class UploadSession {
       for (const sh of t.uploading) if (!t.done.has(sh)) jobs.push([t, sh]);
     }
     this.#pending.clear();
-    await Promise.all([...this.#flushes]).catch(() => {});
+    // Only live targets' PATCHes are waited for (a late one ends at its deadline).
+    await Promise.all([...this.#flushes].filter(([, t]) => !t.failed).map(([p]) => p));
     await mapLimit(jobs, CONCURRENCY, async ([t, sh]) => {
-      await t.server.storage.abortUpload(this.si, sh, this.uploadSecret).catch(() => {});
+      await t.server.storage.abortUpload(this.si, sh, t.secret).catch(() => {});
     });
   }
 
@@ -738,10 +926,13 @@ export async function uploadImmutable(
   }
   const reqSeg = requestedSegmentSize(k, opts.segmentSize);
   let key: Uint8Array;
+  /** The plaintext hash the convergent key came from: the encrypting read must match it. */
+  let plainHash: Uint8Array | null = null;
   if (internal.key) key = internal.key;
   else if (opts.convergenceSecret) {
     const params = encodingParamsBytes({ k, n, segmentSize: reqSeg });
-    key = convergenceKey(opts.convergenceSecret, params, await hashSource(src, opts.signal));
+    plainHash = await hashSource(src, opts.signal);
+    key = convergenceKey(opts.convergenceSecret, params, plainHash);
   } else key = randomBytes(32);
   const si = immutableStorageIndex(key);
   const segmentSize = effectiveSegmentSize(src.size, k, reqSeg);
@@ -760,9 +951,10 @@ export async function uploadImmutable(
     }
     const session = new UploadSession(si, layout, ctx.leaseSecret, happy);
     try {
-      return await uploadOnce(session, servers, src, key, layout, opts);
+      return await uploadOnce(session, servers, src, key, layout, opts, plainHash);
     } catch (e) {
       await session.abortAll();
+      if (e instanceof SourceChangedError) throw e;
       const midway = e instanceof NotEnoughServersError && session.failures.length > 0 &&
         session.failures.length < servers.length && !opts.signal?.aborted;
       if (!midway) throw e;
@@ -781,6 +973,7 @@ async function uploadOnce(
   key: Uint8Array,
   l: Layout,
   opts: UploadOptions,
+  plainHash: Uint8Array | null,
 ): Promise<UploadResult> {
   const plan = new Map<number, GridServer>();
   for (let s = 0; s < l.n; s++) plan.set(s, servers[s % servers.length]);
@@ -801,15 +994,27 @@ async function uploadOnce(
   const scratch: Uint8Array[] = [];
   let i = 0;
   let done = 0;
+  // The plaintext is hashed again as it is encrypted: a source that changed
+  // since the convergent key was derived from it must not be encrypted under
+  // that key (a two-time pad at the key's storage index). No share's front is
+  // written before this check, so no share completes.
+  const rehash = plainHash ? createHash("sha256") : null;
   for await (const plain of segmentsOf(src.open(), l)) {
     checkAbort(opts.signal);
     if (session.fatal) throw session.fatal;
+    rehash?.update(plain);
     const ct = await ctrAligned(key, plain, i * l.segmentSize, scratch);
     encoder.add(i, ct, session);
     done += plain.length;
     opts.onProgress?.(done, l.size);
     await session.room();
     i++;
+  }
+  if (rehash && !bytesEqual(new Uint8Array(rehash.digest()), plainHash!)) {
+    throw new SourceChangedError(
+      "the file changed while it was being uploaded (its contents differ from those its " +
+        "convergent key was derived from); nothing was stored and no cap was made — upload it again",
+    );
   }
   await session.drain();
   if (session.fatal) throw session.fatal;
@@ -839,6 +1044,14 @@ async function uploadOnce(
     }
   });
   await session.finalize(fin.front);
+  await session.verifyPlaced({
+    storageIndex: session.si,
+    key,
+    uebHash: fin.uebHash,
+    k: l.k,
+    n: l.n,
+    size: l.size,
+  });
   const complete = session.happiness("complete");
   if (complete < opts.happy) {
     throw new NotEnoughServersError(
@@ -1170,14 +1383,20 @@ class ShareSet {
             (detail ? ` (problems: ${detail})` : ""),
         );
       }
-      await Promise.all(next.map(async (r) => {
+      // A share whose server is still opening it when the others have (plus
+      // a grace period) is given up on: another share takes its place.
+      const t0 = performance.now();
+      const g = await gather(next, async (r) => {
         try {
           await r.open();
-          this.readers.push(r);
+          if (!r.bad) this.readers.push(r);
         } catch (e) {
           this.markBad(r, e);
         }
-      }));
+      }, { enough: (answered) => next.length > 1 && answered.length >= next.length - 1 });
+      for (const j of g.late) {
+        this.markBad(next[j], new StorageDeadlineError(lateError(performance.now() - t0), []));
+      }
     }
   }
 }
@@ -1187,18 +1406,27 @@ async function fetchSegment(set: ShareSet, i: number): Promise<Uint8Array> {
   for (;;) {
     const readers = await set.pick();
     const l = readers[0].layout;
-    const results = await Promise.allSettled(readers.map((r) => r.block(i)));
+    // A block still on its way when the other k-1 have arrived (plus a grace
+    // period) is given up on: its share is dropped and another one read.
+    const t0 = performance.now();
+    const g = await gather(readers, (r) => r.block(i), {
+      enough: (answered) => readers.length > 1 && answered.length >= readers.length - 1,
+    });
     let failed = false;
-    results.forEach((res, j) => {
-      if (res.status === "rejected") {
+    for (const j of g.late) {
+      failed = true;
+      set.markBad(readers[j], new StorageDeadlineError(lateError(performance.now() - t0), []));
+    }
+    g.answers.forEach((a, j) => {
+      if (a && !a.ok) {
         failed = true;
-        set.markBad(readers[j], res.reason);
+        set.markBad(readers[j], a.error);
       }
     });
     if (failed) continue;
-    const blocks = results.map((r, j) => ({
+    const blocks = g.answers.map((a, j) => ({
       index: readers[j].shnum,
-      data: (r as PromiseFulfilledResult<Uint8Array>).value,
+      data: (a as { value: Uint8Array }).value,
     }));
     const seg = decodeSegment(blocks, l.k, l.n, segmentLength(l, i));
     let leaf: Uint8Array;

@@ -6,6 +6,7 @@ export * from "./mutable.ts";
 export * from "./mutable_push.ts";
 export * from "./dirnode.ts";
 export * from "./immutable.ts";
+export * from "./mutable_respread.ts";
 export {
   decodeUeb,
   DEFAULT_SEGMENT_SIZE,

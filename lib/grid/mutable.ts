@@ -53,7 +53,7 @@ import {
   unpackShareHeader,
   validateEncoding,
 } from "./mutable_share.ts";
-import { type GridServer, mapLimit, permuteServers, serverKey } from "./servers.ts";
+import { gather, type GridServer, lateError, permuteServers, serverKey } from "./servers.ts";
 import { GRID_TAGS } from "./tags.ts";
 
 const ZERO_IV = new Uint8Array(16);
@@ -109,8 +109,10 @@ export interface ShareSeen {
 export interface ServerSeen {
   server: GridServer;
   shares: ShareSeen[];
-  /** Set when the server could not be asked. */
+  /** Set when the server could not be asked (or was late). */
   error?: string;
+  /** A late server's answer, still on its way (a publish awaits it before writing there). */
+  late?: Promise<ServerSeen>;
 }
 
 export interface VersionInfo {
@@ -170,7 +172,7 @@ function blockHash(block: Uint8Array): Uint8Array {
 export async function mapUpdate(
   ctx: MutableContext,
   keys: MutableVerifyKeys,
-  opts: { initialReadSize?: number | null } = {},
+  opts: MapOptions = {},
 ): Promise<Servermap> {
   return (await mapUpdateMany(ctx, [keys], opts))[0];
 }
@@ -178,20 +180,58 @@ export async function mapUpdate(
 /** Slots per batch-read request (servers accept at least this many). */
 const BATCH_SLOTS = 1000;
 
+export interface MapOptions {
+  /** Bytes read from the front of each share (default 4096); null reads whole shares. */
+  initialReadSize?: number | null;
+  /**
+   * Wait for every server (check, repair). Otherwise the map is complete once
+   * every slot's newest version seen is recoverable from the servers that
+   * answered (and at least half of them have), plus a grace period
+   * (stragglerGrace): a server still silent then is entered as late — like a
+   * down server, with its answer still arriving in `ServerSeen.late`.
+   */
+  waitAll?: boolean;
+}
+
+/** Whether the answers so far hold a recoverable newest version of every slot. */
+function enoughForSlots(answered: ServerSeen[][], slots: number, servers: number): boolean {
+  const ok = answered.filter((a) => a.length > 0 && !a[0].error);
+  if (ok.length * 2 < servers) return false;
+  for (let j = 0; j < slots; j++) {
+    let newest: MutableShareHeader | undefined;
+    const byVersion = new Map<string, Set<number>>();
+    for (const a of ok) {
+      for (const sh of a[j].shares) {
+        if (!sh.header || !sh.version) continue;
+        if (!newest || sh.header.prefix.seqnum > newest.prefix.seqnum) newest = sh.header;
+        byVersion.set(sh.version, (byVersion.get(sh.version) ?? new Set()).add(sh.shareNumber));
+      }
+    }
+    if (!newest) continue; // nothing anywhere among half the servers: an empty slot
+    const best = Math.max(
+      ...[...byVersion].filter(([v]) => Number(v.split(":")[0]) === newest!.prefix.seqnum)
+        .map(([, set]) => set.size),
+    );
+    if (best < newest.prefix.k) return false;
+  }
+  return true;
+}
+
 /**
  * mapUpdate for many slots at once: one batch-read per server (per 1000
  * slots) covering all of them. `initialReadSize` null reads whole shares, so
- * small objects need no second round trip.
+ * small objects need no second round trip. Unless `waitAll`, slow servers are
+ * left behind once the others are enough (see MapOptions).
  */
 export async function mapUpdateMany(
   ctx: MutableContext,
   slots: MutableVerifyKeys[],
-  opts: { initialReadSize?: number | null } = {},
+  opts: MapOptions = {},
 ): Promise<Servermap[]> {
   const size = opts.initialReadSize === null
     ? null
     : Math.max(opts.initialReadSize ?? 4096, MAX_HEADER_SIZE);
-  const perServer = await mapLimit(ctx.servers, CONCURRENCY, async (server) => {
+  const ask = async (server: GridServer): Promise<ServerSeen[]> => {
     const found = new Map<string, { share: number; data: Uint8Array[] }[]>();
     try {
       for (let i = 0; i < slots.length; i += BATCH_SLOTS) {
@@ -205,22 +245,49 @@ export async function mapUpdateMany(
         });
         for (const slot of res.slots) found.set(toHex(slot.storageIndex), slot.shares);
       }
-      return { server, found };
     } catch (e) {
-      return { server, found, error: describe(e) };
+      return slots.map(() => ({ server, shares: [], error: describe(e) }));
     }
-  });
-  return await Promise.all(slots.map(async ({ storageIndex, fingerprint }) => {
-    const seen: ServerSeen[] = await Promise.all(perServer.map(async ({ server, found, error }) => {
-      if (error) return { server, shares: [], error };
+    return await Promise.all(slots.map(async ({ storageIndex, fingerprint }) => {
       const shares: ShareSeen[] = [];
       for (const sh of found.get(toHex(storageIndex)) ?? []) {
         shares.push(await examineShare(sh.share, sh.data[0] ?? new Uint8Array(0), fingerprint));
       }
       return { server, shares };
     }));
-    return buildServermap(storageIndex, seen);
-  }));
+  };
+  const t0 = performance.now();
+  const g = await gather(ctx.servers, ask, {
+    limit: CONCURRENCY,
+    enough: opts.waitAll ? undefined : (answered) =>
+      enoughForSlots(
+        answered.map((a) => (a.ok ? a.value : [])),
+        slots.length,
+        ctx.servers.length,
+      ),
+  });
+  const waited = performance.now() - t0;
+  const perServer: ServerSeen[][] = ctx.servers.map((server, i) => {
+    const a = g.answers[i];
+    if (a === undefined) {
+      // Late: treated as down, but its answer is kept for a publish that writes to it.
+      const late = g.rest.then((all) => {
+        const x = all[i];
+        return x.ok ? x.value : slots.map(() => ({ server, shares: [], error: describe(x.error) }));
+      });
+      late.catch(() => {});
+      return slots.map((_, j) => ({
+        server,
+        shares: [],
+        error: lateError(waited),
+        late: late.then((v) => v[j]),
+      }));
+    }
+    return a.ok ? a.value : slots.map(() => ({ server, shares: [], error: describe(a.error) }));
+  });
+  return slots.map(({ storageIndex }, j) =>
+    buildServermap(storageIndex, perServer.map((seen) => seen[j]))
+  );
 }
 
 function buildServermap(storageIndex: Uint8Array, seen: ServerSeen[]): Servermap {
@@ -297,10 +364,8 @@ async function recoverVersion(
   const { k, n, dataLength, rootHash, salt } = version.prefix;
   const blen = blockLength(dataLength, k);
   const good = new Map<number, Uint8Array>();
-  // Prefer distinct share numbers; try holders in order until k blocks verified.
-  for (const { server, share } of version.holders) {
-    if (good.size >= k) break;
-    if (good.has(share.shareNumber)) continue;
+  /** Fetch (unless it arrived whole) and verify one holder's block; true when it is good. */
+  const fetchBlock = async ({ server, share }: VersionInfo["holders"][number]) => {
     const header = share.header!;
     let block: Uint8Array;
     try {
@@ -327,7 +392,7 @@ async function recoverVersion(
         shareNumber: share.shareNumber,
         problem: describe(e),
       });
-      continue;
+      return;
     }
     const leaf = leafHash(share.shareNumber, blockHash(block));
     if (!verifyLeaf(rootHash, n, share.shareNumber, leaf, header.neededHashes)) {
@@ -335,9 +400,45 @@ async function recoverVersion(
       problems.push({ serverId: server.serverId, shareNumber: share.shareNumber, problem });
       server.storage.reportCorruption("mutable", map.storageIndex, share.shareNumber, problem)
         .catch(() => {});
-      continue;
+      return;
     }
-    good.set(share.shareNumber, block);
+    if (good.size < k) good.set(share.shareNumber, block);
+  };
+  // Prefer distinct share numbers; read k holders' blocks in parallel, and
+  // more when some fail. A block still on its way when the others have
+  // arrived (plus a grace period) is given up on like a failed one.
+  const tried = new Set<number>();
+  let next = 0;
+  while (good.size < k) {
+    const batch: VersionInfo["holders"] = [];
+    const numbers = new Set<number>();
+    for (; next < version.holders.length && good.size + batch.length < k; next++) {
+      const h = version.holders[next];
+      const sh = h.share.shareNumber;
+      if (good.has(sh) || numbers.has(sh)) continue;
+      numbers.add(sh);
+      batch.push(h);
+    }
+    if (batch.length === 0) {
+      // Every holder of a new share number was tried: retry holders skipped as duplicates.
+      const rest = version.holders.filter((h, i) =>
+        !tried.has(i) && !good.has(h.share.shareNumber)
+      );
+      if (rest.length === 0) break;
+      batch.push(...rest.slice(0, k - good.size));
+    }
+    for (const h of batch) tried.add(version.holders.indexOf(h));
+    const t0 = performance.now();
+    const g = await gather(batch, fetchBlock, {
+      enough: (answered) => batch.length > 1 && answered.length >= batch.length - 1,
+    });
+    for (const i of g.late) {
+      problems.push({
+        serverId: batch[i].server.serverId,
+        shareNumber: batch[i].share.shareNumber,
+        problem: lateError(performance.now() - t0),
+      });
+    }
   }
   if (good.size < k) return null;
   const ciphertext = k === 1 ? good.values().next().value! : decodeSegment(
@@ -489,10 +590,24 @@ export async function publish(
   const conflicts: string[] = [];
 
   const targets = servers.filter((s) => assigned.has(serverKey(s.serverId)));
-  await mapLimit(targets, CONCURRENCY, async (server) => {
+  const base = seqnum - 1;
+  const writeTo = async (server: GridServer): Promise<boolean> => {
     const key = serverKey(server.serverId);
     const mine = assigned.get(key)!;
-    const seen = seenBy.get(key);
+    let seen = seenBy.get(key);
+    if (seen?.late) {
+      // The map went on without this server: its answer decides what to test against.
+      seen = await seen.late;
+      const newer = seen.shares.find((sh) => sh.header && sh.header.prefix.seqnum > base);
+      if (newer) {
+        conflicts.push(
+          `server ${toHex(server.serverId).slice(0, 8)} (late to answer) holds version ${
+            newer.header!.prefix.seqnum
+          }, newer than the one this write builds on`,
+        );
+        return false;
+      }
+    }
     const seenShares = new Map((seen?.shares ?? []).map((s) => [s.shareNumber, s.checkstring]));
     const vectors: ShareTestWrite[] = [];
     for (const shnum of mine) {
@@ -544,13 +659,31 @@ export async function publish(
             toHex(server.serverId).slice(0, 8)
           } refused: its shares changed since they were read`,
         );
-      } else {
-        placed.push({ serverId: server.serverId, shares: mine });
+        return false;
       }
+      placed.push({ serverId: server.serverId, shares: mine });
+      return true;
     } catch (e) {
       failures.push({ serverId: server.serverId, error: describe(e) });
+      return false;
     }
+  };
+  // Stragglers: once the servers that answered hold at least k distinct shares
+  // (and at least half of the targets answered), the rest get a grace period;
+  // a write still unanswered then goes on in the background and counts as failed.
+  const t0 = performance.now();
+  const g = await gather(targets, writeTo, {
+    limit: CONCURRENCY,
+    enough: (answered) =>
+      answered.length * 2 >= targets.length &&
+      new Set(placed.flatMap((p) => p.shares)).size >= k,
   });
+  for (const i of g.late) {
+    failures.push({ serverId: targets[i].serverId, error: lateError(performance.now() - t0) });
+  }
+  // A late write that finishes later changes nothing of this result.
+  const placedNow = [...placed];
+  const failedNow = [...failures];
   if (conflicts.length) {
     throw new UncoordinatedWriteError(
       `another writer changed this object during publish of version ${seqnum}: ${
@@ -558,16 +691,16 @@ export async function publish(
       }`,
     );
   }
-  const distinct = new Set(placed.flatMap((p) => p.shares)).size;
+  const distinct = new Set(placedNow.flatMap((p) => p.shares)).size;
   if (distinct < k) {
     throw new NotEnoughServersError(
       `only ${distinct} of ${n} shares were stored (need at least ${k}); ` +
-        `${failures.length} server(s) failed: ${
-          failures.slice(0, 3).map((f) => f.error).join("; ")
+        `${failedNow.length} server(s) failed: ${
+          failedNow.slice(0, 3).map((f) => f.error).join("; ")
         }`,
     );
   }
-  return { seqnum, rootHash: tree.root, k, n, placed, failures };
+  return { seqnum, rootHash: tree.root, k, n, placed: placedNow, failures: failedNow };
 }
 
 /**
@@ -661,7 +794,7 @@ export interface CheckResult {
 
 /** Report, per server, which version each share is (verifying whole blocks when `verifyBlocks`). */
 export async function check(ctx: MutableContext, keys: MutableVerifyKeys): Promise<CheckResult> {
-  const map = await mapUpdate(ctx, keys);
+  const map = await mapUpdate(ctx, keys, { waitAll: true });
   const newest = map.versions[0] ?? null;
   const newestDistinct = newest ? new Set(newest.holders.map((h) => h.share.shareNumber)).size : 0;
   const servers = map.servers.map((s) => ({

@@ -23,6 +23,7 @@ export type StorageApi = Pick<
   | "readImmutable"
   | "reportCorruption"
   | "renewLease"
+  | "batchList"
   | "version"
 >;
 
@@ -113,4 +114,133 @@ export async function mapLimit<T, R>(
   }
   await Promise.all(Array.from({ length: Math.min(limit, items.length) }, worker));
   return results;
+}
+
+// ---------------------------------------------------------------- stragglers
+
+/**
+ * How long a multi-server operation waits for stragglers once the servers
+ * that answered are enough: max(STRAGGLER_GRACE_MIN_MS, STRAGGLER_GRACE_FACTOR ×
+ * the time it took to have enough). Past that, a server that has not
+ * answered is treated like one that is down (docs/security.md §3).
+ */
+export const STRAGGLER_GRACE_MIN_MS = 1000;
+export const STRAGGLER_GRACE_FACTOR = 2;
+
+export function stragglerGrace(elapsedMs: number): number {
+  return Math.max(STRAGGLER_GRACE_MIN_MS, STRAGGLER_GRACE_FACTOR * elapsedMs);
+}
+
+export type Answer<R> =
+  | { index: number; ok: true; value: R; ms: number }
+  | { index: number; ok: false; error: unknown; ms: number };
+
+export interface Gathered<R> {
+  /** Answers in input order; undefined for items that had not answered when waiting stopped. */
+  answers: (Answer<R> | undefined)[];
+  /** Indices of the items given up on (still running; see `rest`). */
+  late: number[];
+  /** Every answer, once every item has finished (for work that goes on in the background). */
+  rest: Promise<Answer<R>[]>;
+}
+
+export interface GatherOptions<R> {
+  /**
+   * True when the answers so far are enough to go on without the rest (it is
+   * asked after every answer). Without it, every item is waited for.
+   */
+  enough?: (answered: Answer<R>[]) => boolean;
+  /** Grace after `enough` (ms, from the time enough was reached); default stragglerGrace. */
+  graceMs?: (elapsedMs: number) => number;
+  /** Most items in flight at once (default: all). */
+  limit?: number;
+}
+
+/**
+ * Run `fn` over every item (a server, usually) in parallel and collect the
+ * answers, but stop waiting once `enough` says the answers are enough and a
+ * grace period has passed: whoever has not answered by then is "late" (its
+ * call goes on; `rest` settles when it ends). With per-request deadlines
+ * (lib/storage/client.ts) this bounds every multi-server operation, and no
+ * single slow or silent server sets its pace. Never rejects: failures are answers.
+ */
+export function gather<T, R>(
+  items: T[],
+  fn: (item: T, index: number) => Promise<R>,
+  opts: GatherOptions<R> = {},
+): Promise<Gathered<R>> {
+  const t0 = performance.now();
+  const answers: (Answer<R> | undefined)[] = new Array(items.length).fill(undefined);
+  const answered: Answer<R>[] = [];
+  let resolveEarly!: () => void;
+  const early = new Promise<void>((r) => (resolveEarly = r));
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  let stopped = false;
+  const limit = Math.max(1, opts.limit ?? items.length);
+  let next = 0;
+  const one = async (i: number): Promise<void> => {
+    let a: Answer<R>;
+    try {
+      a = { index: i, ok: true, value: await fn(items[i], i), ms: performance.now() - t0 };
+    } catch (error) {
+      a = { index: i, ok: false, error, ms: performance.now() - t0 };
+    }
+    answers[i] = a;
+    answered.push(a);
+    if (!stopped && timer === undefined && opts.enough && answered.length < items.length) {
+      let ok = false;
+      try {
+        ok = opts.enough(answered);
+      } catch {
+        ok = false;
+      }
+      if (ok) {
+        const elapsed = performance.now() - t0;
+        timer = setTimeout(resolveEarly, (opts.graceMs ?? stragglerGrace)(elapsed));
+      }
+    }
+  };
+  const worker = async () => {
+    while (next < items.length) await one(next++);
+  };
+  const all = Promise.all(Array.from({ length: Math.min(limit, items.length) }, worker));
+  const rest = all.then(() => answers as Answer<R>[]);
+  return Promise.race([all, early]).then(() => {
+    stopped = true;
+    clearTimeout(timer);
+    const snapshot = [...answers];
+    const late = snapshot.flatMap((a, i) => (a === undefined ? [i] : []));
+    return { answers: snapshot, late, rest };
+  });
+}
+
+/** The error a late server's answer is replaced with. */
+export function lateError(waitedMs: number): string {
+  return `no answer while the other servers had answered (gave up after ${
+    Math.round(waitedMs)
+  } ms; treated as down)`;
+}
+
+/** A call to one server did not answer within the deadline its caller gave it. */
+export class ServerDeadlineError extends Error {
+  override name = "ServerDeadlineError";
+}
+
+/**
+ * `p`, or a ServerDeadlineError after `ms` (the call itself goes on and ends
+ * at its request deadline). For single-server steps that have a cheaper
+ * fallback than waiting, such as discovery's quick check.
+ */
+export function withinDeadline<T>(p: Promise<T>, ms: number, what: string): Promise<T> {
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  p.catch(() => {});
+  return Promise.race([
+    p,
+    new Promise<never>((_, reject) => {
+      timer = setTimeout(
+        () => reject(new ServerDeadlineError(`${what}: no answer within ${ms} ms`)),
+        ms,
+      );
+    }),
+  ]).finally(() => clearTimeout(timer));
 }

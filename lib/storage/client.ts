@@ -7,7 +7,9 @@
  * - Keep-alive connections are pooled per client (at most maxConnections).
  * - Location hints are tried in order; the one that worked is tried first next time.
  * - Timeouts: connect (+TLS handshake) and idle (no progress while a request is
- *   in flight).
+ *   in flight), and an ABSOLUTE deadline per request (deadlineMs) that bytes
+ *   trickling in do not extend: a server that drips one byte a second is cut
+ *   off when the deadline passes, exactly like one that does not answer.
  * - Only idempotent reads (GET routes and batch-read) are retried, once, on a
  *   fresh connection, when a pooled connection turns out dead before any
  *   response byte arrived.
@@ -29,6 +31,7 @@ import {
   type AllocateResponse,
   API_PREFIX,
   AUTH_SCHEME,
+  type BatchListResponse,
   type BatchReadRequest,
   type BatchReadResponse,
   CBOR_TYPE,
@@ -53,6 +56,16 @@ export interface StorageClientOptions {
   timeoutMs?: number;
   /** TCP connect + TLS handshake timeout per location hint (ms). Default min(timeoutMs, 10000). */
   connectTimeoutMs?: number;
+  /**
+   * Absolute deadline of one request (ms): waiting for a connection, connecting,
+   * sending and the whole response, however the bytes trickle in. Default
+   * 2 · timeoutMs (60000), plus the time the request's own bytes take at
+   * deadlineBytesPerSecond (the body sent, and the size of a ranged read), so
+   * large transfers on slow links still fit. A watch poll gets its wait on top.
+   */
+  deadlineMs?: number;
+  /** The slowest transfer rate the deadline allows for a request's own bytes. Default 256 KiB/s. */
+  deadlineBytesPerSecond?: number;
   /** Most simultaneous connections to this server. Default 8. */
   maxConnections?: number;
   /** Largest response body accepted for a request without a known size. Default 128 MiB. */
@@ -90,6 +103,14 @@ export class StorageUnreachableError extends Error {
     super(message);
     this.failures = failures;
   }
+}
+
+/**
+ * A request did not complete within its absolute deadline (the server may be
+ * slow, trickling bytes, or not answering at all). Its connection was closed.
+ */
+export class StorageDeadlineError extends StorageUnreachableError {
+  override name = "StorageDeadlineError";
 }
 
 /**
@@ -210,6 +231,24 @@ function shareData(v: unknown, what: string): { share: number; data: Uint8Array[
   });
 }
 
+interface CallOptions {
+  ok: number[];
+  /** Response bytes the caller asked for (a ranged read), for the deadline's allowance. */
+  expectBytes?: number;
+  idempotent?: boolean;
+  maxResponseBytes?: number;
+  timeoutMs?: number;
+  deadlineMs?: number;
+  signal?: AbortSignal;
+}
+
+/** Shared between a call and its deadline timer. */
+interface RunState {
+  expired: boolean;
+  /** The connection the call is using right now. */
+  conn: HttpConnection | null;
+}
+
 /** A typed client for one storage server. */
 export class StorageClient {
   /** The server id: the pin (SHA-256 of the server's SubjectPublicKeyInfo). */
@@ -238,6 +277,8 @@ export class StorageClient {
     this.options = {
       timeoutMs,
       connectTimeoutMs: options.connectTimeoutMs ?? Math.min(timeoutMs, 10_000),
+      deadlineMs: options.deadlineMs ?? 2 * timeoutMs,
+      deadlineBytesPerSecond: options.deadlineBytesPerSecond ?? 256 * 1024,
       maxConnections: Math.max(1, options.maxConnections ?? DEFAULTS.maxConnections),
       maxResponseBytes: options.maxResponseBytes ?? DEFAULTS.maxResponseBytes,
       idleTimeoutMs: options.idleTimeoutMs ?? DEFAULTS.idleTimeoutMs,
@@ -448,6 +489,31 @@ export class StorageClient {
     }, CBOR_SLACK + 16 * req.slots.length);
   }
 
+  /**
+   * Which complete shares the server holds of each storage index, in both
+   * namespaces (POST /batch-list): one request for up to the server's
+   * maxBatchSlots storage indexes. Entries are in request order.
+   */
+  async batchList(storageIndexes: Uint8Array[]): Promise<BatchListResponse> {
+    storageIndexes.forEach((si) => checkBytes("a storage index", si, STORAGE_INDEX_BYTES));
+    const body = encodeCbor({ storageIndexes });
+    const r = await this.#call("POST", "/batch-list", [], body, { ok: [200], idempotent: true });
+    return this.#cbor(r, "batch-list", (v) => {
+      const o = obj(v, "batch-list response");
+      const entries = arr(o.entries, "entries").map((e, i) => {
+        const x = obj(e, `entries[${i}]`);
+        return {
+          immutable: shareList(x.immutable, `entries[${i}].immutable`),
+          mutable: shareList(x.mutable, `entries[${i}].mutable`),
+        };
+      });
+      if (entries.length !== storageIndexes.length) {
+        throw new Shape("entries has a different count than requested");
+      }
+      return { entries };
+    }, CBOR_SLACK + 64 * storageIndexes.length);
+  }
+
   async renewLease(si: Uint8Array, s: { renew: Uint8Array; cancel: Uint8Array }): Promise<void> {
     const headers = leaseHeaders(s.renew, s.cancel);
     await this.#call("PUT", `/lease/${this.#si(si)}`, headers, undefined, { ok: [204] });
@@ -490,6 +556,7 @@ export class StorageClient {
       idempotent: true,
       // The server may hold the request for `wait` seconds before its first byte.
       timeoutMs: this.options.timeoutMs + Math.ceil(wait * 1000),
+      deadlineMs: this.options.deadlineMs + Math.ceil(wait * 1000),
       signal: opts.signal,
     });
     return this.#digest(r, "watch poll");
@@ -564,6 +631,7 @@ export class StorageClient {
         ok: [200, 206],
         // A server that ignores Range sends the whole share: allow that up to the usual limit.
         maxResponseBytes: this.options.maxResponseBytes,
+        expectBytes: size,
       });
     } catch (e) {
       // Reading at or past the end of a share reads as empty (like read vectors).
@@ -608,18 +676,52 @@ export class StorageClient {
     }
   }
 
+  /**
+   * One request under its absolute deadline: when it passes, the connection in
+   * use is destroyed (a trickling response stops there) and the call rejects
+   * with StorageDeadlineError. A connection still being set up when the
+   * deadline passes is returned to the pool once it is ready.
+   */
   async #call(
     method: string,
     route: string,
     extra: [string, string][],
     body: Uint8Array | undefined,
-    o: {
-      ok: number[];
-      idempotent?: boolean;
-      maxResponseBytes?: number;
-      timeoutMs?: number;
-      signal?: AbortSignal;
-    },
+    o: CallOptions,
+  ): Promise<HttpResponse> {
+    // The allowance for bytes comes from what this client sends and asks for,
+    // never from anything the server says, so a trickling server cannot stretch it.
+    const bytes = (body?.length ?? 0) + (o.expectBytes ?? 0);
+    const budget = (o.deadlineMs ?? this.options.deadlineMs) +
+      Math.ceil(bytes / this.options.deadlineBytesPerSecond * 1000);
+    const run: RunState = { expired: false, conn: null };
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    const deadline = new Promise<never>((_, reject) => {
+      timer = setTimeout(() => {
+        run.expired = true;
+        run.conn?.destroy();
+        reject(
+          new StorageDeadlineError(
+            `${this.#who}: no complete answer within the ${budget} ms request deadline`,
+            [],
+          ),
+        );
+      }, budget);
+    });
+    try {
+      return await Promise.race([this.#attempts(method, route, extra, body, o, run), deadline]);
+    } finally {
+      clearTimeout(timer);
+    }
+  }
+
+  async #attempts(
+    method: string,
+    route: string,
+    extra: [string, string][],
+    body: Uint8Array | undefined,
+    o: CallOptions,
+    run: RunState,
   ): Promise<HttpResponse> {
     const headers: [string, string][] = [[HEADERS.authorization, this.#auth], ...extra];
     if (body !== undefined && !extra.some(([k]) => k === "Content-Type")) {
@@ -630,8 +732,14 @@ export class StorageClient {
         throw new StorageUnreachableError(`${this.#who}: the request was cancelled`, []);
       }
       const { pooled, reused } = await this.#acquire(attempt > 0);
+      if (run.expired) {
+        // The caller has given up: keep the connection for the next request.
+        this.#release(pooled, true);
+        throw new StorageDeadlineError(`${this.#who}: the request deadline passed`, []);
+      }
       let res: HttpResponse;
       const conn = pooled.conn;
+      run.conn = conn;
       const sent0 = conn.bytesSent;
       const received0 = conn.bytesReceived;
       const account = () => {
@@ -655,10 +763,14 @@ export class StorageClient {
         });
       } catch (e) {
         o.signal?.removeEventListener("abort", abort);
+        run.conn = null;
         account();
         this.#release(pooled, false);
         if (o.signal?.aborted) {
           throw new StorageUnreachableError(`${this.#who}: the request was cancelled`, []);
+        }
+        if (run.expired) {
+          throw new StorageDeadlineError(`${this.#who}: the request deadline passed`, []);
         }
         if (
           e instanceof ConnectionLostError && e.beforeResponse && reused && o.idempotent &&
@@ -669,6 +781,7 @@ export class StorageClient {
         throw this.#wrap(e, pooled.location);
       }
       o.signal?.removeEventListener("abort", abort);
+      run.conn = null;
       account();
       this.#release(pooled, res.keepAlive);
       if (!o.ok.includes(res.status)) throw this.#errorFrom(res);

@@ -43,6 +43,7 @@ export {
   PinMismatchError,
   StorageClient,
   type StorageClientOptions,
+  StorageDeadlineError,
   StorageError,
   StorageUnreachableError,
   verifyPinnedConnection,

@@ -49,6 +49,7 @@ export const MAX_SHARE_NUMBER = 1 << 24;
  * GET    /shoal/v1/mutable/SI/N                     Range -> raw bytes (200 or 206)
  * POST   /shoal/v1/mutable/SI/N/corrupt             CorruptionReport -> 204
  * POST   /shoal/v1/mutable/batch-read               BatchReadRequest -> BatchReadResponse
+ * POST   /shoal/v1/batch-list                       BatchListRequest -> BatchListResponse (shares of many SIs, both namespaces)
  * PUT    /shoal/v1/lease/SI                         -> 204 (lease secrets; adds or renews on every share of SI)
  * PUT    /shoal/v1/mutable/watch/WID                WatchRegisterRequest -> WatchResponse
  * POST   /shoal/v1/mutable/watch/WID                WatchPollRequest -> WatchResponse (long poll; 404 unknown-watch)
@@ -149,6 +150,22 @@ export interface BatchReadRequest {
 }
 export interface BatchReadResponse {
   slots: { storageIndex: Uint8Array; shares: { share: number; data: Uint8Array[] }[] }[];
+}
+
+/**
+ * Batch list (docs/storage-protocol.md §6.6): which complete shares the server
+ * holds, in both namespaces, for up to maxBatchSlots storage indexes at once.
+ * One entry per requested storage index, in request order.
+ */
+export interface BatchListRequest {
+  storageIndexes: Uint8Array[];
+}
+export interface BatchListEntry {
+  immutable: number[];
+  mutable: number[];
+}
+export interface BatchListResponse {
+  entries: BatchListEntry[];
 }
 
 /**

@@ -469,6 +469,35 @@ function readShare(
   return new Response(stream, { status, headers });
 }
 
+/**
+ * POST /batch-list (docs/storage-protocol.md §6.6): the complete shares of each
+ * storage index in both namespaces, in request order. The response is bounded
+ * like a batch read's: at most `maxBytes` (413 response-too-large beyond).
+ */
+async function batchList(
+  store: ShareStore,
+  sis: Uint8Array[],
+  maxBytes: number,
+): Promise<{ entries: { immutable: number[]; mutable: number[] }[] }> {
+  const entries: { immutable: number[]; mutable: number[] }[] = [];
+  let size = 16;
+  for (const si of sis) {
+    const immutable = await store.listImmutable(si);
+    const mutable = await store.listMutable(si);
+    // CBOR: a 2-key map (~20 bytes) and at most 5 bytes per share number.
+    size += 24 + 5 * (immutable.length + mutable.length);
+    if (size > maxBytes) {
+      throw new HttpError(
+        413,
+        "response-too-large",
+        `the listing exceeds ${maxBytes} bytes; ask for fewer storage indexes`,
+      );
+    }
+    entries.push({ immutable, mutable });
+  }
+  return { entries };
+}
+
 /** Build the storage protocol handler over `store`. */
 export function createStorageHandler(
   store: ShareStore,
@@ -575,6 +604,12 @@ export function createStorageHandler(
         return await corrupt(req, "immutable", si, n);
       }
       throw new HttpError(404, "not-found", "unknown route");
+    }
+
+    if (seg.length === 1 && seg[0] === "batch-list") {
+      method("POST");
+      const sis = parseWatchRegister(await readCbor(req, maxBody), maxSlots);
+      return cborResponse(await batchList(store, sis, maxBody));
     }
 
     if (seg[0] === "mutable" && seg.length === 2 && seg[1] === "batch-read") {

@@ -44,6 +44,14 @@ export class StoreError extends Error {
 
 export type ShareKind = "immutable" | "mutable";
 
+/** What a garbage-collection pass may delete (docs/storage-node.md §5). */
+export interface GcOptions {
+  /** false: never delete shares for expired leases (only idle incoming uploads). Default true. */
+  expire?: boolean;
+  /** ms since the epoch: leases expiring at or before this count as expired too (cutoff-date mode). */
+  expiredBefore?: number;
+}
+
 export interface StoreOptions {
   /** Store root directory (created if missing). */
   root: string;
@@ -865,10 +873,13 @@ export class ShareStore {
    * expired (or that has no lease metadata), prune expired leases elsewhere,
    * and drop incoming uploads idle longer than incomingTimeout.
    */
-  async gc(): Promise<{ removed: number }> {
+  async gc(opts: GcOptions = {}): Promise<{ removed: number }> {
     const now = this.now();
+    // A lease counts as expired when its expiry is not after `cutoff` (docs/storage-node.md §5).
+    const cutoff = Math.max(now, opts.expiredBefore ?? now);
     let removed = 0;
     await this.expireUploads();
+    if (opts.expire === false) return { removed };
     for (const kind of ["immutable", "mutable"] as const) {
       const kindDir = `${this.root}/${kind}`;
       for await (const p of Deno.readDir(kindDir)) {
@@ -884,7 +895,7 @@ export class ShareStore {
             } catch {
               return; // unreadable metadata: keep the data, an operator must look
             }
-            const live = meta?.leases.filter((l) => l.expiry > now) ?? [];
+            const live = meta?.leases.filter((l) => l.expiry > cutoff) ?? [];
             if (live.length === 0) {
               this.#forget(dir);
               await Deno.remove(dir, { recursive: true }).catch(() => {});

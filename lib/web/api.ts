@@ -35,6 +35,8 @@ export interface ApiContext {
   tmpDir: string;
   /** Largest mutable file accepted (bytes; default 64 MiB). */
   maxMutableBytes?: number;
+  /** Called with the cap of every upload not linked anywhere (PUT /uri), so upkeep keeps it. */
+  recordUpload?: (cap: string) => Promise<void>;
 }
 
 /** An error with an HTTP status; `message` is safe to show (never a cap). */
@@ -399,7 +401,11 @@ export async function handleFiles(req: Request, url: URL, ctx: ApiContext): Prom
       return await download(req, url, grid, cap);
     }
     case "PUT": {
-      if (!t) return textResponse(201, await uploadBody(req, url, ctx, grid));
+      if (!t) {
+        const cap = await uploadBody(req, url, ctx, grid);
+        await ctx.recordUpload?.(cap);
+        return textResponse(201, cap);
+      }
       if (t.path.length === 0) {
         // Replace a mutable file's contents in place.
         const c = parseCap(t.root);

@@ -60,6 +60,12 @@ export const DASHBOARD_HTML = `<!doctype html>
   <p id="shares-status" class="small"></p>
   <table id="shares"><thead><tr><th>server</th><th>server id</th><th>shares</th></tr></thead><tbody></tbody></table>
 </section>
+<section id="upkeep-section">
+  <h2>Upkeep: leases and repair</h2>
+  <p id="upkeep-summary" class="small"></p>
+  <table id="upkeep-failures"><thead><tr><th>object</th><th>server</th><th>lease renewal failed</th><th>when</th></tr></thead><tbody></tbody></table>
+  <table id="upkeep-log"><thead><tr><th>time</th><th>decision</th></tr></thead><tbody></tbody></table>
+</section>
 <section>
   <h2>Refresh history</h2>
   <table id="history">
@@ -163,6 +169,7 @@ export const DASHBOARD_JS = `"use strict";
       cell(tr, m.attempts + " attempt(s)");
       body.appendChild(tr);
     }
+    renderUpkeep(s);
     const hist = document.querySelector("#history tbody");
     hist.replaceChildren();
     for (const h of s.history) {
@@ -178,6 +185,45 @@ export const DASHBOARD_JS = `"use strict";
       for (const p of h.problems) ch.push("problem: " + p);
       cell(tr, ch.join("; "));
       hist.appendChild(tr);
+    }
+  }
+
+  function renderUpkeep(s) {
+    const u = s.upkeep;
+    $("upkeep-section").hidden = !u;
+    if (!u) return;
+    const parts = [];
+    if (!u.enabled) parts.push("disabled: leases are not renewed and nothing is repaired");
+    if (u.objects !== null) parts.push(u.objects + " object(s) held");
+    if (u.lastRenewal) {
+      parts.push("leases renewed " + iso(u.lastRenewal.at) + ": " + u.lastRenewal.renewed + " renewed, " +
+        u.lastRenewal.failed + " failed");
+    }
+    if (u.nextRenewal) parts.push("next renewal " + iso(u.nextRenewal));
+    if (u.lastCheck) {
+      parts.push("checked " + iso(u.lastCheck.at) + ": " + u.lastCheck.healthy + " healthy, " +
+        u.lastCheck.repaired + " repaired, " + u.lastCheck.unhealthy + " not healthy, " +
+        u.lastCheck.unrecoverable + " unrecoverable");
+    }
+    $("upkeep-summary").textContent = parts.join(" · ") || "starting";
+    const fb = document.querySelector("#upkeep-failures tbody");
+    fb.replaceChildren();
+    for (const f of u.failures) {
+      const tr = document.createElement("tr");
+      cell(tr, f.path);
+      cell(tr, f.server);
+      cell(tr, f.error, "down");
+      cell(tr, iso(f.at));
+      fb.appendChild(tr);
+    }
+    $("upkeep-failures").hidden = u.failures.length === 0;
+    const lb = document.querySelector("#upkeep-log tbody");
+    lb.replaceChildren();
+    for (const l of u.log.slice().reverse().slice(0, 20)) {
+      const tr = document.createElement("tr");
+      cell(tr, iso(l.at));
+      cell(tr, l.line);
+      lb.appendChild(tr);
     }
   }
 

@@ -32,6 +32,8 @@ import {
   sharesOf,
 } from "./api.ts";
 import { DASHBOARD_CSS, DASHBOARD_HTML, DASHBOARD_JS } from "./dashboard.ts";
+import { recordUpload } from "../roles/client/uploads.ts";
+import type { UpkeepStatus } from "../roles/client/upkeep.ts";
 import { RefreshHistory, ServerProbe, type StatusReport, statusReport } from "./status.ts";
 
 export const API_TOKEN_FILE = "private/api-token";
@@ -294,7 +296,12 @@ async function gridOf(node: ClientNode, gridNode: GridNode): Promise<Grid> {
  */
 export async function startClientGateway(
   node: ClientNode,
-  deps: { convergenceSecret: () => Promise<Uint8Array>; signal: AbortSignal },
+  deps: {
+    convergenceSecret: () => Promise<Uint8Array>;
+    signal: AbortSignal;
+    /** The upkeep section of /api/status (lib/roles/client/upkeep.ts). */
+    upkeep?: () => UpkeepStatus;
+  },
 ): Promise<ClientGateway> {
   const token = await loadApiToken(node.dir);
   const tmpDir = `${node.dir}/${WEB_TMP_DIR}`;
@@ -324,13 +331,16 @@ export async function startClientGateway(
       convergenceSecret: deps.convergenceSecret,
       getGrid: () => gridOf(node, gridNode),
       resolveAlias: async (name) => (await loadAliases(node.dir)).get(name) ?? null,
+      recordUpload: (cap) => recordUpload(node.dir, cap, null),
     },
-    status: () =>
-      statusReport(gridNode.state, probe, history, {
+    status: () => ({
+      ...statusReport(gridNode.state, probe, history, {
         role: "client",
         nickname: node.config.nickname,
         refreshInterval: node.config.refreshInterval,
       }),
+      upkeep: deps.upkeep?.() ?? null,
+    }),
   }, node.config.webPort).catch((e) => {
     deps.signal.removeEventListener("abort", onAbort);
     throw e;

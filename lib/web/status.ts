@@ -14,6 +14,7 @@ import {
 } from "../discovery/mod.ts";
 import { CHECKSTRING_SIZE, mapLimit } from "../grid/mod.ts";
 import { parseStorageUrl } from "../storage/mod.ts";
+import type { UpkeepStatus } from "../roles/client/upkeep.ts";
 
 /** One refresh outcome; runs of unchanged quick refreshes collapse into one entry (`count`). */
 export interface HistoryEntry {
@@ -294,6 +295,11 @@ export interface StatusReport {
     problem: string;
   }[];
   history: HistoryEntry[];
+  /**
+   * Client nodes: lease renewal and repair (docs/leases-and-upkeep.md §6) — the last and
+   * next rounds, renewals still failing, recent decisions. Paths only, never a cap.
+   */
+  upkeep?: UpkeepStatus | null;
 }
 
 function locationsOf(url: string): string[] {

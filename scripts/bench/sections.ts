@@ -1,5 +1,6 @@
 /** Benchmark sections, in the order `deno task bench` runs them. */
 import { section as crypto } from "./crypto.ts";
+import { section as deepCheck } from "./deepcheck.ts";
 import { section as discovery } from "./discovery.ts";
 import { section as erasure } from "./erasure.ts";
 import { section as immutable } from "./immutable.ts";
@@ -12,6 +13,14 @@ export interface BenchSection {
   run(): Promise<void>;
 }
 
-export const sections: BenchSection[] = [crypto, erasure, storage, mutable, discovery, immutable];
+export const sections: BenchSection[] = [
+  crypto,
+  erasure,
+  storage,
+  mutable,
+  discovery,
+  immutable,
+  deepCheck,
+];
 sections.push((await import("./lab.ts")).section);
 sections.push((await import("./backup.ts")).section);

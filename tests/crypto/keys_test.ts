@@ -14,6 +14,7 @@ import {
   slotCreationMessage,
   storageIndexFromFingerprint,
   storageIndexFromPublicKey,
+  uploadSecret,
   writeEnabler,
   writeEnablerMaster,
   writekeyFromSeed,
@@ -69,6 +70,16 @@ Deno.test("the derivation chain reproduces every vector", async () => {
     );
     assert.equal(toHex(lease.renew), v.leaseRenew);
     assert.equal(toHex(lease.cancel), v.leaseCancel);
+    assert.equal(
+      toHex(
+        uploadSecret(
+          fromHex(v.uploadMaster),
+          fromHex(v.immutableStorageIndex),
+          fromHex(v.serverId),
+        ),
+      ),
+      v.uploadSecret,
+    );
   }
 });
 

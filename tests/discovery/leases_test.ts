@@ -4,8 +4,8 @@
  * object nobody renews is garbage-collected.
  */
 import { assert, assertEquals } from "../helpers/assert.ts";
-import { shoalOk, startJoinedGrid } from "../helpers/joined_grid.ts";
-import { runShoal } from "../helpers/storage_process.ts";
+import { setConfig, shoalOk, startJoinedGrid } from "../helpers/joined_grid.ts";
+import { runShoal, startStorageServer } from "../helpers/storage_process.ts";
 
 const opts = { sanitizeResources: false, sanitizeOps: false };
 
@@ -13,17 +13,24 @@ Deno.test(
   "leases: servers keep the GSD and GSAs, renew-leases keeps files, the rest is collected",
   opts,
   async () => {
-    // 4-second leases, garbage collection every second.
-    const g = await startJoinedGrid({
-      servers: 3,
-      storage: { lease_duration: "4s", gc_interval: "1s" },
-    });
+    const g = await startJoinedGrid({ servers: 3 });
     try {
+      // 4-second leases, garbage collection by age every second, from now on: set after the grid
+      // is built (building it can take longer than a lease on a loaded machine).
+      await Promise.all(g.servers.map(async (s) => {
+        await s.proc!.stop();
+        await setConfig(s.node.dir, "storage", "lease_duration", "4s");
+        await setConfig(s.node.dir, "storage", "gc_interval", "1s");
+        await setConfig(s.node.dir, "storage", "gc", "age");
+        s.proc = await startStorageServer(s.node.dir);
+      }));
       const C = g.clientDir;
       // A mutable file whose lease nobody renews.
       const cap = await shoalOk(["client", "put", "--dir", C, "--mutable", "-"]);
       assert(cap.startsWith("shoal:MUT-W1:"), "put printed a mutable writecap");
       assertEquals((await runShoal(["client", "get", "--dir", C, cap])).code, 0);
+      // An unlinked upload is recorded (and so renewed); forgetting it leaves it to expire.
+      await shoalOk(["client", "forget", "--dir", C, cap]);
       // A file under an alias, kept alive by `renew-leases`.
       await shoalOk(["client", "alias", "create", "--dir", C, "home"]);
       const kept = await shoalOk(["client", "put", "--dir", C, "--mutable", "-", "home:kept"]);

@@ -511,7 +511,7 @@ Deno.test("lease expiry: garbage collection removes shares only when every lease
     assert.deepEqual((await client.cbor("GET", `immutable/${B}/shares`)).value, []);
     await at(7000);
     assert.deepEqual((await client.cbor("GET", `immutable/${A}/shares`)).value, []);
-  }, { lease_duration: "3s", gc_interval: "1s" });
+  }, { lease_duration: "3s", gc_interval: "1s", gc: "age" });
 });
 
 Deno.test("a second server on the same port fails with a clear message", async () => {

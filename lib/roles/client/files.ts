@@ -47,6 +47,7 @@ import {
   splitLast,
 } from "./paths.ts";
 import type { Progress } from "./progress.ts";
+import { recordUpload } from "./uploads.ts";
 
 export { FilesError } from "./paths.ts";
 
@@ -62,6 +63,8 @@ export interface SessionOptions {
   log?: (line: string) => void;
   /** A progress display for a transfer of `total` bytes, or undefined for none. */
   progress?: (label: string, total: number) => Progress | undefined;
+  /** Aborts uploads in progress (Ctrl-C): their allocations are aborted on every server. */
+  signal?: AbortSignal;
 }
 
 /** An object reached by a path: its cap (the strongest held) and where it came from. */
@@ -560,6 +563,7 @@ export class FileSession {
       }
       const { writecap } = await this.#guard(() => grid.createMutableFile(bytes));
       if (target?.dir) await this.#link(target.dir, target.name!, writecap, sizeMeta(bytes.length));
+      if (!target) await recordUpload(this.node.dir, writecap, srcName); // kept by upkeep
       return writecap;
     }
 
@@ -580,6 +584,7 @@ export class FileSession {
       }
     }
     if (target?.dir) await this.#link(target.dir, target.name!, cap, sizeMeta(size));
+    if (!target) await recordUpload(this.node.dir, cap, srcName); // kept by upkeep
     return cap;
   }
 
@@ -705,6 +710,7 @@ export class FileSession {
           happy,
           convergenceSecret: secret,
           onProgress: prog ? (d, t) => prog.update(d, t) : undefined,
+          signal: this.opts.signal,
         })
       );
       this.stats.files++;

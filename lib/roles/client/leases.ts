@@ -1,14 +1,16 @@
 /**
- * Renewing leases on a client's files. Every share carries leases and is
- * garbage-collected when all of them have expired (31 days by default), so a
- * client keeps its data alive by renewing, from time to time, its lease on
- * every object reachable from its aliases (in the spirit of Tahoe-LAFS's
- * `deep-check --add-lease`). docs/client-commands.md.
+ * `shoal client renew-leases`: one renewal, by hand, of this node's leases on
+ * every object reachable from some roots (default: everything the node holds —
+ * its aliases and its recorded unlinked uploads). `shoal client run` does the
+ * same by itself, spread over time (upkeep.ts, docs/leases-and-upkeep.md).
+ *
+ * Share locations come from the batched walk (walk.ts); a lease is renewed
+ * only at servers that hold a share of the object.
  */
-import { base32Encode } from "../../codec/mod.ts";
-import { type Cap, capStorageIndex, isDirCap, leaseSecrets, parseCap } from "../../crypto/mod.ts";
-import { loadAliases } from "./aliases.ts";
+import { heldRoots } from "./upkeep.ts";
 import type { FileSession } from "./files.ts";
+import { renewObjectLeases } from "./deepcheck.ts";
+import { locateImmutables, type WalkRoot, walkTree } from "./walk.ts";
 
 export interface LeaseReport {
   /** Distinct objects (storage indexes) visited. */
@@ -17,56 +19,39 @@ export interface LeaseReport {
   renewed: number;
   /** Objects no server held. */
   missing: number;
-  /** Directories that could not be listed (their children were not reached). */
+  /** Directories that could not be listed (their children were not reached), and failed renewals. */
   problems: string[];
 }
 
 /**
  * Add or renew this node's lease on every object reachable from `roots`
- * (paths or caps; default: every alias), descending into directories.
+ * (paths or caps; default: every alias and every recorded upload), descending
+ * into directories.
  */
 export async function renewLeases(session: FileSession, roots: string[]): Promise<LeaseReport> {
   const grid = await session.grid();
-  const servers = grid.servers.all();
-  const start = roots.length
-    ? await Promise.all(
-      roots.map(async (r) => ({ cap: (await session.resolve(r)).parsed, name: r.split("/")[0] })),
-    )
-    : [...(await loadAliases(session.node.dir))].map(([name, cap]) => ({
-      cap: parseCap(cap),
-      name: `${name}:`,
-    }));
-  const seen = new Set<string>();
-  const report: LeaseReport = { objects: 0, renewed: 0, missing: 0, problems: [] };
-  const queue: { cap: Cap; name: string }[] = [...start];
-  while (queue.length) {
-    const batch = queue.splice(0, 16);
-    await Promise.all(batch.map(async ({ cap, name }) => {
-      const si = await capStorageIndex(cap);
-      const key = base32Encode(si);
-      if (seen.has(key)) return;
-      seen.add(key);
-      report.objects++;
-      let held = 0;
-      await Promise.all(servers.map(async (s) => {
-        const l = leaseSecrets(grid.leaseSecret, si, s.serverId);
-        try {
-          await s.storage.renewLease(si, { renew: l.renew, cancel: l.cancel });
-          held++;
-        } catch { /* this server holds no share of it, or is down */ }
-      }));
-      report.renewed += held;
-      if (held === 0) report.missing++;
-      if (isDirCap(cap)) {
-        try {
-          for (const e of (await grid.listDirectory(cap)).entries) {
-            queue.push({ cap: parseCap(e.writecap ?? e.readcap), name: `${name}/${e.name}` });
-          }
-        } catch (e) {
-          report.problems.push(`${name}: ${(e as Error).message}`);
-        }
-      }
-    }));
+  const start: WalkRoot[] = roots.length
+    ? await Promise.all(roots.map(async (r) => {
+      const res = await session.resolve(r);
+      return { cap: res.cap, path: res.display };
+    }))
+    : await heldRoots(session.node.dir);
+  const objs = await walkTree(grid, start);
+  await locateImmutables(grid, objs);
+  const report: LeaseReport = { objects: objs.length, renewed: 0, missing: 0, problems: [] };
+  for (const o of objs) {
+    if (o.problem) report.problems.push(`${o.path}: ${o.problem}`);
   }
+  let i = 0;
+  await Promise.all(Array.from({ length: 16 }, async () => {
+    while (i < objs.length) {
+      const o = objs[i++];
+      const r = await renewObjectLeases(grid, o, (s, e) => {
+        report.problems.push(`${o.path}: renewal on ${s.nickname || "a server"} failed: ${e}`);
+      });
+      report.renewed += r.renewed;
+      if (r.renewed + r.failed === 0) report.missing++;
+    }
+  }));
   return report;
 }

@@ -12,4 +12,8 @@ export {
 } from "./paths.ts";
 export { type Progress, progressBar } from "./progress.ts";
 export * from "./leases.ts";
+export * from "./uploads.ts";
+export * from "./walk.ts";
+export * from "./deepcheck.ts";
+export * from "./trees.ts";
 export * from "./probe.ts";

@@ -18,6 +18,7 @@ import {
 import type { Grid } from "../../grid/mod.ts";
 import { type ClientGateway, startClientGateway } from "../../web/mod.ts";
 import { GridNode } from "../gridnode.ts";
+import { loadUpkeepConfig, Upkeep } from "./upkeep.ts";
 import { probeServers } from "./probe.ts";
 import {
   exists,
@@ -361,9 +362,12 @@ export async function runClient(
   opts: RunClientOptions = {},
 ): Promise<void> {
   const intervalMs = node.config.refreshInterval * 1000;
+  // Upkeep (docs/leases-and-upkeep.md): lease renewal and repair of everything held.
+  const upkeep = new Upkeep(node, await loadUpkeepConfig(node.dir), log);
   const gw = opts.web === false ? null : await startClientGateway(node, {
     signal,
     convergenceSecret: () => convergenceSecret(node),
+    upkeep: () => upkeep.status(),
   }).catch((e) => {
     log(`web gateway not started: ${(e as Error).message}`);
     opts.onGatewayFailed?.((e as Error).message);
@@ -381,7 +385,7 @@ export async function runClient(
   }
   const watching = watchServers(node, signal, log, intervalMs);
   try {
-    await refreshLoop(node, signal, log, intervalMs, gw);
+    await Promise.all([refreshLoop(node, signal, log, intervalMs, gw), upkeep.run(signal)]);
   } finally {
     await watching;
     await gw?.close();

@@ -30,6 +30,14 @@ export interface StorageConfig {
   leaseDuration: number;
   /** Seconds between garbage-collection passes. */
   gcInterval: number;
+  /**
+   * Which shares garbage collection deletes (docs/storage-node.md §5): "off" (default) never
+   * deletes a share for expired leases; "age" deletes a storage index once every lease on it has
+   * expired; "cutoff-date" also treats leases last renewed before `gcCutoffDate` as expired.
+   */
+  gc: GcMode;
+  /** ms since the epoch (cutoff-date mode), else null. */
+  gcCutoffDate: number | null;
   /** Seconds without data after which an upload in progress is dropped. */
   incomingTimeout: number;
   /** Most immutable uploads in progress at once. */
@@ -45,6 +53,27 @@ export interface StorageConfig {
   refreshInterval: number;
 }
 
+export type GcMode = "off" | "age" | "cutoff-date";
+export const GC_MODES: readonly GcMode[] = ["off", "age", "cutoff-date"];
+
+/** One line describing a garbage-collection policy, as `storage run` prints it at start-up. */
+export function describeGc(
+  c: Pick<StorageConfig, "gc" | "gcCutoffDate" | "leaseDuration">,
+): string {
+  if (c.gc === "off") {
+    return 'garbage collection: off (storage.gc = "off"): no share is ever deleted because its ' +
+      'leases expired; set storage.gc = "age" to reclaim space';
+  }
+  if (c.gc === "age") {
+    return `garbage collection: by age (storage.gc = "age"): a share is deleted once every lease on ` +
+      `it has expired, ${c.leaseDuration}s after its last renewal`;
+  }
+  return `garbage collection: by cutoff date (storage.gc = "cutoff-date"): a share is deleted once ` +
+    `no lease on it was renewed since ${
+      new Date(c.gcCutoffDate!).toISOString()
+    } (or every lease expired)`;
+}
+
 export const CONFIG_DEFAULTS = {
   reservedSpace: "1G",
   maxShareSize: "128GiB",
@@ -52,6 +81,7 @@ export const CONFIG_DEFAULTS = {
   maxBatchSlots: 4096,
   leaseDuration: "31d",
   gcInterval: "1h",
+  gc: "off",
   incomingTimeout: "5m",
   maxUploads: 10_000,
   handshakeTimeout: "10s",
@@ -162,7 +192,15 @@ max_body_size = ${tomlString(CONFIG_DEFAULTS.maxBodySize)}
 max_batch_slots = ${CONFIG_DEFAULTS.maxBatchSlots}
 # How long a lease lasts after it is added or renewed (s, m, h, d).
 lease_duration = ${tomlString(CONFIG_DEFAULTS.leaseDuration)}
-# How often expired shares are garbage-collected.
+# Garbage collection: which shares may be deleted to reclaim space (docs/storage-node.md §5).
+#   "off"         (default) never delete a share because its leases expired: nothing a client
+#                 stored disappears on its own, and the disk only grows;
+#   "age"         delete a share once every lease on it has expired (lease_duration after its last
+#                 renewal): clients must renew (a running 'shoal client run' does, by itself);
+#   "cutoff-date" delete a share no lease on which was renewed since gc_cutoff_date (YYYY-MM-DD).
+# 'shoal storage run' prints the policy in effect when it starts.
+gc = ${tomlString(CONFIG_DEFAULTS.gc)}
+# How often garbage collection runs (it also drops uploads that stopped receiving data).
 gc_interval = ${tomlString(CONFIG_DEFAULTS.gcInterval)}
 # An upload that receives no data for this long is dropped and its space freed.
 incoming_timeout = ${tomlString(CONFIG_DEFAULTS.incomingTimeout)}
@@ -286,6 +324,7 @@ export function parseConfig(text: string, file = "shoal.toml"): StorageConfig {
     maxBatchSlots: mbs as number,
     leaseDuration: dur("lease_duration", CONFIG_DEFAULTS.leaseDuration),
     gcInterval: dur("gc_interval", CONFIG_DEFAULTS.gcInterval),
+    ...parseGc(st, fail),
     incomingTimeout: dur("incoming_timeout", CONFIG_DEFAULTS.incomingTimeout),
     maxUploads: int("max_uploads", CONFIG_DEFAULTS.maxUploads, 1, 10_000_000),
     handshakeTimeout: dur("handshake_timeout", CONFIG_DEFAULTS.handshakeTimeout),
@@ -301,4 +340,26 @@ export function parseConfig(text: string, file = "shoal.toml"): StorageConfig {
   const unknown = unreadKeys(raw, used, text);
   if (unknown.length) throw new ConfigError(describeUnknownKey(file, unknown[0]));
   return config;
+}
+
+/** `storage.gc` and `storage.gc_cutoff_date`. */
+function parseGc(
+  st: Record<string, unknown>,
+  fail: (key: string, why: string) => never,
+): { gc: GcMode; gcCutoffDate: number | null } {
+  const gc = st.gc ?? CONFIG_DEFAULTS.gc;
+  if (typeof gc !== "string" || !(GC_MODES as readonly string[]).includes(gc)) {
+    return fail("storage.gc", `must be one of ${GC_MODES.map((m) => `"${m}"`).join(", ")}`);
+  }
+  const raw = st.gc_cutoff_date;
+  if (gc !== "cutoff-date") {
+    if (raw !== undefined) fail("storage.gc_cutoff_date", 'applies only with gc = "cutoff-date"');
+    return { gc: gc as GcMode, gcCutoffDate: null };
+  }
+  // smol-toml reads an unquoted date as a date object; a quoted one is a string.
+  const text = raw instanceof Date ? raw.toISOString().slice(0, 10) : raw;
+  if (typeof text !== "string" || !/^\d{4}-\d{2}-\d{2}$/.test(text) || isNaN(Date.parse(text))) {
+    return fail("storage.gc_cutoff_date", 'needs a date "YYYY-MM-DD" with gc = "cutoff-date"');
+  }
+  return { gc: "cutoff-date", gcCutoffDate: Date.parse(`${text}T00:00:00Z`) };
 }

@@ -2,7 +2,9 @@
 export {
   CONFIG_DEFAULTS,
   ConfigError,
+  describeGc,
   formatHostPort,
+  type GcMode,
   type HostPort,
   parseConfig,
   parseDuration,

@@ -21,6 +21,7 @@ import {
 } from "../../storage/mod.ts";
 import {
   ConfigError,
+  describeGc,
   formatHostPort,
   parseConfig,
   parseHostPort,
@@ -233,9 +234,14 @@ export async function runStorageNode(node: StorageNode, opts: RunOptions): Promi
   // Once joined to a grid: keep this server's announcement published everywhere.
   const announcer = runAnnouncer(node, store, opts.signal, log);
   let gcRunning: Promise<void> | null = null;
+  log(describeGc(c));
+  const gcOptions = {
+    expire: c.gc !== "off",
+    expiredBefore: c.gcCutoffDate === null ? undefined : c.gcCutoffDate + c.leaseDuration * 1000,
+  };
   const timer = setInterval(() => {
     if (gcRunning) return;
-    gcRunning = store.gc().then(
+    gcRunning = store.gc(gcOptions).then(
       (r) => {
         if (r.removed > 0) {
           log(`garbage collection removed ${r.removed} storage index(es) whose leases expired`);
