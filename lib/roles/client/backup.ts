@@ -17,7 +17,10 @@ import { convergenceSecret } from "./node.ts";
 
 /** Fraction of reused files and directories whose shares are checked again each run. */
 export const DEFAULT_RECHECK = 0.01;
-const PARALLEL = 4;
+/** Entries of one directory worked on at once (reused entries are cheap). */
+const PARALLEL = 8;
+/** File uploads in flight at once, across the whole tree. */
+const UPLOADS = 8;
 const READ_CHUNK = 1024 * 1024;
 
 export const VCS_NAMES = [".git", ".hg", ".svn", ".bzr", "_darcs", "CVS", ".gitmodules"];
@@ -151,6 +154,22 @@ class ChangedError extends Error {
   }
 }
 
+/** At most `n` callers inside `run` at once. */
+function limiter(n: number): <T>(fn: () => Promise<T>) => Promise<T> {
+  let active = 0;
+  const waiting: (() => void)[] = [];
+  return async (fn) => {
+    while (active >= n) await new Promise<void>((r) => waiting.push(r));
+    active++;
+    try {
+      return await fn();
+    } finally {
+      active--;
+      waiting.shift()?.();
+    }
+  };
+}
+
 async function sha256Hex(text: string): Promise<string> {
   return toHex(
     new Uint8Array(await crypto.subtle.digest("SHA-256", new TextEncoder().encode(text))),
@@ -253,6 +272,7 @@ export async function backup(
     doneBytes += bytes;
     report(false);
   };
+  const uploads = limiter(UPLOADS);
   const nowSec = () => Math.floor(Date.now() / 1000);
 
   const fileCap = async (f: LocalNode): Promise<string | null> => {
@@ -290,18 +310,20 @@ export async function backup(
     let cap: string;
     let sent = 0;
     try {
-      const r = await grid.uploadImmutable(checkedSource(f.path, st.size), {
-        k,
-        n,
-        happy,
-        convergenceSecret: secret,
-        onProgress: (d) => {
-          // Convergent uploads may read twice; count the bytes once.
-          const inc = Math.max(0, Math.min(d, st.size) - sent);
-          sent += inc;
-          advance(inc);
-        },
-      });
+      const r = await uploads(() =>
+        grid.uploadImmutable(checkedSource(f.path, st.size), {
+          k,
+          n,
+          happy,
+          convergenceSecret: secret,
+          onProgress: (d) => {
+            // Convergent uploads may read twice; count the bytes once.
+            const inc = Math.max(0, Math.min(d, st.size) - sent);
+            sent += inc;
+            advance(inc);
+          },
+        })
+      );
       cap = r.cap;
     } catch (e) {
       if (e instanceof ChangedError) {
