@@ -10,6 +10,7 @@ import { startJoinedGrid } from "../helpers/joined_grid.ts";
 import { startShoal } from "../helpers/process.ts";
 import { run } from "../helpers/serve.ts";
 import { runShoal } from "../helpers/storage_process.ts";
+import { ChangedError, checkedSource } from "../../lib/roles/client/backup.ts";
 
 function random(n: number): Uint8Array {
   const b = new Uint8Array(n);
@@ -210,4 +211,25 @@ Deno.test({
       await Deno.remove(work, { recursive: true }).catch(() => {});
     }
   },
+});
+
+Deno.test("client backup: a file whose length changes while it is read is refused", async () => {
+  const f = await Deno.makeTempFile();
+  try {
+    await Deno.writeFile(f, new Uint8Array(3000));
+    for (const claimed of [1000, 5000]) {
+      let err: unknown = null;
+      try {
+        for await (const _ of checkedSource(f, claimed).open()) { /* drain */ }
+      } catch (e) {
+        err = e;
+      }
+      assert(err instanceof ChangedError, `claimed ${claimed}: ${err}`);
+    }
+    let n = 0;
+    for await (const c of checkedSource(f, 3000).open()) n += c.length;
+    assertEquals(n, 3000);
+  } finally {
+    await Deno.remove(f);
+  }
 });

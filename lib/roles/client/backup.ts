@@ -113,7 +113,7 @@ function printable(p: string): string {
 }
 
 /** A local file as an ImmutableSource that fails if the file's length differs from `size`. */
-function checkedSource(path: string, size: number): ImmutableSource {
+export function checkedSource(path: string, size: number): ImmutableSource {
   return {
     size,
     open() {
@@ -147,7 +147,7 @@ function checkedSource(path: string, size: number): ImmutableSource {
   };
 }
 
-class ChangedError extends Error {
+export class ChangedError extends Error {
   override name = "ChangedError";
   constructor() {
     super("changed while it was being read");
