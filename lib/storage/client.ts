@@ -99,6 +99,8 @@ export interface LocationFailure {
 export class StorageUnreachableError extends Error {
   override name = "StorageUnreachableError";
   readonly failures: LocationFailure[];
+  /** Every location hint timed out (nothing answered at all), as opposed to refusing. */
+  silent = false;
   constructor(message: string, failures: LocationFailure[]) {
     super(message);
     this.failures = failures;
@@ -263,6 +265,10 @@ export class StorageClient {
   #waiters: (() => void)[] = [];
   #closed = false;
   #all = new Set<HttpConnection>();
+  /** The last failed connect, remembered for RECENT_FAILURE_MS (see #connect). */
+  #failed: { at: number; error: StorageUnreachableError } | null = null;
+  /** A connect under way while no connection is open: others wait for its outcome. */
+  #connecting: Promise<unknown> | null = null;
   /** HTTP bytes sent and received by this client (request and response heads and bodies). */
   bytesSent = 0;
   bytesReceived = 0;
@@ -872,14 +878,46 @@ export class StorageClient {
     this.#wake();
   }
 
+  /**
+   * A server that did not answer a connect a moment ago is not asked again for
+   * RECENT_FAILURE_MS: the requests that follow (the next phase of the same
+   * operation) fail at once instead of each waiting out its own connect
+   * timeout. While no connection is open, concurrent requests share one
+   * connect attempt's outcome for the same reason.
+   */
   async #connect(): Promise<Pooled> {
-    const { socket, index } = await connectFirst(
+    if (this.#all.size === 0 && this.#connecting) await this.#connecting.catch(() => {});
+    const f = this.#failed;
+    if (f && Date.now() - f.at < RECENT_FAILURE_MS) {
+      const again = new StorageUnreachableError(
+        `${f.error.message} (${Date.now() - f.at} ms ago; not retried for ${RECENT_FAILURE_MS} ms)`,
+        f.error.failures,
+      );
+      again.silent = true;
+      throw again;
+    }
+    const attempt = connectFirst(
       this.#targets,
       this.#preferred,
       this.serverId,
       this.options.connectTimeoutMs,
       this.#who,
     );
+    if (this.#all.size === 0) this.#connecting = attempt;
+    let socket: TLSSocket;
+    let index: number;
+    try {
+      ({ socket, index } = await attempt);
+      this.#failed = null;
+    } catch (e) {
+      // Only silence is remembered: a refused connection costs nothing to try again.
+      if (e instanceof StorageUnreachableError && e.silent) {
+        this.#failed = { at: Date.now(), error: e };
+      }
+      throw e;
+    } finally {
+      if (this.#connecting === attempt) this.#connecting = null;
+    }
     if (this.#closed) {
       socket.destroy();
       throw new StorageUnreachableError(`${this.#who}: the client is closed`, []);
@@ -912,6 +950,9 @@ function targetsOf(url: StorageUrl): Target[] {
   });
 }
 
+/** How long a failed connect to a server answers for it (StorageClient#connect). */
+export const RECENT_FAILURE_MS = 5_000;
+
 /** Try the targets in order starting at `first`; the first pinned connection wins. */
 async function connectFirst(
   targets: Target[],
@@ -923,6 +964,7 @@ async function connectFirst(
   const n = targets.length;
   const failures: LocationFailure[] = [];
   let mismatch = false;
+  let timeouts = 0;
   for (let k = 0; k < n; k++) {
     const i = (first + k) % n;
     const t = targets[i];
@@ -937,10 +979,12 @@ async function connectFirst(
       return { socket, index: i };
     } catch (e) {
       if (e instanceof PinMismatchAtLocation) mismatch = true;
+      if (e instanceof HttpTimeoutError) timeouts++;
       failures.push({ location: t.location, reason: clean((e as Error)?.message ?? String(e)) });
     }
   }
   const detail = failures.map((f) => `${f.location}: ${f.reason}`).join("; ");
+  const silent = timeouts === n;
   if (mismatch) {
     throw new PinMismatchError(
       `${who}: no location hint reached a server with the pinned TLS key (${detail}); ` +
@@ -948,7 +992,9 @@ async function connectFirst(
       failures,
     );
   }
-  throw new StorageUnreachableError(`${who} is unreachable (${detail})`, failures);
+  const e = new StorageUnreachableError(`${who} is unreachable (${detail})`, failures);
+  e.silent = silent;
+  throw e;
 }
 
 /**

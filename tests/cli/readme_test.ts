@@ -17,12 +17,13 @@ export function readmeBlock(readme: string, after: string): string {
   return m[1];
 }
 
-/** Our own children (by pid) whose command line names `marker`: stop them. */
+/** Processes this test started (by pid): those running in, or naming, `marker`. Stop them. */
 async function killLeftovers(marker: string): Promise<void> {
   for await (const e of Deno.readDir("/proc")) {
     if (!/^\d+$/.test(e.name)) continue;
     const cmd = await Deno.readTextFile(`/proc/${e.name}/cmdline`).catch(() => "");
-    if (cmd.includes(marker)) {
+    const cwd = await Deno.readLink(`/proc/${e.name}/cwd`).catch(() => "");
+    if (cmd.includes(marker) || cwd.startsWith(marker)) {
       try {
         Deno.kill(Number(e.name), "SIGKILL");
       } catch { /* gone */ }
@@ -39,9 +40,17 @@ Deno.test("README: the grid-by-hand example runs as written", {
   assert(block.includes("127.0.0.1:7001"), block);
   const port = await freePort();
   const tmp = await Deno.makeTempDir({ prefix: "shoal-readme-" });
+  // `shoal` is a program on PATH (as ./main.ts or the binary would be), not a shell function:
+  // the example's `kill %1` must reach the server itself, not a subshell around it.
+  await Deno.mkdir(`${tmp}/bin`);
+  await Deno.writeTextFile(
+    `${tmp}/bin/shoal`,
+    `#!/bin/sh\nexec "${Deno.execPath()}" run ${RUN_FLAGS.join(" ")} "${ROOT}main.ts" "$@"\n`,
+    { mode: 0o755 },
+  );
   const script = [
     "set -euo pipefail",
-    `shoal() { "${Deno.execPath()}" run ${RUN_FLAGS.join(" ")} "${ROOT}main.ts" "$@"; }`,
+    `PATH="${tmp}/bin:$PATH"`,
     block.replaceAll("127.0.0.1:7001", `127.0.0.1:${port}`),
   ].join("\n");
   await Deno.writeTextFile(`${tmp}/example.sh`, script);
@@ -60,6 +69,20 @@ Deno.test("README: the grid-by-hand example runs as written", {
     assert(stdout.includes("round trip ok"), stdout);
     assertEquals(await Deno.readTextFile(`${tmp}/copy.txt`), "my report\n");
     assertEquals((await Deno.stat(`${tmp}/intro.txt`)).mode! & 0o777, 0o600);
+    // `kill %1` stopped the storage server: nothing of the example is left running.
+    const left: string[] = [];
+    for await (const e of Deno.readDir("/proc")) {
+      if (!/^\d+$/.test(e.name)) continue;
+      const cwd = await Deno.readLink(`/proc/${e.name}/cwd`).catch(() => "");
+      if (cwd.startsWith(tmp)) left.push(e.name);
+    }
+    for (let i = 0; i < 50 && left.length; i++) {
+      await new Promise((r) => setTimeout(r, 200));
+      for (let j = left.length - 1; j >= 0; j--) {
+        if (!(await Deno.stat(`/proc/${left[j]}`).then(() => true, () => false))) left.splice(j, 1);
+      }
+    }
+    assertEquals(left, [], "processes of the example still running");
   } finally {
     await killLeftovers(tmp);
     await Deno.remove(tmp, { recursive: true }).catch(() => {});

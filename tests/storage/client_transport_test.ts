@@ -583,3 +583,59 @@ Deno.test("bad arguments are refused locally without naming secrets", async () =
     c.close();
   }
 });
+
+Deno.test("a server that stayed silent at connect is not waited for again at once; one that refused is", async () => {
+  const tcp = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+  const held: Deno.Conn[] = [];
+  const holding = (async () => {
+    try {
+      for (;;) held.push(await tcp.accept());
+    } catch { /* closed */ }
+  })();
+  const port = (tcp.addr as Deno.NetAddr).port;
+  const c = new StorageClient(urlFor(ID_A, port), { connectTimeoutMs: 400, maxConnections: 4 });
+  try {
+    // Four requests at once share one connect attempt: together they take one timeout.
+    let t0 = performance.now();
+    const all = await Promise.allSettled([c.version(), c.version(), c.version(), c.version()]);
+    let dt = performance.now() - t0;
+    assert.ok(all.every((r) => r.status === "rejected"), "every request fails");
+    assert.ok(dt >= 390 && dt < 1200, `four concurrent requests took ${dt} ms`);
+    // The next phase of the same operation fails at once, saying why.
+    t0 = performance.now();
+    await assert.rejects(c.version(), (e: unknown) => {
+      assert.ok(e instanceof StorageUnreachableError, String(e));
+      assert.match(e.message, /not retried for 5000 ms/);
+      return true;
+    });
+    dt = performance.now() - t0;
+    assert.ok(dt < 150, `a request right after a silent connect took ${dt} ms`);
+  } finally {
+    c.close();
+    tcp.close();
+    for (const h of held) h.close();
+    await holding;
+  }
+
+  // A refused connection is not remembered: a server that starts listening is used at once.
+  const p = freePort();
+  const c2 = new StorageClient(urlFor(ID_A, p), { connectTimeoutMs: 2000 });
+  try {
+    await assert.rejects(c2.version(), (e: unknown) => {
+      assert.ok(e instanceof StorageUnreachableError && !e.silent, String(e));
+      return true;
+    });
+    const server = Deno.serve(
+      { hostname: "127.0.0.1", port: p, cert: ID_A.certPem, key: ID_A.keyPem, onListen() {} },
+      () => new Response("not a storage server", { status: 500 }),
+    );
+    try {
+      // It answers (with an error): the point is that the client asked instead of refusing.
+      await assert.rejects(c2.version(), (e: unknown) => !/not retried/.test(String(e)));
+    } finally {
+      await server.shutdown();
+    }
+  } finally {
+    c2.close();
+  }
+});

@@ -175,6 +175,13 @@ export function parseClientConfig(text: string, file: string): ClientConfig {
   } catch (e) {
     problems.set("web", (e as Error).message);
   }
+  // [upkeep] is parsed by upkeep.ts (docs/leases-and-upkeep.md §6): its keys are known here.
+  const upkeepTable = (doc as Record<string, unknown>).upkeep as
+    | Record<string, unknown>
+    | undefined;
+  if (upkeepTable && typeof upkeepTable === "object") {
+    void [upkeepTable.enabled, upkeepTable.check_interval, upkeepTable.renew_interval];
+  }
   for (const u of unreadKeys(raw, used, text)) {
     const section = u.path.split(".")[0];
     const msg = describeUnknownKey(file, u);
