@@ -13,6 +13,7 @@ import { INTRO_OPTIONS, introductionTextOption } from "./secrets.ts";
 import { fileCommands } from "./client_files.ts";
 import { treeCommands } from "./client_trees.ts";
 import { serveCommand } from "./serve.ts";
+import { backupCommand } from "./client_backup.ts";
 import {
   CliError,
   type Command,
@@ -234,4 +235,5 @@ logged (it is in DIR/private/api-token) unless --show-secrets is given.`,
   ...fileCommands,
   ...treeCommands,
   serveCommand,
+  backupCommand,
 ];

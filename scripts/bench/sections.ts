@@ -23,3 +23,4 @@ export const sections: BenchSection[] = [
   deepCheck,
 ];
 sections.push((await import("./lab.ts")).section);
+sections.push((await import("./backup.ts")).section);

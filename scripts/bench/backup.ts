@@ -1,0 +1,174 @@
+/**
+ * Bench section `backup` (issue 15): a generated tree of 10,000 files, ~1 GiB by default
+ * (`--backup-files=N --backup-mb=M`, or SHOAL_BENCH_BACKUP_FILES / SHOAL_BENCH_BACKUP_MB, shrink
+ * it), on a grid of 5 real `shoal storage run` processes (3-of-5, happy 3) joined through the
+ * command line.
+ *
+ * Native (`shoal client backup`, run in this process so its ClientPool counts storage requests):
+ * first backup MB/s; second with nothing changed (target < 5 s; requests per server as a ratio to
+ * the file count); second with 1 % of the files changed.
+ * restic: the same tree into Shoal through `shoal client serve restic`, and into a local
+ * directory repository, in the same run (target: Shoal >= 50 % of local). 1 MB = 10^6 bytes.
+ */
+import type { BenchSection } from "./sections.ts";
+import { backup } from "../../lib/roles/client/backup.ts";
+import { FileSession } from "../../lib/roles/client/mod.ts";
+import { startJoinedGrid } from "../../tests/helpers/joined_grid.ts";
+import { ensureTool } from "../../tests/helpers/debian.ts";
+import { run, startServe } from "../../tests/helpers/serve.ts";
+
+const MB = 1e6;
+const SERVERS = 5;
+
+function arg(name: string, env: string, dflt: number): number {
+  const a = Deno.args.find((x) => x.startsWith(`--${name}=`));
+  const v = a ? a.slice(name.length + 3) : Deno.env.get(env);
+  const n = v === undefined ? dflt : Number(v);
+  if (!Number.isFinite(n) || n <= 0) throw new Error(`bad --${name}: ${v}`);
+  return n;
+}
+
+function line(label: string, value: string, note = ""): void {
+  console.log(`${label.padEnd(52)} ${value.padStart(12)}${note ? `  ${note}` : ""}`);
+}
+
+/** Pseudo-random incompressible bytes, fast (one getRandomValues block repeated with a counter). */
+function fill(buf: Uint8Array, seed: number): void {
+  crypto.getRandomValues(buf.subarray(0, Math.min(buf.length, 65536)));
+  for (let o = 65536; o < buf.length; o += 65536) {
+    buf.copyWithin(o, 0, Math.min(65536, buf.length - o));
+    buf[o] ^= seed & 0xff;
+    buf[o + 1] ^= (o >> 16) & 0xff;
+  }
+}
+
+async function makeTree(root: string, files: number, bytes: number): Promise<number> {
+  const per = Math.max(1, Math.floor(bytes / files));
+  let total = 0;
+  for (let i = 0; i < files; i++) {
+    const dir = `${root}/d${Math.floor(i / 100)}`;
+    if (i % 100 === 0) await Deno.mkdir(dir, { recursive: true });
+    // Sizes spread from per/2 to 3per/2.
+    const size = Math.floor(per / 2 + ((i * 7919) % 1000) / 1000 * per);
+    const b = new Uint8Array(size);
+    fill(b, i);
+    await Deno.writeFile(`${dir}/f${i}.bin`, b);
+    total += size;
+  }
+  return total;
+}
+
+async function nativeRun(
+  clientDir: string,
+  src: string,
+): Promise<{ s: number; requests: number; sum: Awaited<ReturnType<typeof backup>> }> {
+  const session = await FileSession.open(clientDir, {});
+  try {
+    await session.grid();
+    const r0 = session.node.grid.pool.requests;
+    const t0 = performance.now();
+    const sum = await backup(session, src, "bk:bench", {});
+    const s = (performance.now() - t0) / 1000;
+    return { s, requests: session.node.grid.pool.requests - r0, sum };
+  } finally {
+    session.close();
+  }
+}
+
+export const section: BenchSection = {
+  name: "backup",
+  title: "backup: shoal client backup and restic into the grid",
+  async run() {
+    const files = arg("backup-files", "SHOAL_BENCH_BACKUP_FILES", 10_000);
+    const mb = arg("backup-mb", "SHOAL_BENCH_BACKUP_MB", 1024 * 1024 * 1024 / MB);
+    const work = await Deno.makeTempDir({ prefix: "shoal-bench-backup-" });
+    const g = await startJoinedGrid({
+      servers: SERVERS,
+      refreshInterval: 3600,
+      shares: { k: 3, n: 5, happy: 3 },
+    });
+    try {
+      const src = `${work}/src`;
+      const total = await makeTree(src, files, mb * MB);
+      line("tree", `${files} files`, `${(total / MB).toFixed(0)} MB in ${files / 100 | 0} dirs`);
+      await g.shoal(["client", "alias", "create", "--dir", g.clientDir, "bk"]);
+
+      const first = await nativeRun(g.clientDir, src);
+      line(
+        "native: first backup",
+        `${(total / MB / first.s).toFixed(1)} MB/s`,
+        `${first.s.toFixed(1)} s`,
+      );
+
+      const same = await nativeRun(g.clientDir, src);
+      line(
+        "native: second backup, nothing changed",
+        `${same.s.toFixed(2)} s`,
+        `target < 5 s: ${same.s < 5 ? "met" : "MISSED"}; ${same.sum.filesUploaded} uploaded`,
+      );
+      const perServer = same.requests / SERVERS;
+      line(
+        "native: unchanged, storage requests per server",
+        perServer.toFixed(1),
+        `${(perServer / files).toFixed(4)} per file (${same.requests} in all)`,
+      );
+
+      const changed = Math.max(1, Math.floor(files / 100));
+      for (let i = 0; i < changed; i++) {
+        const j = Math.floor(i * files / changed);
+        const p = `${src}/d${Math.floor(j / 100)}/f${j}.bin`;
+        const b = await Deno.readFile(p);
+        b[0] ^= 0xff;
+        await Deno.writeFile(p, b);
+      }
+      const one = await nativeRun(g.clientDir, src);
+      line(
+        "native: second backup, 1 % changed",
+        `${one.s.toFixed(2)} s`,
+        `${one.sum.filesUploaded} uploaded, ${one.sum.directoriesCreated} dirs created, ${one.requests} requests`,
+      );
+
+      // restic: into a local directory repository and into Shoal, same tree, same run.
+      const restic = await ensureTool("restic");
+      const env = {
+        RESTIC_PASSWORD: "bench",
+        HOME: work,
+        PATH: Deno.env.get("PATH") ?? "/usr/bin:/bin",
+      };
+      const resticRun = async (repo: string, cache: string) => {
+        const e = { ...env, RESTIC_REPOSITORY: repo, RESTIC_CACHE_DIR: `${work}/${cache}` };
+        const i = await run(restic, ["init"], { env: e });
+        if (i.code !== 0) throw new Error(`restic init: ${i.stderr}`);
+        const t0 = performance.now();
+        const b = await run(restic, ["backup", "--host", "bench", src], { env: e });
+        if (b.code !== 0) throw new Error(`restic backup: ${b.stderr}`);
+        return (performance.now() - t0) / 1000;
+      };
+      const local = await resticRun(`${work}/restic-local`, "cache-local");
+      const localRate = total / MB / local;
+      line(
+        "restic: into a local directory",
+        `${localRate.toFixed(1)} MB/s`,
+        `${local.toFixed(1)} s`,
+      );
+      const srv = await startServe(["restic", "--dir", g.clientDir, "--path", "bk:restic"]);
+      try {
+        const shoal = await resticRun(srv.line, "cache-shoal");
+        const rate = total / MB / shoal;
+        const ratio = rate / localRate;
+        line(
+          "restic: into Shoal (serve restic)",
+          `${rate.toFixed(1)} MB/s`,
+          `${shoal.toFixed(1)} s; ${(ratio * 100).toFixed(0)} % of local; target >= 50 %: ${
+            ratio >= 0.5 ? "met" : "MISSED"
+          }`,
+        );
+      } finally {
+        await srv.stop();
+      }
+    } finally {
+      await g.close();
+      await Deno.remove(work, { recursive: true }).catch(() => {});
+    }
+  },
+};
