@@ -215,7 +215,8 @@ export const BROWSER_JS = `"use strict";
         a.className = "download";
       }
       name.append(a);
-      if (!e.writecap) name.append(el("span", "read-only", "ro"));
+      // Immutable files are never writable; a directory or mutable file without its writecap is.
+      if (!e.writecap && e.kind !== "file") name.append(el("span", "read-only", "ro"));
       const acts = el("td", undefined, "acts");
       acts.append(button("share", () => share(e.name, e.readcap)));
       if (writable) {

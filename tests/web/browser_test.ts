@@ -49,6 +49,17 @@ Deno.test("file browser in Chromium: browse, upload, mkdir, rename, delete, shar
     }
     await gg.g.shoal(["client", "alias", "add", "--dir", gg.g.clientDir, "home", root]);
 
+    // The alias list: behind the token, names only.
+    const noTok = await fetch(`${gg.base}/api/aliases`);
+    assertEquals(noTok.status, 401);
+    await noTok.body?.cancel();
+    const names = await (await fetch(`${gg.base}/api/aliases`, { headers: auth })).text();
+    assertEquals(JSON.parse(names), { aliases: ["home"] });
+    assert(!names.includes("shoal:"), "no cap in the alias list");
+    const page0 = await fetch(`${gg.base}/browser`);
+    assertEquals(page0.status, 200);
+    assert((await page0.text()).includes("/browser.js"));
+
     browser = await chromium.launch({ executablePath: CHROMIUM, args: FLAGS, headless: true });
     const context = await browser.newContext({ acceptDownloads: true });
     const page = await context.newPage();
@@ -115,6 +126,7 @@ Deno.test("file browser in Chromium: browse, upload, mkdir, rename, delete, shar
       await page.click("#mkdir-button");
       await entry("pics").waitFor({ timeout: 15_000 });
       assertEquals(await entry("pics").getAttribute("data-kind"), "directory");
+      assertEquals(await entry("pics").locator(".ro").count(), 0, "a writable directory");
     });
 
     await t.step("rename (prompt) and delete (confirm accepted)", async () => {
@@ -153,7 +165,7 @@ Deno.test("file browser in Chromium: browse, upload, mkdir, rename, delete, shar
       assertEquals(await page.locator("#entries button.act-delete").count(), 0);
       assert(await page.locator("#actions").isHidden());
       assert(!page.url().includes("shoal:"), "the cap stays out of the address bar");
-      assertEquals(await entry("big.bin").locator(".ro").textContent(), "read-only");
+      assertEquals(await entry("pics").locator(".ro").textContent(), "read-only");
     });
 
     await t.step("phone width: no sideways scroll at 375 px", async () => {
