@@ -38,7 +38,6 @@ Deno.test("operator maintain, repair, and GSD expiry", opts, async (t) => {
       const op2 = `${g.root}/op-short`;
       // 0.0002 days is about 17 seconds of validity: enough for the set-up below to see it fresh
       // on a loaded machine (each step is a process start), then wait until it has lapsed.
-      const validUntil = Date.now() + 0.0002 * 86_400_000;
       await g.shoal([
         "operator",
         "create",
@@ -51,13 +50,15 @@ Deno.test("operator maintain, repair, and GSD expiry", opts, async (t) => {
       for (const s of g.servers.slice(0, 1)) {
         await g.shoal(["operator", "add-announcement", "--dir", op2, s.gsaReadcap]);
       }
+      // add-announcement signed the last version: its validity counts from now.
+      const validUntil = Date.now() + 0.0002 * 86_400_000;
       const text = await g.shoal(["operator", "get-introduction-text", "--dir", op2]);
       const c2 = `${g.root}/client-short`;
       await g.shoal(["client", "create-node", "--dir", c2, "--introducer-v3", text]);
       const fresh = await runShoal(["client", "servers", "--dir", c2, "--refresh"]);
       assertEquals(fresh.code, 0, fresh.stderr);
       assert(!fresh.stdout.includes("EXPIRED"), fresh.stdout);
-      await new Promise((r) => setTimeout(r, Math.max(0, validUntil - Date.now()) + 1500));
+      await new Promise((r) => setTimeout(r, Math.max(0, validUntil - Date.now()) + 2000));
       const stale = await runShoal(["client", "servers", "--dir", c2, "--refresh"]);
       assertEquals(stale.code, 0, stale.stderr);
       assert(stale.stdout.includes("*** EXPIRED ***"), stale.stdout);
