@@ -793,7 +793,12 @@ export interface CheckResult {
 }
 
 /** Report, per server, which version each share is (verifying whole blocks when `verifyBlocks`). */
-export async function check(ctx: MutableContext, keys: MutableVerifyKeys): Promise<CheckResult> {
+export async function check(
+  ctx: MutableContext,
+  keys: MutableVerifyKeys,
+  /** Judges health from the servermap instead (e.g. mutableHealth with the node's `happy`). */
+  judge?: (map: Servermap) => boolean,
+): Promise<CheckResult> {
   const map = await mapUpdate(ctx, keys, { waitAll: true });
   const newest = map.versions[0] ?? null;
   const newestDistinct = newest ? new Set(newest.holders.map((h) => h.share.shareNumber)).size : 0;
@@ -808,7 +813,9 @@ export async function check(ctx: MutableContext, keys: MutableVerifyKeys): Promi
       problem: sh.problem,
     })),
   }));
-  const healthy = newest !== null && servers.every((s) => s.shares.some((sh) => sh.newest));
+  const healthy = judge
+    ? judge(map)
+    : newest !== null && servers.every((s) => s.shares.some((sh) => sh.newest));
   return {
     storageIndex: map.storageIndex,
     newest: newest
