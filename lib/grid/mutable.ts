@@ -36,6 +36,7 @@ import {
 } from "../crypto/mod.ts";
 import type { ShareTestWrite } from "../storage/protocol.ts";
 import {
+  failedServers,
   GridError,
   NotEnoughServersError,
   RollbackError,
@@ -695,9 +696,7 @@ export async function publish(
   if (distinct < k) {
     throw new NotEnoughServersError(
       `only ${distinct} of ${n} shares were stored (need at least ${k}); ` +
-        `${failedNow.length} server(s) failed: ${
-          failedNow.slice(0, 3).map((f) => f.error).join("; ")
-        }`,
+        failedServers(failedNow.map((f) => f.error)),
     );
   }
   return { seqnum, rootHash: tree.root, k, n, placed: placedNow, failures: failedNow };

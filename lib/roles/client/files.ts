@@ -247,18 +247,6 @@ async function readAllLimited(
   return out;
 }
 
-/**
- * The grid layer lists at most 3 of its failed servers ("4 server(s) failed: a; b; c"): say how
- * many more there were, so the counts add up.
- */
-export function countedFailures(message: string): string {
-  return message.replace(
-    /(\d+) server\(s\) failed: ((?:[^;]*;){2}[^;()]*)/,
-    (all, n: string, list: string) =>
-      Number(n) > 3 ? `${n} server(s) failed (the first 3: ${list}; ${Number(n) - 3} more)` : all,
-  );
-}
-
 /** Regular files and their bytes under a local path (what `cp` will upload). */
 async function localTotals(
   path: string,
@@ -390,7 +378,7 @@ export class FileSession {
     }
     const x = this.#explain(e);
     if (!(x instanceof Error)) return x;
-    let msg = countedFailures(x.message);
+    let msg = x.message;
     if (up !== null && e instanceof UnrecoverableError) {
       msg = `${what ? `${what} cannot be read: ` : ""}${msg}; ${up} of ${total} known server(s) ` +
         "answer now";
