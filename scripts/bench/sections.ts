@@ -1,9 +1,11 @@
 /** Benchmark sections, in the order `deno task bench` runs them. */
+import { section as backup } from "./backup.ts";
 import { section as crypto } from "./crypto.ts";
 import { section as deepCheck } from "./deepcheck.ts";
 import { section as discovery } from "./discovery.ts";
 import { section as erasure } from "./erasure.ts";
 import { section as immutable } from "./immutable.ts";
+import { section as lab } from "./lab.ts";
 import { section as mutable } from "./mutable.ts";
 import { section as storage } from "./storage.ts";
 
@@ -21,6 +23,6 @@ export const sections: BenchSection[] = [
   discovery,
   immutable,
   deepCheck,
+  lab,
+  backup,
 ];
-sections.push((await import("./lab.ts")).section);
-sections.push((await import("./backup.ts")).section);

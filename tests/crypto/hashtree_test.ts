@@ -101,12 +101,24 @@ Deno.test("HashTree refuses no leaves, non-32-byte leaves and bad indices", () =
   assert.throws(() => t.neededHashes(-1), RangeError);
 });
 
-Deno.test("a tree of 10^5 leaves builds fast (about 0.5 s here; limit 2.5 s for loaded CI)", () => {
+Deno.test("a tree of 10^5 leaves builds in linear time and proves its last leaf", () => {
+  // Speed itself is the bench's job (`deno task bench crypto`); here the shape of the cost:
+  // 8x the leaves must cost about 8x the time (a quadratic build would cost 64x). Best of two
+  // builds each, measured in the same moment, so a loaded machine slows both alike.
+  const small = leavesOf(12_500);
   const leaves = leavesOf(100_000);
-  const t0 = performance.now();
+  const best = (l: Uint8Array[]) =>
+    Math.min(
+      ...[0, 1].map(() => {
+        const t0 = performance.now();
+        new HashTree(l);
+        return performance.now() - t0;
+      }),
+    );
+  best(small); // warm up the JIT
+  const ratio = best(leaves) / Math.max(best(small), 0.5);
+  assert.ok(ratio < 24, `8x the leaves cost ${ratio.toFixed(1)}x the time`);
   const tree = new HashTree(leaves);
-  const ms = performance.now() - t0;
-  assert.ok(ms < 2500, `took ${ms} ms`);
   assert.ok(verifyLeaf(tree.root, 100_000, 99_999, leaves[99_999], tree.neededHashes(99_999)));
   assert.equal(tree.neededHashes(0).length, 17);
 });

@@ -24,7 +24,15 @@ export interface ServerRow {
 /** `client servers --json` (with --refresh unless `refresh` is false). */
 export async function clientServers(dir: string, refresh = true): Promise<ServerRow[]> {
   return JSON.parse(
-    await shoalOk(["client", "servers", "--dir", dir, "--json", ...(refresh ? ["--refresh"] : [])]),
+    await shoalOk([
+      "client",
+      "servers",
+      "--dir",
+      dir,
+      "--json",
+      "--show-secrets",
+      ...(refresh ? ["--refresh"] : []),
+    ]),
   );
 }
 

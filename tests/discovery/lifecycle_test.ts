@@ -55,7 +55,15 @@ async function clientServers(
   refresh = true,
 ): Promise<{ nickname: string; serverId: string; storageUrls: string[] }[]> {
   return JSON.parse(
-    await shoal(["client", "servers", "--dir", dir, "--json", ...(refresh ? ["--refresh"] : [])]),
+    await shoal([
+      "client",
+      "servers",
+      "--dir",
+      dir,
+      "--json",
+      "--show-secrets",
+      ...(refresh ? ["--refresh"] : []),
+    ]),
   );
 }
 

@@ -1,6 +1,7 @@
 /** shoal.toml parsing: unknown and misplaced keys with their line, syntax errors with line:column. */
 import { assert, assertEquals } from "../helpers/assert.ts";
 import { parseClientConfig } from "../../lib/roles/client/node.ts";
+import { parseOperatorConfig, renderOperatorConfig } from "../../lib/roles/operator/mod.ts";
 import { parseConfig, renderConfig } from "../../lib/roles/storage/mod.ts";
 
 function throws(f: () => unknown, part: string) {
@@ -34,6 +35,19 @@ Deno.test("client shoal.toml: every problem names file, line and key", () => {
   throws(() => lazy.webPort, "C.toml:2: unknown key 'k' in [web] (it belongs in [shares])");
   throws(() => lazy.shares, "found k = 9, n = 3, happy = 7");
   throws(() => parseClientConfig("[client]\nfanout = 99\n", "C.toml"), "found 99");
+});
+
+Deno.test("operator shoal.toml: the rendered file parses; typos and bad values are named", () => {
+  assertEquals(parseOperatorConfig(renderOperatorConfig(30), "OP.toml").validity, 30 * 86400);
+  throws(
+    () => parseOperatorConfig("[operator]\ngsd_validty_days = 3\n", "OP.toml"),
+    "OP.toml:2: unknown key 'gsd_validty_days' in [operator]",
+  );
+  throws(() => parseOperatorConfig("[operator\n", "OP.toml"), "OP.toml:1:");
+  throws(
+    () => parseOperatorConfig("[operator]\ngsd_validity_days = -1\n", "OP.toml"),
+    "found -1",
+  );
 });
 
 Deno.test("storage shoal.toml: the rendered file has no unknown keys; typos are named", () => {

@@ -8,7 +8,7 @@
  *   OP/private/servers.json       the servers in the GSD, as last read (0600)
  *   OP/private/lease-secret       this node's lease secret (0600)
  */
-import { parse } from "smol-toml";
+import { describeUnknownKey, parseTomlText, trackReads, unreadKeys } from "../tomlconf.ts";
 import { base32Encode } from "../../codec/mod.ts";
 import {
   type Cap,
@@ -63,7 +63,7 @@ export interface OperatorNode {
   validity: number;
 }
 
-function renderConfig(validityDays: number): string {
+export function renderOperatorConfig(validityDays: number): string {
   return [
     "# Shoal operator node. Secrets live in private/ (mode 0600); never share gsd-writecap.",
     "[operator]",
@@ -74,23 +74,31 @@ function renderConfig(validityDays: number): string {
   ].join("\n");
 }
 
-async function readValidity(dir: string): Promise<number> {
-  const text = await readTextOrNull(`${dir}/${CONFIG_FILE}`);
-  if (text === null) return DEFAULT_GSD_VALIDITY_SECONDS;
-  let doc: Record<string, unknown>;
-  try {
-    doc = parse(text) as Record<string, unknown>;
-  } catch (e) {
-    throw new OperatorError(`${dir}/${CONFIG_FILE} is not valid TOML: ${(e as Error).message}`);
-  }
+/**
+ * The operator's shoal.toml: the GSD validity in seconds. Unknown keys and bad values are errors
+ * that name the file, the line and the value found.
+ */
+export function parseOperatorConfig(text: string, file: string): { validity: number } {
+  const raw = parseTomlText(text, file, (m) => new OperatorError(m));
+  const used = new Set<string>();
+  const doc = trackReads(raw, used);
   const days = (doc.operator as Record<string, unknown> | undefined)?.gsd_validity_days;
-  if (days === undefined) return DEFAULT_GSD_VALIDITY_SECONDS;
+  for (const u of unreadKeys(raw, used, text)) throw new OperatorError(describeUnknownKey(file, u));
+  if (days === undefined) return { validity: DEFAULT_GSD_VALIDITY_SECONDS };
   if (typeof days !== "number" || !(days > 0) || days > 3650) {
     throw new OperatorError(
-      `${dir}/${CONFIG_FILE}: operator.gsd_validity_days must be a number of days (0 < d <= 3650)`,
+      `${file}: operator.gsd_validity_days must be a number of days (0 < d <= 3650), found ${
+        JSON.stringify(days)
+      }`,
     );
   }
-  return Math.round(days * 86400);
+  return { validity: Math.round(days * 86400) };
+}
+
+async function readValidity(dir: string): Promise<number> {
+  const file = `${dir}/${CONFIG_FILE}`;
+  const text = await readTextOrNull(file);
+  return text === null ? DEFAULT_GSD_VALIDITY_SECONDS : parseOperatorConfig(text, file).validity;
 }
 
 export async function loadOperator(dirArg: string): Promise<OperatorNode> {
@@ -151,7 +159,7 @@ export async function createOperator(
     dir,
     formatIntroductionText({ gsdReadcap: readcap, storageUrls: urls }),
   );
-  await writeFileAtomic(`${dir}/${CONFIG_FILE}`, renderConfig(validity / 86400));
+  await writeFileAtomic(`${dir}/${CONFIG_FILE}`, renderOperatorConfig(validity / 86400));
   return await loadOperator(dir);
 }
 
