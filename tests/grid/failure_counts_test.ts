@@ -1,6 +1,7 @@
 /**
  * The grid's own "N server(s) failed" messages add up: at most 3 failures listed, and how many
- * more there were. Real storage server processes, four of five stopped.
+ * more there were. Real storage server processes, four of five stopped; five shares, so every
+ * server is asked.
  */
 import { assert, assertRejects } from "../helpers/assert.ts";
 import { TestGrid } from "../helpers/grid.ts";
@@ -15,10 +16,10 @@ Deno.test(
     const tg = await TestGrid.start(5);
     try {
       for (const i of [1, 2, 3, 4]) await tg.stop(i);
-      const grid = tg.grid(undefined, { k: 2, n: 4 });
+      const grid = tg.grid(undefined, { k: 2, n: 5 });
       const data = new Uint8Array(2000).fill(7);
       const up = await assertRejects(
-        () => grid.uploadImmutable(data, { k: 2, n: 4, happy: 3, convergenceSecret: null }),
+        () => grid.uploadImmutable(data, { k: 2, n: 5, happy: 3, convergenceSecret: null }),
         NotEnoughServersError,
       );
       assert(/4 server\(s\) failed \(the first 3: .*; 1 more\)$/.test(up.message), up.message);
