@@ -5,8 +5,8 @@
  *
  *   deno run -A scripts/screenshots.ts
  *
- * States: every server reachable; one server down; phone width; every
- * server down. PNGs at device scale 1, viewport 1100 px wide, to keep them
+ * States: every server reachable; the file browser; one server down;
+ * phone width; every server down. PNGs at device scale 1, viewport 1100 px wide, to keep them
  * small.
  */
 import { chromium } from "playwright-core";
@@ -45,6 +45,29 @@ try {
     console.log(`wrote docs/images/${name}.png`);
   };
   await shot("dashboard-ok");
+
+  // The file browser, on a small tree under the alias "home".
+  const auth = { authorization: `Bearer ${gg.token}` };
+  const put = async (method: string, path: string, body: string | null) => {
+    const r = await fetch(`${gg.base}${path}`, { method, headers: auth, body });
+    if (!r.ok) throw new Error(`${method} ${path}: ${r.status} ${await r.text()}`);
+    return (await r.text()).trim();
+  };
+  const home = await put("POST", "/uri?t=mkdir", null);
+  await put("POST", `/uri/${home}/photos?t=mkdir`, null);
+  await put("PUT", `/uri/${home}/notes.txt`, "shopping: milk, eggs\n");
+  await put("PUT", `/uri/${home}/report.pdf`, "%PDF".padEnd(180_000, "x"));
+  const shared = await put("PUT", `/uri?format=immutable`, "a file someone shared");
+  await put("PUT", `/uri/${home}/from-alice.txt?t=uri`, shared);
+  await gg.g.shoal(["client", "alias", "add", "--dir", gg.g.clientDir, "home", home]);
+  await page.setViewportSize({ width: 900, height: 520 });
+  await page.goto(`${gg.base}/browser#home`);
+  await page.locator('#entries tr[data-name="report.pdf"]').waitFor({ timeout: 15_000 });
+  await page.screenshot({ path: `${OUT}browser.png` });
+  console.log("wrote docs/images/browser.png");
+  await page.setViewportSize({ width: 1100, height: 700 });
+  await page.goto(`${gg.base}/`);
+  await page.locator("#health.ok").waitFor({ timeout: 30_000 });
 
   await gg.g.servers[3].proc!.stop();
   gg.g.servers[3].proc = null;

@@ -17,6 +17,7 @@ export const DASHBOARD_HTML = `<!doctype html>
 <body>
 <header>
   <h1>Shoal <span id="node-nickname"></span></h1>
+  <p id="files-link"><a href="/browser">Browse files</a></p>
   <p id="banner" class="banner" hidden></p>
   <p id="health" class="health checking" role="status">checking…</p>
   <p class="small">updated <span id="updated">never</span></p>
@@ -172,6 +173,7 @@ export const DASHBOARD_JS = `"use strict";
     const operator = s.role === "operator";
     $("upload-section").hidden = operator;
     $("shares-section").hidden = operator;
+    $("files-link").hidden = operator;
     document.title = operator ? "Shoal operator dashboard" : "Shoal dashboard";
     $("node-nickname").textContent = operator ? "— operator" : s.nickname ? "— " + s.nickname : "";
     $("updated").textContent = iso(s.now);

@@ -32,6 +32,7 @@ import {
   sharesOf,
 } from "./api.ts";
 import { DASHBOARD_CSS, DASHBOARD_HTML, DASHBOARD_JS } from "./dashboard.ts";
+import { BROWSER_CSS, BROWSER_HTML, BROWSER_JS } from "./browser.ts";
 import { recordUpload } from "../roles/client/uploads.ts";
 import type { UpkeepStatus } from "../roles/client/upkeep.ts";
 import {
@@ -58,6 +59,8 @@ export interface GatewayOptions {
   files: ApiContext | null;
   /** Served at /metrics behind the token (client nodes); absent: /metrics is 404. */
   metrics?: ClientMetrics;
+  /** This node's alias names (never their caps), for GET /api/aliases (client nodes). */
+  aliasNames?: () => Promise<string[]>;
 }
 
 function cookieName(port: number): string {
@@ -169,6 +172,19 @@ async function handle(req: Request, opts: GatewayOptions): Promise<Response> {
     });
   }
 
+  // The file browser (client nodes): static, no data in it.
+  const asset: Record<string, [string, string]> = {
+    "/browser": [BROWSER_HTML, "text/html"],
+    "/browser.js": [BROWSER_JS, "text/javascript"],
+    "/browser.css": [BROWSER_CSS, "text/css"],
+  };
+  if (safeMethod && opts.files && Object.hasOwn(asset, path)) {
+    const [body, type] = asset[path];
+    return new Response(body, {
+      headers: { ...PAGE_HEADERS, "content-type": `${type}; charset=utf-8` },
+    });
+  }
+
   if (path === "/metrics" && opts.metrics) {
     if (!safeMethod) throw new HttpError(405, "use GET /metrics");
     checkToken(req, opts.token, port);
@@ -224,6 +240,11 @@ function checkToken(req: Request, token: string, port: number): void {
 async function handleApi(req: Request, path: string, opts: GatewayOptions): Promise<Response> {
   if (path === "/api/status" && (req.method === "GET" || req.method === "HEAD")) {
     return jsonResponse(200, opts.status());
+  }
+  if (
+    path === "/api/aliases" && (req.method === "GET" || req.method === "HEAD") && opts.aliasNames
+  ) {
+    return jsonResponse(200, { aliases: (await opts.aliasNames()).sort() });
   }
   if (path === "/api/shares" && req.method === "POST" && opts.files) {
     let cap: unknown;
@@ -378,6 +399,7 @@ export async function startClientGateway(
       resolveAlias: async (name) => (await loadAliases(node.dir)).get(name) ?? null,
       recordUpload: (cap) => recordUpload(node.dir, cap, null),
     },
+    aliasNames: async () => [...(await loadAliases(node.dir)).keys()],
     status,
   }, node.config.webPort).catch((e) => {
     deps.signal.removeEventListener("abort", onAbort);

@@ -15,11 +15,13 @@ Deno.test(
   async () => {
     const g = await startJoinedGrid({ servers: 3 });
     try {
-      // 4-second leases, garbage collection by age every second, from now on: set after the grid
-      // is built (building it can take longer than a lease on a loaded machine).
+      // 10-second leases, garbage collection by age every second, from now on: set after the grid
+      // is built (building it can take longer than a lease on a loaded machine). A lease must
+      // outlast the gap between two renew-leases runs (each a process start, a refresh and a
+      // walk: up to ~4 s on a loaded machine), or a renewed object expires between two rounds.
       await Promise.all(g.servers.map(async (s) => {
         await s.proc!.stop();
-        await setConfig(s.node.dir, "storage", "lease_duration", "4s");
+        await setConfig(s.node.dir, "storage", "lease_duration", "10s");
         await setConfig(s.node.dir, "storage", "gc_interval", "1s");
         await setConfig(s.node.dir, "storage", "gc", "age");
         s.proc = await startStorageServer(s.node.dir);
@@ -35,7 +37,7 @@ Deno.test(
       await shoalOk(["client", "alias", "create", "--dir", C, "home"]);
       const kept = await shoalOk(["client", "put", "--dir", C, "--mutable", "-", "home:kept"]);
       assert(kept.startsWith("shoal:MUT-W1:"));
-      const end = Date.now() + 9000;
+      const end = Date.now() + 21_000;
       while (Date.now() < end) {
         const r = JSON.parse(await shoalOk(["client", "renew-leases", "--dir", C, "--json"]));
         assertEquals(r.objects, 2, "the alias directory and the file");

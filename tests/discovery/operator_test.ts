@@ -36,14 +36,16 @@ Deno.test("operator maintain, repair, and GSD expiry", opts, async (t) => {
 
     await t.step("an expired GSD is flagged loudly; re-signing clears it", async () => {
       const op2 = `${g.root}/op-short`;
-      // 0.00003 days is about 2.6 seconds of validity.
+      // 0.0002 days is about 17 seconds of validity: enough for the set-up below to see it fresh
+      // on a loaded machine (each step is a process start), then wait until it has lapsed.
+      const validUntil = Date.now() + 0.0002 * 86_400_000;
       await g.shoal([
         "operator",
         "create",
         "--dir",
         op2,
         "--validity-days",
-        "0.00003",
+        "0.0002",
         ...g.servers.flatMap((s) => ["--storage", s.url]),
       ]);
       for (const s of g.servers.slice(0, 1)) {
@@ -55,7 +57,7 @@ Deno.test("operator maintain, repair, and GSD expiry", opts, async (t) => {
       const fresh = await runShoal(["client", "servers", "--dir", c2, "--refresh"]);
       assertEquals(fresh.code, 0, fresh.stderr);
       assert(!fresh.stdout.includes("EXPIRED"), fresh.stdout);
-      await new Promise((r) => setTimeout(r, 3500));
+      await new Promise((r) => setTimeout(r, Math.max(0, validUntil - Date.now()) + 1500));
       const stale = await runShoal(["client", "servers", "--dir", c2, "--refresh"]);
       assertEquals(stale.code, 0, stale.stderr);
       assert(stale.stdout.includes("*** EXPIRED ***"), stale.stdout);
