@@ -28,3 +28,15 @@ export class RollbackError extends GridError {
 export class SourceChangedError extends GridError {
   override name = "SourceChangedError";
 }
+
+/**
+ * "N server(s) failed: a; b" — listing at most 3, and saying how many more there were so that
+ * the counts add up: "5 server(s) failed (the first 3: a; b; c; 2 more)".
+ */
+export function failedServers(errors: string[]): string {
+  const n = errors.length;
+  const list = errors.slice(0, 3).join("; ");
+  return n > 3
+    ? `${n} server(s) failed (the first 3: ${list}; ${n - 3} more)`
+    : `${n} server(s) failed: ${list}`;
+}

@@ -23,6 +23,7 @@ import {
   type CheckResult,
   createMutable,
   DEFAULT_MUTABLE_ENCODING,
+  mapUpdate,
   modify,
   type ModifyOptions,
   type MutableContext,
@@ -34,9 +35,16 @@ import {
   repair,
   retrieve,
   type RetrieveResult,
+  type Servermap,
   writeKeysFromSeed,
 } from "./mutable.ts";
 import type { ServerList } from "./servers.ts";
+import {
+  type MutableHealth,
+  mutableHealth,
+  respreadMutable,
+  type RespreadResult,
+} from "./mutable_respread.ts";
 import {
   checkImmutable,
   downloadImmutable,
@@ -156,7 +164,11 @@ export class Grid {
     });
   }
 
-  async checkMutable(cap: string | Cap): Promise<CheckResult> {
+  /**
+   * With `happy`, healthy means what upkeep and deep-check mean (mutableHealth):
+   * every share number of the newest version, no stale share, `happy` servers.
+   */
+  async checkMutable(cap: string | Cap, happy?: number): Promise<CheckResult> {
     const c = asCap(cap);
     let storageIndex: Uint8Array;
     let fingerprint: Uint8Array;
@@ -167,12 +179,39 @@ export class Grid {
       storageIndex = storageIndexFromFingerprint(keys.fingerprint);
       fingerprint = keys.fingerprint;
     }
-    return await check(this.context(storageIndex), { storageIndex, fingerprint });
+    const judge = happy === undefined
+      ? undefined
+      : (map: Servermap) => mutableHealth(map, happy).healthy;
+    return await check(this.context(storageIndex), { storageIndex, fingerprint }, judge);
   }
 
   async repairMutable(cap: string | Cap, encoding = this.mutableEncoding) {
     const { keys } = await this.#writeKeys(cap, "repair");
     return await repair(this.context(keys.storageIndex), keys, encoding);
+  }
+
+  /**
+   * Repair a mutable object without churn: nothing when its newest version is
+   * healthy (every share number, no stale share, `happy` servers); otherwise
+   * the missing or stale shares are rewritten with the same version
+   * (respreadMutable). Only when that version cannot be re-created exactly is
+   * it republished as a new version (`republished`).
+   */
+  async respreadMutable(cap: string | Cap, happy: number): Promise<{
+    repaired: boolean;
+    before: MutableHealth;
+    respread?: RespreadResult;
+    republished?: PublishResult;
+  }> {
+    const { keys } = await this.#writeKeys(cap, "repair");
+    const ctx = this.context(keys.storageIndex);
+    const map = await mapUpdate(ctx, keys, { waitAll: true });
+    const before = mutableHealth(map, happy);
+    if (before.healthy) return { repaired: false, before };
+    const respread = before.recoverable ? await respreadMutable(ctx, keys, map, happy) : null;
+    if (respread) return { repaired: respread.repaired, before, respread };
+    const rep = await repair(ctx, keys, this.mutableEncoding);
+    return { repaired: rep.repaired, before, republished: rep.result };
   }
 
   // ---- directories ----

@@ -34,6 +34,7 @@ import {
   verifyLeaf,
 } from "../crypto/mod.ts";
 import {
+  failedServers,
   GridError,
   NotEnoughServersError,
   SourceChangedError,
@@ -981,9 +982,7 @@ async function uploadOnce(
   const h = session.happiness();
   if (h < opts.happy) {
     const failed = session.failures.length
-      ? `; ${session.failures.length} server(s) failed: ${
-        session.failures.slice(0, 3).map((f) => f.error).join("; ")
-      }`
+      ? `; ${failedServers(session.failures.map((f) => f.error))}`
       : "";
     throw new NotEnoughServersError(
       `need ${opts.happy} servers holding distinct shares, have ${h} ` +
@@ -1056,9 +1055,7 @@ async function uploadOnce(
   if (complete < opts.happy) {
     throw new NotEnoughServersError(
       `need ${opts.happy} servers holding distinct shares, have ${complete} after the upload; ` +
-        `${session.failures.length} server(s) failed: ${
-          session.failures.slice(0, 3).map((f) => f.error).join("; ")
-        }`,
+        failedServers(session.failures.map((f) => f.error)),
     );
   }
   const cap = formatCap({

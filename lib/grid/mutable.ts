@@ -36,6 +36,7 @@ import {
 } from "../crypto/mod.ts";
 import type { ShareTestWrite } from "../storage/protocol.ts";
 import {
+  failedServers,
   GridError,
   NotEnoughServersError,
   RollbackError,
@@ -695,9 +696,7 @@ export async function publish(
   if (distinct < k) {
     throw new NotEnoughServersError(
       `only ${distinct} of ${n} shares were stored (need at least ${k}); ` +
-        `${failedNow.length} server(s) failed: ${
-          failedNow.slice(0, 3).map((f) => f.error).join("; ")
-        }`,
+        failedServers(failedNow.map((f) => f.error)),
     );
   }
   return { seqnum, rootHash: tree.root, k, n, placed: placedNow, failures: failedNow };
@@ -793,7 +792,12 @@ export interface CheckResult {
 }
 
 /** Report, per server, which version each share is (verifying whole blocks when `verifyBlocks`). */
-export async function check(ctx: MutableContext, keys: MutableVerifyKeys): Promise<CheckResult> {
+export async function check(
+  ctx: MutableContext,
+  keys: MutableVerifyKeys,
+  /** Judges health from the servermap instead (e.g. mutableHealth with the node's `happy`). */
+  judge?: (map: Servermap) => boolean,
+): Promise<CheckResult> {
   const map = await mapUpdate(ctx, keys, { waitAll: true });
   const newest = map.versions[0] ?? null;
   const newestDistinct = newest ? new Set(newest.holders.map((h) => h.share.shareNumber)).size : 0;
@@ -808,7 +812,9 @@ export async function check(ctx: MutableContext, keys: MutableVerifyKeys): Promi
       problem: sh.problem,
     })),
   }));
-  const healthy = newest !== null && servers.every((s) => s.shares.some((sh) => sh.newest));
+  const healthy = judge
+    ? judge(map)
+    : newest !== null && servers.every((s) => s.shares.some((sh) => sh.newest));
   return {
     storageIndex: map.storageIndex,
     newest: newest

@@ -17,18 +17,32 @@ export function readmeBlock(readme: string, after: string): string {
   return m[1];
 }
 
-/** Processes this test started (by pid): those running in, or naming, `marker`. Stop them. */
-async function killLeftovers(marker: string): Promise<void> {
+/** Processes of the example: in process group `pgid`, running in `marker`, or naming it. */
+async function exampleProcesses(pgid: number, marker: string): Promise<string[]> {
+  const found: string[] = [];
   for await (const e of Deno.readDir("/proc")) {
     if (!/^\d+$/.test(e.name)) continue;
+    const stat = await Deno.readTextFile(`/proc/${e.name}/stat`).catch(() => "");
+    // Fields after the parenthesised command: state ppid pgrp ...
+    const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
+    if (fields[0] === "Z") continue; // a zombie runs nothing
     const cmd = await Deno.readTextFile(`/proc/${e.name}/cmdline`).catch(() => "");
     const cwd = await Deno.readLink(`/proc/${e.name}/cwd`).catch(() => "");
-    if (cmd.includes(marker) || cwd.startsWith(marker)) {
-      try {
-        Deno.kill(Number(e.name), "SIGKILL");
-      } catch { /* gone */ }
+    if (Number(fields[2]) === pgid || cmd.includes(marker) || cwd.startsWith(marker)) {
+      found.push(`${e.name} ${cmd.replaceAll("\0", " ").trim()}`);
     }
   }
+  return found;
+}
+
+/** Waits (up to `ms`) until none of the example's processes remain; returns those that do. */
+async function awaitNone(pgid: number, marker: string, ms: number): Promise<string[]> {
+  let left = await exampleProcesses(pgid, marker);
+  for (let t = 0; t < ms && left.length; t += 200) {
+    await new Promise((r) => setTimeout(r, 200));
+    left = await exampleProcesses(pgid, marker);
+  }
+  return left;
 }
 
 Deno.test("README: the grid-by-hand example runs as written", {
@@ -54,15 +68,21 @@ Deno.test("README: the grid-by-hand example runs as written", {
     block.replaceAll("127.0.0.1:7001", `127.0.0.1:${port}`),
   ].join("\n");
   await Deno.writeTextFile(`${tmp}/example.sh`, script);
+  // The example runs in a process group of its own (setsid: its pid is the group's id), so that
+  // whatever it started, backgrounded or not, wherever it runs, is found and stopped by the group.
+  const child = new Deno.Command("setsid", {
+    args: ["bash", "-c", "bash -x example.sh > out.txt 2> err.txt < /dev/null"],
+    cwd: tmp,
+    stdin: "null",
+    stdout: "null",
+    stderr: "null",
+  }).spawn();
+  const pgid = child.pid;
+  const timer = setTimeout(() => killGroup(pgid), 300_000);
   try {
     // Output goes to files: a background server left by a failed run must not hold a pipe open.
-    const out = await new Deno.Command("timeout", {
-      args: ["300", "bash", "-c", "bash -x example.sh > out.txt 2> err.txt < /dev/null"],
-      cwd: tmp,
-      stdin: "null",
-      stdout: "null",
-      stderr: "null",
-    }).output();
+    const out = await child.status;
+    clearTimeout(timer);
     const stdout = await Deno.readTextFile(`${tmp}/out.txt`).catch(() => "");
     const stderr = await Deno.readTextFile(`${tmp}/err.txt`).catch(() => "");
     assertEquals(out.code, 0, `stdout:\n${stdout}\nstderr:\n${stderr}`);
@@ -70,24 +90,21 @@ Deno.test("README: the grid-by-hand example runs as written", {
     assertEquals(await Deno.readTextFile(`${tmp}/copy.txt`), "my report\n");
     assertEquals((await Deno.stat(`${tmp}/intro.txt`)).mode! & 0o777, 0o600);
     // `kill %1` stopped the storage server: nothing of the example is left running.
-    const left: string[] = [];
-    for await (const e of Deno.readDir("/proc")) {
-      if (!/^\d+$/.test(e.name)) continue;
-      const cwd = await Deno.readLink(`/proc/${e.name}/cwd`).catch(() => "");
-      if (cwd.startsWith(tmp)) left.push(e.name);
-    }
-    for (let i = 0; i < 50 && left.length; i++) {
-      await new Promise((r) => setTimeout(r, 200));
-      for (let j = left.length - 1; j >= 0; j--) {
-        if (!(await Deno.stat(`/proc/${left[j]}`).then(() => true, () => false))) left.splice(j, 1);
-      }
-    }
-    assertEquals(left, [], "processes of the example still running");
+    assertEquals(await awaitNone(pgid, tmp, 10_000), [], "processes of the example still running");
   } finally {
-    await killLeftovers(tmp);
+    clearTimeout(timer);
+    killGroup(pgid);
+    const left = await awaitNone(pgid, tmp, 5_000);
     await Deno.remove(tmp, { recursive: true }).catch(() => {});
+    assertEquals(left, [], "processes of the example survived SIGKILL of its group");
   }
 });
+
+function killGroup(pgid: number): void {
+  try {
+    Deno.kill(-pgid, "SIGKILL");
+  } catch { /* the group is empty */ }
+}
 
 Deno.test("./main.ts is executable (in git and on disk)", async () => {
   const st = await Deno.stat(`${ROOT}main.ts`);

@@ -3,7 +3,6 @@ import { assert, assertEquals } from "../helpers/assert.ts";
 import { parseClientConfig } from "../../lib/roles/client/node.ts";
 import { parseOperatorConfig, renderOperatorConfig } from "../../lib/roles/operator/mod.ts";
 import { parseConfig, renderConfig } from "../../lib/roles/storage/mod.ts";
-import { countedFailures } from "../../lib/roles/client/files.ts";
 
 function throws(f: () => unknown, part: string) {
   try {
@@ -69,13 +68,4 @@ Deno.test("storage shoal.toml: the rendered file has no unknown keys; typos are 
     () => parseConfig(text + "\n[web]\nport = 1\n", "S.toml"),
     "unknown table or key 'web'",
   );
-});
-
-Deno.test("failure counts add up: '4 server(s) failed' says how many it does not list", () => {
-  assertEquals(
-    countedFailures("need 3, have 1; 4 server(s) failed: a: refused; b: refused; c: timeout"),
-    "need 3, have 1; 4 server(s) failed (the first 3: a: refused; b: refused; c: timeout; 1 more)",
-  );
-  const three = "need 3, have 1; 3 server(s) failed: a; b; c";
-  assertEquals(countedFailures(three), three);
 });

@@ -247,18 +247,6 @@ async function readAllLimited(
   return out;
 }
 
-/**
- * The grid layer lists at most 3 of its failed servers ("4 server(s) failed: a; b; c"): say how
- * many more there were, so the counts add up.
- */
-export function countedFailures(message: string): string {
-  return message.replace(
-    /(\d+) server\(s\) failed: ((?:[^;]*;){2}[^;()]*)/,
-    (all, n: string, list: string) =>
-      Number(n) > 3 ? `${n} server(s) failed (the first 3: ${list}; ${Number(n) - 3} more)` : all,
-  );
-}
-
 /** Regular files and their bytes under a local path (what `cp` will upload). */
 async function localTotals(
   path: string,
@@ -390,7 +378,7 @@ export class FileSession {
     }
     const x = this.#explain(e);
     if (!(x instanceof Error)) return x;
-    let msg = countedFailures(x.message);
+    let msg = x.message;
     if (up !== null && e instanceof UnrecoverableError) {
       msg = `${what ? `${what} cannot be read: ` : ""}${msg}; ${up} of ${total} known server(s) ` +
         "answer now";
@@ -1309,22 +1297,36 @@ export class FileSession {
           `${r.display}: repairing a mutable file or directory needs its writecap; only a ${kind} cap is held`,
         );
       }
-      const res = await this.#guard(() => grid.repairMutable(r.cap));
-      const after = await this.#guard(() => grid.checkMutable(r.cap));
+      const { happy } = this.node.config.shares;
+      const res = await this.#guard(() => grid.respreadMutable(r.cap, happy));
+      const after = await this.#guard(() => grid.checkMutable(r.cap, happy));
       const rep = this.#mutableReport(r, kind, after, []);
       rep.repaired = res.repaired;
-      const placed = res.result?.placed.length ?? 0;
-      const failed = res.result?.failures.length ?? 0;
-      rep.summary.unshift(
-        res.repaired
-          ? `repaired: rewrote the newest contents (unchanged) as version ${res.result?.seqnum} ` +
-            `on ${placed} server(s)${failed ? `; ${failed} server(s) could not be written` : ""}`
-          : "repair not needed: every server holds the newest version",
-      );
+      let line: string;
+      if (res.republished) {
+        const placed = res.republished.placed.length;
+        const failed = res.republished.failures.length;
+        line = `repaired: the newest version could not be re-created exactly; rewrote its ` +
+          `contents (unchanged) as version ${res.republished.seqnum} on ${placed} server(s)` +
+          (failed ? `; ${failed} server(s) could not be written` : "");
+      } else if (res.respread) {
+        const shares = res.respread.written.reduce((a, w) => a + w.shares.length, 0);
+        const failed = res.respread.failures.length;
+        line = res.repaired
+          ? `repaired: rewrote ${shares} share(s) of version ${res.respread.seqnum} (kept) ` +
+            `on ${res.respread.written.length} server(s)` +
+            (failed ? `; ${failed} server(s) could not be written` : "")
+          : `repair not possible: no share could be written` +
+            (failed ? ` (${failed} server(s) failed)` : "");
+      } else {
+        line = "repair not needed: the newest version is healthy";
+      }
+      rep.summary.unshift(line);
       rep.detail = jsonSafe({ repaired: res.repaired, before: res.before, after });
       return rep;
     }
-    const res = await this.#guard(() => grid.checkMutable(r.cap));
+    const { happy } = this.node.config.shares;
+    const res = await this.#guard(() => grid.checkMutable(r.cap, happy));
     const problems: string[] = [];
     if (mode === "verify" && !isVerifyCap(r.parsed) && res.recoverable) {
       const got = await this.#guard(() => grid.readMutable(r.cap));
