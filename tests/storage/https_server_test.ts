@@ -212,8 +212,10 @@ Deno.test("responses of 600 B to 200 kB come without the ~40 ms delayed-ACK stal
         assert.deepEqual(r!.body, pattern(n));
       }
       times.sort((a, b) => a - b);
-      // Deno.serve over TLS took 44 ms here for every size (Nagle + delayed ACK).
-      assert.ok(times[4] < 20, `${n} B: median ${times[4].toFixed(1)} ms`);
+      // Deno.serve over TLS took 44 ms here for every size and every request (Nagle + delayed
+      // ACK). That stall hits each request, so even the fastest of nine shows it; a loaded
+      // machine slows only some, so the second fastest is the robust figure.
+      assert.ok(times[1] < 20, `${n} B: second fastest of 9 took ${times[1].toFixed(1)} ms`);
     }
   } finally {
     c.close();
