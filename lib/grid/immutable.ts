@@ -80,7 +80,6 @@ import {
   mapLimit,
   permuteServers,
   serverKey,
-  STRAGGLER_GRACE_MIN_MS,
 } from "./servers.ts";
 
 const ZERO_IV = new Uint8Array(16);
@@ -93,6 +92,8 @@ const ZERO_IV = new Uint8Array(16);
 const PATCH_CHUNK = 2 * 1024 * 1024;
 /** Upload: bytes handed to PATCHes not yet acknowledged, across all servers. */
 const MAX_INFLIGHT_BYTES = 12 * 1024 * 1024;
+/** The least time a PATCH may go unacknowledged before its server counts as down (room()). */
+const UPLOAD_STALL_MIN_MS = 8_000;
 /** Upload: most PATCH buffers kept for reuse per upload. */
 const POOL_MAX = 16;
 /**
@@ -620,8 +621,10 @@ class UploadSession {
    * Wait until the bytes in flight to live servers drop below the budget. A
    * server that stops acknowledging would otherwise hold the whole budget
    * until its requests' deadlines: while waiting, a server whose oldest PATCH
-   * is older than max(2 · STRAGGLER_GRACE_MIN_MS, 4 × the average
-   * acknowledgement time) fails as late, when the others give happiness without it.
+   * is older than max(UPLOAD_STALL_MIN_MS, 8 × the average acknowledgement
+   * time) fails as late, when the others give happiness without it. The floor
+   * is generous: an honest server's fsync on a busy disk can take seconds, and
+   * a share dropped for being slow is a share the file lacks.
    */
   async room(): Promise<void> {
     while (this.#liveInflight() > MAX_INFLIGHT_BYTES) {
@@ -643,7 +646,7 @@ class UploadSession {
 
   #dropStalled(): void {
     const now = performance.now();
-    const grace = Math.max(2 * STRAGGLER_GRACE_MIN_MS, 4 * this.#ackMs);
+    const grace = Math.max(UPLOAD_STALL_MIN_MS, 8 * this.#ackMs);
     const stalled = new Set<string>();
     for (const [job, t] of this.#flushes) {
       if (!t.failed && now - (this.#started.get(job) ?? now) > grace) stalled.add(t.key);
