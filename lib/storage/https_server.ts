@@ -611,8 +611,20 @@ interface Wire {
    * array goes out as one gathered write (no copy into one buffer).
    */
   write(data: Uint8Array | Uint8Array[]): Promise<void>;
+  /** Ends the connection now (a reset if the client is still sending). */
   close(): void;
+  /**
+   * Ends the connection gracefully after an answer: sends our end, then reads
+   * and discards what the client still sends (a body we refused) for at most
+   * `ms` or `maxBytes`, so the answer is not lost to a reset. Resolves once closed.
+   */
+  linger(ms: number, maxBytes: number): Promise<void>;
 }
+
+/** How long a closed connection keeps draining a client's unread request body (ms). */
+const LINGER_MS = 2000;
+/** At most this many bytes are drained from a closed connection before it is reset. */
+const LINGER_BYTES = 16 * 1024 * 1024;
 
 /** Bytes received and not yet read before the socket is paused (backpressure). */
 const SOCKET_HIGH_WATER = 256 * 1024;
@@ -623,12 +635,14 @@ function socketWire(socket: TLSSocket): Wire {
   let ended = false;
   let failure: Error | null = null;
   let wake: (() => void) | null = null;
+  let discarding = false;
   const notify = () => {
     const w = wake;
     wake = null;
     w?.();
   };
   socket.on("data", (d: Uint8Array) => {
+    if (discarding) return;
     queue.push(d);
     queued += d.length;
     if (queued > SOCKET_HIGH_WATER) socket.pause();
@@ -684,6 +698,26 @@ function socketWire(socket: TLSSocket): Wire {
     },
     close() {
       socket.destroy();
+    },
+    linger(ms, maxBytes) {
+      return new Promise<void>((resolve) => {
+        if (socket.destroyed) return resolve();
+        discarding = true;
+        queue.length = 0;
+        queued = 0;
+        let dropped = 0;
+        const timer = setTimeout(() => socket.destroy(), ms);
+        socket.once("close", () => {
+          clearTimeout(timer);
+          resolve();
+        });
+        socket.on("data", (d: Uint8Array) => {
+          dropped += d.length;
+          if (dropped > maxBytes) socket.destroy();
+        });
+        socket.resume();
+        socket.end();
+      });
     },
   };
 }
@@ -814,10 +848,21 @@ export function serveHttps(opts: HttpsServerOptions): HttpsServer {
     server.listen({ host: ip, port });
   }
 
-  const closeConn = (conn: Wire) => {
+  // Connections closed after an answer, still draining what their client sends.
+  const lingering = new Set<Wire>();
+  const settled = () => {
+    if (closing && conns.size === 0 && lingering.size === 0) connsDone?.();
+  };
+  const closeConn = (conn: Wire, linger = false) => {
     if (!conns.delete(conn)) return;
-    conn.close();
-    if (closing && conns.size === 0) connsDone?.();
+    if (linger && !closing) {
+      lingering.add(conn);
+      void conn.linger(LINGER_MS, LINGER_BYTES).then(() => {
+        lingering.delete(conn);
+        settled();
+      });
+    } else conn.close();
+    settled();
   };
 
   async function serveConn(conn: Wire): Promise<void> {
@@ -958,13 +1003,16 @@ export function serveHttps(opts: HttpsServerOptions): HttpsServer {
         }
       }
     } finally {
-      closeConn(conn);
+      // A client may still be sending (a refused body): drain it so it reads our answer.
+      closeConn(conn, true);
     }
   }
 
   const finished = (async () => {
     if (!listenerClosed) await new Promise<void>((res) => (onListenerClosed = res));
-    if (conns.size > 0) await new Promise<void>((res) => (connsDone = res));
+    if (conns.size > 0 || lingering.size > 0) {
+      await new Promise<void>((res) => (connsDone = res));
+    }
   })();
 
   return {
@@ -974,10 +1022,12 @@ export function serveHttps(opts: HttpsServerOptions): HttpsServer {
       closing = true;
       server.close();
       for (const [c, s] of conns) if (!s.busy) closeConn(c);
-      if (conns.size === 0) connsDone?.();
+      for (const c of lingering) c.close();
+      settled();
     },
     closeAll() {
       for (const c of [...conns.keys()]) closeConn(c);
+      for (const c of lingering) c.close();
     },
     finished,
     connections: () => conns.size,
