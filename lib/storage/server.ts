@@ -535,6 +535,43 @@ async function batchList(
   return { entries };
 }
 
+/**
+ * Bytes of shares stored, for the version answer (docs/storage-protocol.md §6.1): a walk of the
+ * store at most every USED_MAX_AGE_MS, answered from the last walk meanwhile. A first answer waits
+ * for its walk at most USED_FIRST_WAIT_MS; null (the field left out) until a walk has finished.
+ */
+const USED_MAX_AGE_MS = 30_000;
+const USED_FIRST_WAIT_MS = 1_000;
+
+function usedBytes(store: ShareStore): () => Promise<number | null> {
+  // The store's clock (ms), so a test can move it.
+  const now = () => store.now();
+  let last: { at: number; value: number } | null = null;
+  let walking: Promise<number | null> | null = null;
+  const walk = () =>
+    walking ??= store.usage().then(
+      (u) => {
+        last = { at: now(), value: u.immutable.bytes + u.mutable.bytes };
+        return last.value;
+      },
+      () => last?.value ?? null,
+    ).finally(() => (walking = null));
+  return async () => {
+    if (last && now() - last.at < USED_MAX_AGE_MS) return last.value;
+    const w = walk();
+    if (last) return last.value;
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    try {
+      return await Promise.race([
+        w,
+        new Promise<null>((res) => (timer = setTimeout(() => res(null), USED_FIRST_WAIT_MS))),
+      ]);
+    } finally {
+      clearTimeout(timer);
+    }
+  };
+}
+
 /** Build the storage protocol handler over `store`. */
 export function createStorageHandler(
   store: ShareStore,
@@ -543,6 +580,7 @@ export function createStorageHandler(
   const maxBody = opts.maxBodySize ?? DEFAULT_MAX_BODY_SIZE;
   const maxSlots = opts.maxBatchSlots ?? DEFAULT_MAX_BATCH_SLOTS;
   const watches = new WatchHub(store, opts.watch);
+  const used = usedBytes(store);
   const log = opts.log ?? ((l: string) => console.error(l));
   const expectedAuth = utf8(`${AUTH_SCHEME} ${base32Encode(opts.swissnum)}`);
 
@@ -576,6 +614,8 @@ export function createStorageHandler(
         maxBatchSlots: maxSlots,
         leaseDuration: store.leaseDuration,
       };
+      const u = await used();
+      if (u !== null) v.used = u;
       return cborResponse(v);
     }
 

@@ -65,6 +65,12 @@ Deno.test("dashboard in Chromium: servers, a server down, a removal, upload/down
       for (const s of ["s0", "s1", "s2", "s3"]) {
         await row(s).locator("td.reachable.up").waitFor({ timeout: 15_000 });
       }
+      // Space used, from the version answer: every server holds the GSD and the GSAs.
+      await page.waitForFunction(
+        "[...document.querySelectorAll('#servers tbody td.used')].every((td) => /bytes|KB|MB/.test(td.textContent))",
+        null,
+        { timeout: 15_000 },
+      );
       assert((await page.locator("#gsd-seqnum").textContent())!.match(/^\d+$/));
       await page.waitForFunction(
         "document.getElementById('gsd-holders').textContent.split(', ').length === 4",
