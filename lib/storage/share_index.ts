@@ -3,7 +3,7 @@
  * `POST /batch-list` (docs/storage-protocol.md §6.6). Without it every
  * listed storage index cost two directory reads (one per namespace, most of
  * them of a directory that does not exist), which made the servers' batch-list
- * answers most of a deep check's time (docs/performance.md §9).
+ * answers most of a deep check's time (docs/performance.md §8).
  *
  * The index is kept per prefix directory (`<kind>/<first two characters>/`,
  * 1024 per namespace) and filled lazily: a lookup in a prefix not yet indexed
@@ -17,7 +17,7 @@
  * collection) call `refresh` after they are on disk, which re-reads that one
  * directory, so the index is exact for them. A change made behind the store's
  * back is seen once the prefix is indexed again: each prefix is re-read at
- * most RESCAN_MS after it was indexed (and at restart, the index being in
+ * most RESCAN_MS (a day) after it was indexed (and at restart, the index being in
  * memory only). Memory is bounded: past `maxEntries` storage indexes no new
  * prefix is indexed and lookups go to the disk.
  */
@@ -25,7 +25,7 @@
 /** Most storage indexes (both namespaces) held in the index by default (~100 B each). */
 export const DEFAULT_MAX_INDEXED = 1_000_000;
 /** An indexed prefix is read from disk again after this long (changes behind the store's back). */
-export const RESCAN_MS = 10 * 60 * 1000;
+export const RESCAN_MS = 24 * 3600 * 1000;
 
 export type IndexKind = "immutable" | "mutable";
 
