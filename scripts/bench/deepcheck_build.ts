@@ -11,7 +11,7 @@
  * and have read none of these storage indexes, so nothing they cached goes
  * stale. The check itself then runs over HTTPS like any client's.
  */
-import { type GridServer, type StorageApi } from "../../lib/grid/mod.ts";
+import type { GridServer, StorageApi } from "../../lib/grid/mod.ts";
 import { ShareStore, type StorageUrl } from "../../lib/storage/mod.ts";
 
 /** Largest batch-read answer, as the servers' default max_body_size. */
