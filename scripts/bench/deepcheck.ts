@@ -27,8 +27,9 @@ const FILES = Number(Deno.env.get("DEEPCHECK_FILES") ?? 10_000);
 const VERIFY_FILES = Number(Deno.env.get("DEEPCHECK_VERIFY_FILES") ?? 1000);
 const PER_DIR = 100;
 const FILE_BYTES = 200;
-/** What main measured before the batch-list index (docs/leases-and-upkeep.md §5, load 37–44). */
-const BASELINE = "before: 35.0 s / 38.9 s at load 37-44, 13 requests per server";
+/** Main before the batch-list index (docs/performance.md §8.2; load 27-31), this bench. */
+const BASELINE =
+  "before: 33.2 s cold / 30.7 s warm (servers' CPU 9.6 / 8.5 s), 13 requests per server";
 
 async function run(): Promise<void> {
   console.log(`machine: ${machineLine()}`);
