@@ -74,6 +74,8 @@ export interface Listing {
   /** Directory-wide metadata. */
   meta: Record<string, unknown>;
   entries: FsNode[];
+  /** Entries left out because they hold a cap this version cannot use (name, and why). */
+  unreadable: { name: string; why: string }[];
 }
 
 type Change = (doc: DirectoryDoc) => DirectoryDoc | null;
@@ -251,14 +253,17 @@ export class ShoalFs {
     const grid = await this.ctx.getGrid();
     const doc = await this.#entries(grid, dir);
     const entries: FsNode[] = [];
+    const unreadable: Listing["unreadable"] = [];
     for (const e of doc.entries) {
       try {
         entries.push(await nodeOf([...dir.path, e.name], e.writecap ?? e.readcap, e.metadata));
-      } catch {
-        // An entry holding a malformed cap is skipped rather than breaking the listing.
+      } catch (err) {
+        // An entry holding a malformed cap is left out rather than breaking the listing; the
+        // caller is told, so a copy or walk can say what it could not take.
+        unreadable.push({ name: e.name, why: (err as Error)?.message ?? String(err) });
       }
     }
-    return { dir, seqnum: doc.seqnum, meta: doc.meta, entries };
+    return { dir, seqnum: doc.seqnum, meta: doc.meta, entries, unreadable };
   }
 
   /** The size of a file, reading a mutable file when its entry does not record one. */

@@ -8,6 +8,7 @@
  */
 import { assert, assertEquals } from "../helpers/assert.ts";
 import { startJoinedGrid } from "../helpers/joined_grid.ts";
+import { loadClientNode, openGrid } from "../../lib/roles/client/node.ts";
 import { fails, ok, run, snapshot, testBytes } from "./files_helpers.ts";
 
 const opts = { sanitizeResources: false, sanitizeOps: false };
@@ -255,6 +256,22 @@ Deno.test("client file commands on a real grid", opts, async (t) => {
           "must be an existing directory",
         ),
       );
+    });
+
+    await t.step("cp -r names an entry it cannot copy and fails, copying the rest", async () => {
+      // A directory written by a newer version: one entry holds a cap kind this one lacks.
+      const grid = await openGrid(await loadClientNode(g.clientDir));
+      const file = (await ok(sh("ls", "--json", "t:tree"))).trim();
+      const a = JSON.parse(file).entries.find((e: { name: string }) => e.name === "a.txt");
+      const odd = await grid.createDirectory([
+        { name: "a.txt", readcap: a.readcap ?? a.cap, metadata: {} },
+        { name: "future", readcap: "x-future-cap:v9:abc", metadata: {} },
+      ]);
+      await ok(sh("ln", odd, "t:odd"));
+      const r = await fails(sh("cp", "-r", "t:odd", `${tmp}/odd`), 1);
+      assert(r.stderr.includes("t:odd/future"), r.stderr);
+      assert(r.stderr.includes("cannot use"), r.stderr);
+      assertEquals(await Deno.readTextFile(`${tmp}/odd/a.txt`), "alpha\n");
     });
 
     await t.step("check, verify, repair (text and --json); exit 1 when not healthy", async () => {

@@ -124,6 +124,23 @@ Deno.test("lib/fs: paths under a root cap on a real grid", async (t) => {
       ]]);
     });
 
+    await t.step(
+      "an entry holding a cap this version cannot use is reported, not hidden",
+      async () => {
+        const a = await fs.resolve(["docs", "a.bin"]);
+        const odd = await grid.createDirectory([
+          { name: "future", readcap: "x-future-cap:v9:abc", metadata: {} },
+          { name: "ok.bin", readcap: a.readcap, metadata: {} },
+        ]);
+        await fs.link(["odd"], odd);
+        const l = await fs.list(["odd"]);
+        assertEquals(l.entries.map((e) => e.name), ["ok.bin"]);
+        assertEquals(l.unreadable.map((u) => u.name), ["future"]);
+        assert(l.unreadable[0].why.length > 0, "says why");
+        await fs.unlink(["odd"]);
+      },
+    );
+
     await t.step("metadata: entry and root, ctime/mtime/size kept", async () => {
       await fs.updateMetadata(["docs", "a.bin"], (m) => ({ ...m, color: "red", size: 1 }));
       const n = await fs.resolve(["docs", "a.bin"]);

@@ -25,6 +25,7 @@ import {
 } from "../../crypto/mod.ts";
 import { failedPath, type FsContext, FsError, type FsNode, ShoalFs } from "../../fs/mod.ts";
 import { type Grid, NotEnoughServersError, UnrecoverableError } from "../../grid/mod.ts";
+import { printable } from "./local.ts";
 import { probeServers } from "./probe.ts";
 import { loadAliases } from "./aliases.ts";
 import { type ClientNode, convergenceSecret, loadClientNode, openGrid } from "./node.ts";
@@ -318,6 +319,14 @@ export class FileSession {
   /** The entries of directory `dir`, sorted by name. */
   async children(dir: Resolved): Promise<Resolved[]> {
     const l = await this.#inFs(dir, (fs) => fs.list([]));
+    for (const u of l.unreadable) {
+      // Never silently: a copy that leaves an entry out fails at the end, naming it.
+      const why = `${dir.display}/${printable(u.name)}: holds a cap this version cannot use (${
+        printable(u.why)
+      }); left out`;
+      this.opts.log?.(`skipping ${why}`);
+      this.stats.skipped.push(why);
+    }
     return l.entries.map((n) => this.#fromNode(dir, n));
   }
 
