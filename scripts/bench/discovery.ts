@@ -80,7 +80,14 @@ import type { BenchSection } from "./sections.ts";
 const SIZES = (Deno.env.get("SHOAL_BENCH_DISCOVERY_SIZES") ?? "10,50,200").split(",").map(Number);
 const JOINS = 5;
 const REFRESHES = 10;
-const CLIENTS = 20;
+/** Running clients in the removal and commission figures; SHOAL_BENCH_DISCOVERY_CLIENTS=5 fewer. */
+const CLIENTS = Number(Deno.env.get("SHOAL_BENCH_DISCOVERY_CLIENTS") ?? 20);
+/** SHOAL_BENCH_DISCOVERY_TIMELINE=1: print a per-second timeline of the removal figure. */
+const TIMELINE = Deno.env.get("SHOAL_BENCH_DISCOVERY_TIMELINE") === "1";
+/** Parts to run; SHOAL_BENCH_DISCOVERY_PARTS="removal" runs only that one (default all). */
+const PARTS = new Set(
+  (Deno.env.get("SHOAL_BENCH_DISCOVERY_PARTS") ?? "join,removal,convergence,before").split(","),
+);
 const REMOVAL_TIMEOUT_MS = 60_000;
 
 interface BenchGrid {
@@ -149,6 +156,98 @@ async function newClient(root: string, name: string, introText: string): Promise
 }
 
 const sum = (xs: number[]) => xs.reduce((a, b) => a + b, 0);
+
+/**
+ * CPU seconds (user + system) used so far by this process and by its live child processes
+ * (the server pools), from /proc (Linux; 0 elsewhere): beside wall time it shows whether a
+ * figure waited on the machine's cores rather than on the code.
+ */
+function cpuSeconds(): { self: number; children: number } {
+  const ticks = (pid: string) => {
+    try {
+      const f = Deno.readTextFileSync(`/proc/${pid}/stat`);
+      const rest = f.slice(f.lastIndexOf(")") + 2).split(" ");
+      return Number(rest[11]) + Number(rest[12]); // utime, stime (fields 14, 15)
+    } catch {
+      return 0;
+    }
+  };
+  let children = 0;
+  try {
+    for (const t of Deno.readDirSync(`/proc/${Deno.pid}/task`)) {
+      const kids = Deno.readTextFileSync(`/proc/${Deno.pid}/task/${t.name}/children`).trim();
+      for (const k of kids ? kids.split(" ") : []) children += ticks(k);
+    }
+  } catch { /* not Linux */ }
+  return { self: ticks(String(Deno.pid)) / 100, children: children / 100 };
+}
+
+/** "CPU 12.3 s (bench 8.1 s + servers 4.2 s) in 9.0 s wall on 2 cores": since `from`. */
+function cpuNote(from: { cpu: ReturnType<typeof cpuSeconds>; t: number }): string {
+  const now = cpuSeconds();
+  const self = now.self - from.cpu.self;
+  const kids = now.children - from.cpu.children;
+  const wall = (performance.now() - from.t) / 1000;
+  const cores = navigator.hardwareConcurrency;
+  return `CPU ${(self + kids).toFixed(1)} s (clients ${self.toFixed(1)} s + servers ${
+    kids.toFixed(1)
+  } s) in ${wall.toFixed(1)} s wall on ${cores} cores (${
+    Math.round((self + kids) / wall / cores * 100)
+  }% busy)`;
+}
+
+/**
+ * Every second until stopped: this process's event-loop lag (how late a 100 ms timer fired,
+ * worst in the second), CPU of this process and of the server pools, and open descriptors.
+ */
+function sampler(): { stop(): string[] } {
+  const rows: string[] = [];
+  let lagMax = 0;
+  let last = performance.now();
+  const tick = setInterval(() => {
+    const now = performance.now();
+    lagMax = Math.max(lagMax, now - last - 100);
+    last = now;
+  }, 100);
+  let prev = { cpu: cpuSeconds(), t: performance.now() };
+  const t0 = prev.t;
+  const sec = setInterval(() => {
+    const cpu = cpuSeconds();
+    const t = performance.now();
+    const dt = (t - prev.t) / 1000;
+    let fds = 0;
+    try {
+      for (const _ of Deno.readDirSync(`/proc/${Deno.pid}/fd`)) fds++;
+    } catch { /* not Linux */ }
+    rows.push(
+      `t=${((t - t0) / 1000).toFixed(0)}s lag ${lagMax.toFixed(0)} ms, clients ${
+        Math.round((cpu.self - prev.cpu.self) / dt * 100)
+      }% + servers ${Math.round((cpu.children - prev.cpu.children) / dt * 100)}% CPU, ${fds} fds`,
+    );
+    lagMax = 0;
+    prev = { cpu, t };
+  }, 1000);
+  return {
+    stop() {
+      clearInterval(tick);
+      clearInterval(sec);
+      return rows;
+    },
+  };
+}
+
+/** The distinct reasons among failed-refresh log lines, most frequent first (at most 4). */
+function failureReasons(lines: string[]): string {
+  const counts = new Map<string, number>();
+  for (const l of lines) {
+    // Server ids and times differ between lines; the reason is what is left.
+    const k = l.replace(/^refresh failed[^:]*: /, "").replace(/\b[a-z2-7]{8}\b/g, "ID")
+      .replace(/\d+/g, "N").slice(0, 200);
+    counts.set(k, (counts.get(k) ?? 0) + 1);
+  }
+  return [...counts].sort((a, b) => b[1] - a[1]).slice(0, 4).map(([k, n]) => `${n}x ${k}`)
+    .join(" | ");
+}
 
 async function joinAndRefresh(
   servers: BenchServers,
@@ -265,8 +364,17 @@ async function removal(g: BenchGrid, root: string): Promise<void> {
     }
     const seen: (number | null)[] = clients.map(() => null);
     const failures: string[] = [];
+    const timeline = TIMELINE ? sampler() : null;
+    const tStart = performance.now();
     for (const [i, c] of clients.entries()) {
       runs.push(runClient(c, ctrl.signal, (l) => {
+        if (TIMELINE && /^(refresh failed|removed:)/.test(l)) {
+          console.log(
+            `    t=${((performance.now() - tStart) / 1000).toFixed(1)}s client ${i}: ${
+              l.slice(0, 160)
+            }`,
+          );
+        }
         if (l.startsWith("removed:") && seen[i] === null) seen[i] = performance.now();
         if (l.startsWith("refresh failed")) failures.push(l);
       }, { web: false }));
@@ -281,6 +389,8 @@ async function removal(g: BenchGrid, root: string): Promise<void> {
       mutableEncoding: "everywhere",
     });
     const now = Math.floor(Date.now() / 1000);
+    const cpu0 = { cpu: cpuSeconds(), t: performance.now() };
+    const startFailures = failures.splice(0); // the clients' start, before the write
     const t0 = performance.now();
     await others.modifyDirectory(g.gsdWritecap, (entries) => ({
       entries: entries.filter((e) => e.name !== gsdEntryName(victim)),
@@ -302,6 +412,23 @@ async function removal(g: BenchGrid, root: string): Promise<void> {
       `after the republish; median client ${ms(median(after))}` +
         (failures.length ? `; ${failures.length} failed refreshes` : ""),
     );
+    line(`${g.m} servers: removal, machine while the clients caught up`, cpuNote(cpu0));
+    if (timeline) {
+      console.log(
+        `    (clients started at t=0, republish at t=${((t0 - tStart) / 1000).toFixed(1)}s)`,
+      );
+      for (const r of timeline.stop()) console.log(`    ${r}`);
+    }
+    if (startFailures.length) {
+      line(
+        `${g.m} servers: removal, failed refreshes in the 2.5 s before the write`,
+        `${startFailures.length}`,
+        failureReasons(startFailures),
+      );
+    }
+    if (failures.length) {
+      line(`${g.m} servers: removal, why refreshes failed`, failureReasons(failures));
+    }
   } finally {
     ctrl.abort();
     await Promise.all(runs);
@@ -337,9 +464,11 @@ async function convergence(servers: BenchServers, g: BenchGrid, root: string): P
       clients.push(c);
     }
     const seen: (number | null)[] = clients.map(() => null);
+    const failures: string[] = [];
     for (const [i, c] of clients.entries()) {
       runs.push(runClient(c, ctrl.signal, (l) => {
         if (l.startsWith("added:") && seen[i] === null) seen[i] = performance.now();
+        if (l.startsWith("refresh failed")) failures.push(l);
       }, { web: false }));
     }
     await new Promise((r) => setTimeout(r, 2500));
@@ -362,6 +491,8 @@ async function convergence(servers: BenchServers, g: BenchGrid, root: string): P
       "everywhere",
     );
     const readcap = formatCap(await readcapOf(parseCap(writecap)));
+    failures.splice(0);
+    const cpu0 = { cpu: cpuSeconds(), t: performance.now() };
     const t0 = performance.now();
     await all.modifyDirectory(g.gsdWritecap, (entries) => ({
       entries: [...entries, {
@@ -383,8 +514,13 @@ async function convergence(servers: BenchServers, g: BenchGrid, root: string): P
         ? ms(Math.max(...got))
         : `${got.length}/${CLIENTS} in ${REMOVAL_TIMEOUT_MS / 1000} s`,
       `after the GSD write; median client ${ms(median(got))}; bound: one interval after the ` +
-        `servers holding the GSA are up`,
+        `servers holding the GSA are up` +
+        (failures.length ? `; ${failures.length} failed refreshes` : ""),
     );
+    line(`${m} servers: commission, machine while the clients caught up`, cpuNote(cpu0));
+    if (failures.length) {
+      line(`${m} servers: commission, why refreshes failed`, failureReasons(failures));
+    }
     // The clients are idle again: time the servers' reactions without them competing.
     ctrl.abort();
     await Promise.all(runs);
@@ -486,14 +622,15 @@ async function run(): Promise<void> {
       const g = await buildGrid(servers, m);
       try {
         console.log(`grid of ${m}: setup (M GSAs + GSD, each on all M servers) ${ms(g.setupMs)}`);
-        await joinAndRefresh(servers, g, root);
-        await removal(g, root);
-        await convergence(servers, g, root);
+        if (PARTS.has("join")) await joinAndRefresh(servers, g, root);
+        if (PARTS.has("removal")) await removal(g, root);
+        if (PARTS.has("convergence")) await convergence(servers, g, root);
       } finally {
         g.pool.close();
       }
     }
     // Before: the same 10-server grid on the old Deno.serve stack, which left TCP_NODELAY off.
+    if (!PARTS.has("before")) return;
     const fixed = await startServers(10, { tmpfs: true, serve: "deno-serve" });
     try {
       console.log(`before (Deno.serve, no TCP_NODELAY), ${fixed.describe()}:`);
