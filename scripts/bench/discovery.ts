@@ -201,6 +201,7 @@ function cpuNote(from: { cpu: ReturnType<typeof cpuSeconds>; t: number }): strin
  * worst in the second), CPU of this process and of the server pools, and open descriptors.
  */
 function sampler(): { stop(): string[] } {
+  // Each row is printed as it comes.
   const rows: string[] = [];
   let lagMax = 0;
   let last = performance.now();
@@ -224,6 +225,7 @@ function sampler(): { stop(): string[] } {
         Math.round((cpu.self - prev.cpu.self) / dt * 100)
       }% + servers ${Math.round((cpu.children - prev.cpu.children) / dt * 100)}% CPU, ${fds} fds`,
     );
+    console.log(`    ${rows[rows.length - 1]}`); // as it comes: a cut-short run keeps it
     lagMax = 0;
     prev = { cpu, t };
   }, 1000);
@@ -376,12 +378,17 @@ async function removal(g: BenchGrid, root: string): Promise<void> {
       await c.grid.refresh({ fanout: c.config.fanout });
       clients.push(c);
     }
+    const victim = `s${g.m - 1}`;
     const seen: (number | null)[] = clients.map(() => null);
     const failures: string[] = [];
     const timeline = TIMELINE ? sampler() : null;
     const tStart = performance.now();
     for (const [i, c] of clients.entries()) {
       runs.push(runClient(c, ctrl.signal, (l) => {
+        if (l.startsWith("removed:") && l !== `removed: ${victim}`) {
+          // Only the victim leaves the GSD: anything else dropped is a bug (or a lost GSA).
+          console.log(`    client ${i} removed more than ${victim}: ${l}`);
+        }
         if (TIMELINE && /^(refresh failed|removed:)/.test(l)) {
           console.log(
             `    t=${((performance.now() - tStart) / 1000).toFixed(1)}s client ${i}: ${
@@ -394,7 +401,6 @@ async function removal(g: BenchGrid, root: string): Promise<void> {
       }, { web: false }));
     }
     await new Promise((r) => setTimeout(r, 2500)); // all clients in their steady rhythm
-    const victim = `s${g.m - 1}`;
     const others = new Grid({
       servers: new ServerList(
         g.grid.servers.all().filter((s) => s !== g.grid.servers.all()[g.m - 1]),
@@ -431,7 +437,7 @@ async function removal(g: BenchGrid, root: string): Promise<void> {
       console.log(
         `    (clients started at t=0, republish at t=${((t0 - tStart) / 1000).toFixed(1)}s)`,
       );
-      for (const r of timeline.stop()) console.log(`    ${r}`);
+      timeline.stop();
     }
     if (startFailures.length) {
       line(
