@@ -54,6 +54,11 @@ export class ClientPool {
     }
   }
 
+  /** Close every idle kept-open connection (as their idle timeouts would, later). */
+  closeIdle(): void {
+    for (const v of this.#clients.values()) v.client.closeIdle();
+  }
+
   close(): void {
     for (const v of this.#clients.values()) v.client.close();
     this.#clients.clear();

@@ -244,6 +244,29 @@ async function quickCheck(
   return { unchanged, observed };
 }
 
+/**
+ * The GSD sequence number a quick check saw, when every share of the GSD the server holds is
+ * of a version older than recorded (the checkstring starts with the version byte and the
+ * 8-byte sequence number); null otherwise. Unsigned data: a server that lies here only gets
+ * itself skipped, as a stale one is.
+ */
+function olderGsd(
+  observed: Map<string, string[]>,
+  gsdKeys: MutableVerifyKeys,
+  state: DiscoveryState,
+): number | null {
+  const seen = observed.get(toHex(gsdKeys.storageIndex)) ?? [];
+  if (!state.gsd || seen.length === 0) return null;
+  let newest = -1;
+  for (const hex of seen) {
+    const c = fromHex(hex);
+    if (c.length < 9) return null;
+    const seq = Number(new DataView(c.buffer, c.byteOffset + 1, 8).getBigUint64(0));
+    newest = Math.max(newest, seq);
+  }
+  return newest < state.gsd.seqnum ? newest : null;
+}
+
 /** The slots a quick check covers, with the checkstring each is expected to hold. */
 function watchedSlots(
   gsdKeys: MutableVerifyKeys,
@@ -315,13 +338,19 @@ async function readGsdMaps(
   cands: Candidate[],
   gsdKeys: MutableVerifyKeys,
   fanout: number,
+  minSeqnum = -1,
 ): Promise<{ map: Servermap; sources: GridServer[]; errors: string[] }> {
   const sources: GridServer[] = [];
   const maps: Servermap[] = [];
   const errors: string[] = [];
+  let newest = -1;
   let i = 0;
-  while (sources.length < fanout && i < cands.length) {
-    const batch = cands.slice(i, i + (fanout - sources.length));
+  // Servers that answer with only older versions than recorded (they missed the operator's
+  // last write) do not count: the next ones are asked, `fanout` at a time, until one holds
+  // a version at least as new as recorded, or every candidate was asked.
+  const fresh = () => newest >= minSeqnum;
+  while ((sources.length < fanout || !fresh()) && i < cands.length) {
+    const batch = cands.slice(i, i + Math.max(1, fanout - (fresh() ? sources.length : 0)));
     i += batch.length;
     const servers = batch.map((c) => pool.server(c.url, c.nickname));
     const [map] = await mapUpdateMany({ servers, leaseSecret: new Uint8Array(32) }, [gsdKeys], {
@@ -331,6 +360,7 @@ async function readGsdMaps(
       if (s.error) errors.push(`${base32Encode(s.server.serverId).slice(0, 8)}: ${s.error}`);
       else sources.push(s.server);
     }
+    for (const v of map.versions) newest = Math.max(newest, v.prefix.seqnum);
     maps.push(map);
   }
   const merged: Servermap = {
@@ -671,6 +701,19 @@ export async function refreshDiscovery(
           "quick check",
         );
         if (q.unchanged) return await unchangedResult("batch");
+        const older = olderGsd(q.observed, gsdKeys, state);
+        if (older !== null) {
+          // This server missed the operator's last write (it was down, or lies): a full read
+          // from it would be refused as a rollback. Ask the next one instead.
+          problems.push(
+            `server ${
+              base32Encode(server.serverId).slice(0, 8)
+            } holds an older grid service directory (version ${older}, ` +
+              `recorded ${state.gsd.seqnum}): asked the next server`,
+          );
+          cursorNext = state.cursor + i + 2;
+          continue;
+        }
         observed = q.observed;
         break;
       } catch (e) {
@@ -682,7 +725,13 @@ export async function refreshDiscovery(
   }
 
   // (2) the GSD
-  const { map, sources, errors } = await readGsdMaps(pool, cands, gsdKeys, fanout);
+  const { map, sources, errors } = await readGsdMaps(
+    pool,
+    cands,
+    gsdKeys,
+    fanout,
+    state.gsd?.seqnum,
+  );
   if (sources.length === 0) {
     throw new DiscoveryError(
       `could not reach any of the ${cands.length} known storage servers (${

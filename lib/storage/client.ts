@@ -858,6 +858,17 @@ export class StorageClient {
     }
   }
 
+  /**
+   * Close the idle kept-open connections now (what the idle timeout does later); requests under
+   * way keep theirs. The next request opens a new one.
+   */
+  closeIdle(): void {
+    for (const p of this.#idle.splice(0)) {
+      clearTimeout(p.idleTimer);
+      p.conn.destroy();
+    }
+  }
+
   #wake(): void {
     this.#waiters.shift()?.();
   }

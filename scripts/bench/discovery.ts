@@ -80,7 +80,14 @@ import type { BenchSection } from "./sections.ts";
 const SIZES = (Deno.env.get("SHOAL_BENCH_DISCOVERY_SIZES") ?? "10,50,200").split(",").map(Number);
 const JOINS = 5;
 const REFRESHES = 10;
-const CLIENTS = 20;
+/** Running clients in the removal and commission figures; SHOAL_BENCH_DISCOVERY_CLIENTS=5 fewer. */
+const CLIENTS = Number(Deno.env.get("SHOAL_BENCH_DISCOVERY_CLIENTS") ?? 20);
+/** SHOAL_BENCH_DISCOVERY_TIMELINE=1: print a per-second timeline of the removal figure. */
+const TIMELINE = Deno.env.get("SHOAL_BENCH_DISCOVERY_TIMELINE") === "1";
+/** Parts to run; SHOAL_BENCH_DISCOVERY_PARTS="removal" runs only that one (default all). */
+const PARTS = new Set(
+  (Deno.env.get("SHOAL_BENCH_DISCOVERY_PARTS") ?? "join,removal,convergence,before").split(","),
+);
 const REMOVAL_TIMEOUT_MS = 60_000;
 
 interface BenchGrid {
@@ -150,6 +157,100 @@ async function newClient(root: string, name: string, introText: string): Promise
 
 const sum = (xs: number[]) => xs.reduce((a, b) => a + b, 0);
 
+/**
+ * CPU seconds (user + system) used so far by this process and by its live child processes
+ * (the server pools), from /proc (Linux; 0 elsewhere): beside wall time it shows whether a
+ * figure waited on the machine's cores rather than on the code.
+ */
+function cpuSeconds(): { self: number; children: number } {
+  const ticks = (pid: string) => {
+    try {
+      const f = Deno.readTextFileSync(`/proc/${pid}/stat`);
+      const rest = f.slice(f.lastIndexOf(")") + 2).split(" ");
+      return Number(rest[11]) + Number(rest[12]); // utime, stime (fields 14, 15)
+    } catch {
+      return 0;
+    }
+  };
+  let children = 0;
+  try {
+    for (const t of Deno.readDirSync(`/proc/${Deno.pid}/task`)) {
+      const kids = Deno.readTextFileSync(`/proc/${Deno.pid}/task/${t.name}/children`).trim();
+      for (const k of kids ? kids.split(" ") : []) children += ticks(k);
+    }
+  } catch { /* not Linux */ }
+  return { self: ticks(String(Deno.pid)) / 100, children: children / 100 };
+}
+
+/** "CPU 12.3 s (bench 8.1 s + servers 4.2 s) in 9.0 s wall on 2 cores": since `from`. */
+function cpuNote(from: { cpu: ReturnType<typeof cpuSeconds>; t: number }): string {
+  const now = cpuSeconds();
+  const self = now.self - from.cpu.self;
+  const kids = now.children - from.cpu.children;
+  const wall = (performance.now() - from.t) / 1000;
+  const cores = navigator.hardwareConcurrency;
+  return `CPU ${(self + kids).toFixed(1)} s (clients ${self.toFixed(1)} s + servers ${
+    kids.toFixed(1)
+  } s) in ${wall.toFixed(1)} s wall on ${cores} cores (${
+    Math.round((self + kids) / wall / cores * 100)
+  }% busy)`;
+}
+
+/**
+ * Every second until stopped: this process's event-loop lag (how late a 100 ms timer fired,
+ * worst in the second), CPU of this process and of the server pools, and open descriptors.
+ */
+function sampler(): { stop(): string[] } {
+  // Each row is printed as it comes.
+  const rows: string[] = [];
+  let lagMax = 0;
+  let last = performance.now();
+  const tick = setInterval(() => {
+    const now = performance.now();
+    lagMax = Math.max(lagMax, now - last - 100);
+    last = now;
+  }, 100);
+  let prev = { cpu: cpuSeconds(), t: performance.now() };
+  const t0 = prev.t;
+  const sec = setInterval(() => {
+    const cpu = cpuSeconds();
+    const t = performance.now();
+    const dt = (t - prev.t) / 1000;
+    let fds = 0;
+    try {
+      for (const _ of Deno.readDirSync(`/proc/${Deno.pid}/fd`)) fds++;
+    } catch { /* not Linux */ }
+    rows.push(
+      `t=${((t - t0) / 1000).toFixed(0)}s lag ${lagMax.toFixed(0)} ms, clients ${
+        Math.round((cpu.self - prev.cpu.self) / dt * 100)
+      }% + servers ${Math.round((cpu.children - prev.cpu.children) / dt * 100)}% CPU, ${fds} fds`,
+    );
+    console.log(`    ${rows[rows.length - 1]}`); // as it comes: a cut-short run keeps it
+    lagMax = 0;
+    prev = { cpu, t };
+  }, 1000);
+  return {
+    stop() {
+      clearInterval(tick);
+      clearInterval(sec);
+      return rows;
+    },
+  };
+}
+
+/** The distinct reasons among failed-refresh log lines, most frequent first (at most 4). */
+function failureReasons(lines: string[]): string {
+  const counts = new Map<string, number>();
+  for (const l of lines) {
+    // Server ids and times differ between lines; the reason is what is left.
+    const k = l.replace(/^refresh failed[^:]*: /, "").replace(/\b[a-z2-7]{8}\b/g, "ID")
+      .replace(/\d+/g, "N").slice(0, 200);
+    counts.set(k, (counts.get(k) ?? 0) + 1);
+  }
+  return [...counts].sort((a, b) => b[1] - a[1]).slice(0, 4).map(([k, n]) => `${n}x ${k}`)
+    .join(" | ");
+}
+
 async function joinAndRefresh(
   servers: BenchServers,
   g: BenchGrid,
@@ -193,27 +294,33 @@ async function joinAndRefresh(
       `${Math.max(...totalReqs)} / ${Math.max(...poolReqs)}`,
     );
 
-    // Unchanged refreshes, as the client does them (rotating the server asked).
+    // Unchanged refreshes, as the client does them (rotating the server asked): first visits
+    // of each server in this process; the same servers again, as a long-running client comes
+    // back to each after N polls (its idle connection closed meanwhile, the watch registered
+    // on that server); and the same server over its kept-open connection.
     const c = clients[0];
-    const rot = {
+    const blank = () => ({
       reqs: [] as number[],
       bytes: [] as number[],
       conns: [] as number[],
       t: [] as number[],
-    };
-    const same = {
-      reqs: [] as number[],
-      bytes: [] as number[],
-      conns: [] as number[],
-      t: [] as number[],
-    };
-    for (let i = 0; i < 2 * REFRESHES; i++) {
-      const keep = i >= REFRESHES;
-      if (keep && i > REFRESHES) {
+    });
+    const rot = blank();
+    const back = blank();
+    const same = blank();
+    for (let i = 0; i < 3 * REFRESHES; i++) {
+      const phase = Math.floor(i / REFRESHES);
+      if (phase === 1) {
+        if (i === REFRESHES) {
+          await c.grid.saveState({ ...c.grid.state, cursor: c.grid.state.cursor - REFRESHES });
+        }
+        c.grid.pool.closeIdle();
+      }
+      if (phase === 2 && i > 2 * REFRESHES) {
         // Ask the same server as last time, over its kept-open connection.
         await c.grid.saveState({ ...c.grid.state, cursor: c.grid.state.cursor - 1 });
       }
-      const into = keep ? same : rot;
+      const into = [rot, back, same][phase];
       await servers.reset();
       const before = c.grid.pool.requests;
       const t0 = performance.now();
@@ -223,26 +330,34 @@ async function joinAndRefresh(
         throw new Error(`an unchanged refresh did a full read (${r.problems.join("; ")})`);
       }
       const st = await servers.stats();
-      if (keep && i === REFRESHES) continue; // the connection was opened by this one
+      if (phase === 2 && i === 2 * REFRESHES) continue; // the connection was opened by this one
       into.t.push(dt);
       into.reqs.push(c.grid.pool.requests - before);
       into.bytes.push(sum(st.map((s) => s.bytesIn + s.bytesOut)));
       into.conns.push(sum(st.map((s) => s.connections)));
     }
     const verdict = (reqs: number[], bytes: number[]) =>
-      `target <= 1 req, < 2 KB: ${
+      `aim <= 1 req, < 2 KB: ${
         Math.max(...reqs) <= 1 && Math.max(...bytes) < 2000 ? "met" : "MISSED"
       }`;
-    line(
-      `${g.m} servers: unchanged refresh, rotating: requests`,
-      `${Math.max(...rot.reqs)}`,
-      `${sum(rot.conns)} new TLS connection(s) in ${rot.reqs.length} refreshes; ${medP95(rot.t)}`,
-    );
-    line(
-      `${g.m} servers: unchanged refresh, rotating: bytes on wire`,
-      `${kb(median(rot.bytes))}`,
-      `(max ${kb(Math.max(...rot.bytes))}) ${verdict(rot.reqs, rot.bytes)}`,
-    );
+    for (
+      const [what, m] of [
+        ["rotating, first visit", rot],
+        ["rotating, revisit", back],
+      ] as const
+    ) {
+      line(
+        `${g.m} servers: unchanged refresh, ${what}: requests`,
+        `${Math.max(...m.reqs)}`,
+        `${sum(m.conns)} new TLS connection(s) in ${m.reqs.length} refreshes; ${medP95(m.t)}`,
+      );
+      line(
+        `${g.m} servers: unchanged refresh, ${what}: bytes on wire`,
+        `${kb(median(m.bytes))}`,
+        `(max ${kb(Math.max(...m.bytes))}) ${verdict(m.reqs, m.bytes)}; before ` +
+          `(session 3): ${{ 10: "2.1 kB", 50: "2.7 kB", 200: "5.8 kB" }[g.m] ?? "-"} rotating`,
+      );
+    }
     line(
       `${g.m} servers: unchanged refresh, open connection: bytes`,
       `${kb(median(same.bytes))}`,
@@ -263,16 +378,29 @@ async function removal(g: BenchGrid, root: string): Promise<void> {
       await c.grid.refresh({ fanout: c.config.fanout });
       clients.push(c);
     }
+    const victim = `s${g.m - 1}`;
     const seen: (number | null)[] = clients.map(() => null);
     const failures: string[] = [];
+    const timeline = TIMELINE ? sampler() : null;
+    const tStart = performance.now();
     for (const [i, c] of clients.entries()) {
       runs.push(runClient(c, ctrl.signal, (l) => {
+        if (l.startsWith("removed:") && l !== `removed: ${victim}`) {
+          // Only the victim leaves the GSD: anything else dropped is a bug (or a lost GSA).
+          console.log(`    client ${i} removed more than ${victim}: ${l}`);
+        }
+        if (TIMELINE && /^(refresh failed|removed:)/.test(l)) {
+          console.log(
+            `    t=${((performance.now() - tStart) / 1000).toFixed(1)}s client ${i}: ${
+              l.slice(0, 160)
+            }`,
+          );
+        }
         if (l.startsWith("removed:") && seen[i] === null) seen[i] = performance.now();
         if (l.startsWith("refresh failed")) failures.push(l);
       }, { web: false }));
     }
     await new Promise((r) => setTimeout(r, 2500)); // all clients in their steady rhythm
-    const victim = `s${g.m - 1}`;
     const others = new Grid({
       servers: new ServerList(
         g.grid.servers.all().filter((s) => s !== g.grid.servers.all()[g.m - 1]),
@@ -281,6 +409,8 @@ async function removal(g: BenchGrid, root: string): Promise<void> {
       mutableEncoding: "everywhere",
     });
     const now = Math.floor(Date.now() / 1000);
+    const cpu0 = { cpu: cpuSeconds(), t: performance.now() };
+    const startFailures = failures.splice(0); // the clients' start, before the write
     const t0 = performance.now();
     await others.modifyDirectory(g.gsdWritecap, (entries) => ({
       entries: entries.filter((e) => e.name !== gsdEntryName(victim)),
@@ -302,6 +432,23 @@ async function removal(g: BenchGrid, root: string): Promise<void> {
       `after the republish; median client ${ms(median(after))}` +
         (failures.length ? `; ${failures.length} failed refreshes` : ""),
     );
+    line(`${g.m} servers: removal, machine while the clients caught up`, cpuNote(cpu0));
+    if (timeline) {
+      console.log(
+        `    (clients started at t=0, republish at t=${((t0 - tStart) / 1000).toFixed(1)}s)`,
+      );
+      timeline.stop();
+    }
+    if (startFailures.length) {
+      line(
+        `${g.m} servers: removal, failed refreshes in the 2.5 s before the write`,
+        `${startFailures.length}`,
+        failureReasons(startFailures),
+      );
+    }
+    if (failures.length) {
+      line(`${g.m} servers: removal, why refreshes failed`, failureReasons(failures));
+    }
   } finally {
     ctrl.abort();
     await Promise.all(runs);
@@ -337,9 +484,11 @@ async function convergence(servers: BenchServers, g: BenchGrid, root: string): P
       clients.push(c);
     }
     const seen: (number | null)[] = clients.map(() => null);
+    const failures: string[] = [];
     for (const [i, c] of clients.entries()) {
       runs.push(runClient(c, ctrl.signal, (l) => {
         if (l.startsWith("added:") && seen[i] === null) seen[i] = performance.now();
+        if (l.startsWith("refresh failed")) failures.push(l);
       }, { web: false }));
     }
     await new Promise((r) => setTimeout(r, 2500));
@@ -362,6 +511,8 @@ async function convergence(servers: BenchServers, g: BenchGrid, root: string): P
       "everywhere",
     );
     const readcap = formatCap(await readcapOf(parseCap(writecap)));
+    failures.splice(0);
+    const cpu0 = { cpu: cpuSeconds(), t: performance.now() };
     const t0 = performance.now();
     await all.modifyDirectory(g.gsdWritecap, (entries) => ({
       entries: [...entries, {
@@ -383,8 +534,13 @@ async function convergence(servers: BenchServers, g: BenchGrid, root: string): P
         ? ms(Math.max(...got))
         : `${got.length}/${CLIENTS} in ${REMOVAL_TIMEOUT_MS / 1000} s`,
       `after the GSD write; median client ${ms(median(got))}; bound: one interval after the ` +
-        `servers holding the GSA are up`,
+        `servers holding the GSA are up` +
+        (failures.length ? `; ${failures.length} failed refreshes` : ""),
     );
+    line(`${m} servers: commission, machine while the clients caught up`, cpuNote(cpu0));
+    if (failures.length) {
+      line(`${m} servers: commission, why refreshes failed`, failureReasons(failures));
+    }
     // The clients are idle again: time the servers' reactions without them competing.
     ctrl.abort();
     await Promise.all(runs);
@@ -396,6 +552,16 @@ async function convergence(servers: BenchServers, g: BenchGrid, root: string): P
       await all.modifyMutable(g.gsaWritecaps[i], (old) => old, { encoding: "everywhere" });
       one.push(performance.now() - t);
     }
+    // Printed before the all-M figure, which at 200 servers is 40,000 share writes and may be
+    // cut short (the session 3 table had no 200-server reaction for that reason).
+    line(
+      `${m} servers: commission, one server's reaction (check + publish)`,
+      medP95(one),
+      `bound: every server holds every GSA within 300 ms + this of the GSD write ` +
+        `(${ms(300 + Math.max(...one))}); aim 2 s: ${
+          300 + Math.max(...one) < 2000 ? "met" : "MISSED"
+        }`,
+    );
     const tAll = performance.now();
     await mapLimit(g.gsaWritecaps.slice(Math.min(5, m)), 8, async (w) => {
       await all.checkMutable(w);
@@ -414,14 +580,6 @@ async function convergence(servers: BenchServers, g: BenchGrid, root: string): P
         holdsAll = false;
       }
     }
-    line(
-      `${m} servers: commission, one server's reaction (check + publish)`,
-      medP95(one),
-      `bound: every server holds every GSA within 300 ms + this of the GSD write ` +
-        `(${ms(300 + Math.max(...one))}); aim 2 s: ${
-          300 + Math.max(...one) < 2000 ? "met" : "MISSED"
-        }`,
-    );
     line(
       `${m} servers: commission, all ${m} reactions from one process`,
       ms(allMs),
@@ -486,14 +644,15 @@ async function run(): Promise<void> {
       const g = await buildGrid(servers, m);
       try {
         console.log(`grid of ${m}: setup (M GSAs + GSD, each on all M servers) ${ms(g.setupMs)}`);
-        await joinAndRefresh(servers, g, root);
-        await removal(g, root);
-        await convergence(servers, g, root);
+        if (PARTS.has("join")) await joinAndRefresh(servers, g, root);
+        if (PARTS.has("removal")) await removal(g, root);
+        if (PARTS.has("convergence")) await convergence(servers, g, root);
       } finally {
         g.pool.close();
       }
     }
     // Before: the same 10-server grid on the old Deno.serve stack, which left TCP_NODELAY off.
+    if (!PARTS.has("before")) return;
     const fixed = await startServers(10, { tmpfs: true, serve: "deno-serve" });
     try {
       console.log(`before (Deno.serve, no TCP_NODELAY), ${fixed.describe()}:`);

@@ -104,7 +104,21 @@ export async function runConvergence(opts: ConvergenceOptions): Promise<Converge
     log(`[seed ${opts.seed}] ${s}`);
   };
   const start = async (s: ModelServer) => {
-    s.proc = await startStorageServer(s.dir);
+    for (let attempt = 0;; attempt++) {
+      try {
+        s.proc = await startStorageServer(s.dir);
+        break;
+      } catch (e) {
+        // Its port was free when picked (freePort) but lies in the ephemeral range, and another
+        // connection on this machine took it while the server was down: the harness's doing, not
+        // the product's. Move the server to a new port (an address change, as "move" does).
+        if (attempt >= 3 || !/already in use/.test((e as Error).message)) throw e;
+        const port = await freePort();
+        await setConfig(s.dir, "storage", "listen", `127.0.0.1:${port}`);
+        await setConfig(s.dir, "storage", "locations", [`127.0.0.1:${port}`]);
+        note(`${s.name}'s port was taken meanwhile: moved to port ${port}`);
+      }
+    }
     s.url = s.proc.url;
   };
   const text = () => shoalOk(["operator", "get-introduction-text", "--dir", op]);
