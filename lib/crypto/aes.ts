@@ -85,3 +85,38 @@ export function aesCtrSync(key: Uint8Array, iv: Uint8Array, data: Uint8Array): U
   c.final();
   return out;
 }
+
+/**
+ * Synchronous AES-256-CTR of `data` as the piece of a stream starting at
+ * `byteOffset`, written into `out` (same length as `data`; it may be `data`
+ * itself). node:crypto, pure computation; the same keystream as aesCtr. For
+ * streaming callers that keep their buffers (and for Workers, which hand
+ * buffers back and forth instead of allocating).
+ */
+export function aesCtrInto(
+  key: Uint8Array,
+  iv: Uint8Array,
+  data: Uint8Array,
+  byteOffset: number,
+  out: Uint8Array,
+): void {
+  if (key.length !== 32) {
+    throw new RangeError(`aesCtrInto: key must be 32 bytes, got ${key.length}`);
+  }
+  if (iv.length !== 16) throw new RangeError(`aesCtrInto: iv must be 16 bytes, got ${iv.length}`);
+  if (!Number.isSafeInteger(byteOffset) || byteOffset < 0) {
+    throw new RangeError(`aesCtrInto: bad byteOffset ${byteOffset}`);
+  }
+  if (!Number.isSafeInteger(byteOffset + data.length)) {
+    throw new RangeError("aesCtrInto: stream position exceeds 2^53-1");
+  }
+  if (out.length !== data.length) {
+    throw new RangeError(`aesCtrInto: out must be ${data.length} bytes, got ${out.length}`);
+  }
+  if (data.length === 0) return;
+  const c = createCipheriv("aes-256-ctr", key, addCounter(iv, Math.floor(byteOffset / 16)));
+  const skip = byteOffset % 16;
+  if (skip) c.update(new Uint8Array(skip));
+  out.set(c.update(data));
+  c.final();
+}
