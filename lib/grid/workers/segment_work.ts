@@ -5,8 +5,12 @@
  * in, bytes out; the output is byte for byte what lib/grid/immutable.ts
  * stored before Workers (the share format of docs/immutable-files.md).
  */
-import { decodeSegment, erasureParity } from "../../codec/mod.ts";
-import { aesCtrInto, taggedHash, TAGS } from "../../crypto/mod.ts";
+// The modules themselves rather than codec/ and crypto/ mod.ts: a segment
+// Worker loads only this graph (no CBOR, caps or signatures), which keeps its
+// start-up and its memory small.
+import { decodeSegment, erasureParity } from "../../codec/erasure.ts";
+import { aesCtrInto } from "../../crypto/aes.ts";
+import { taggedHash, TAGS } from "../../crypto/hash.ts";
 
 const ZERO_IV = new Uint8Array(16);
 const HASH = 32;
