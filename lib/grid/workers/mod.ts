@@ -7,3 +7,4 @@ export {
   type EncodeJob,
 } from "./segment_work.ts";
 export { inSegmentWorker } from "./segment_worker.ts";
+export { EncodePipeline, segmentPool, WORKER_MIN_SEGMENTS } from "./pipeline.ts";

@@ -23,6 +23,8 @@ import {
 import { SEGMENT_WORKER_NAME, type WorkerReply, type WorkerRequest } from "./protocol.ts";
 
 let configured: number | null = null;
+/** Job buffers a pool keeps for reuse. */
+const SPARE_MAX = 8;
 
 /**
  * How many segment Workers an operation starts: `count` (0 = none, every job
@@ -113,6 +115,8 @@ export class SegmentPool {
   #next = 0;
   #id = 0;
   #closed = false;
+  /** Buffers for jobs, kept for reuse (recycle()). */
+  #spare: Uint8Array[] = [];
 
   /** `workers`: how many to start (default: segmentWorkers()'s setting). */
   constructor(readonly workers: number = configured ?? defaultCount()) {}
@@ -177,6 +181,26 @@ export class SegmentPool {
       job.blocks.buffer as ArrayBuffer,
     ]);
     return { job: r.job as DecodeJob, done: r.done as DecodeDone };
+  }
+
+  /**
+   * A buffer of at least `bytes` bytes viewing the whole of its own
+   * ArrayBuffer, for a job: one given back with recycle() if it is large
+   * enough, else a new one. Reusing buffers matters: a fresh ArrayBuffer
+   * handed to a Worker and back costs about ten times the CPU of a reused one.
+   */
+  buffer(bytes: number): Uint8Array {
+    const i = this.#spare.findIndex((b) => b.length >= bytes);
+    return i >= 0 ? this.#spare.splice(i, 1)[0] : new Uint8Array(bytes);
+  }
+
+  /** Give a job's buffer back for buffer() (at most a few are kept). */
+  recycle(buf: Uint8Array): void {
+    if (
+      this.#spare.length < SPARE_MAX && buf.byteOffset === 0 && buf.length === buf.buffer.byteLength
+    ) {
+      this.#spare.push(buf);
+    }
   }
 
   /** End the Workers (jobs still running fail). */
