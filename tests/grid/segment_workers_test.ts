@@ -41,7 +41,7 @@ Deno.test("encodeWork and decodeWork give the reference coder's bytes", async ()
     const out = new Uint8Array(n * size + 5);
     const input = new Uint8Array(len + 3);
     input.set(plain);
-    const d = encodeWork({ key, pos, k, n, size, input, length: len, out });
+    const d = await encodeWork({ key, pos, k, n, size, input, length: len, out });
     assertEquals(toHex(d.leaf), toHex(taggedHash(TAGS.segmentHash, ct)));
     for (let s = 0; s < n; s++) {
       assertEquals(toHex(out.subarray(s * size, (s + 1) * size)), toHex(ref[s]), `block ${s}`);
@@ -61,9 +61,9 @@ Deno.test("encodeWork and decodeWork give the reference coder's bytes", async ()
       const job = { key, pos, k, n, size, length: len, indices, blocks, expected, leaf: d.leaf };
       const bad = blocks.slice();
       bad[size * (k - 1)] ^= 1;
-      const r0 = decodeWork({ ...job, blocks: bad });
+      const r0 = await decodeWork({ ...job, blocks: bad });
       assert(!r0.ok && "badBlocks" in r0 && r0.badBlocks.join() === `${k - 1}`);
-      const r = decodeWork(job);
+      const r = await decodeWork(job);
       assert(r.ok);
       assertEquals(toHex(blocks.subarray(0, len)), toHex(plain));
     }

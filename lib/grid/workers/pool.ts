@@ -153,8 +153,8 @@ export class SegmentPool {
     if (this.#closed) throw new Error("the segment worker pool was closed");
     const ws = await this.#pool();
     if (ws.length === 0) {
-      if (req.op === "encode") return { ...req, done: encodeWork(req.job) };
-      return { ...req, done: decodeWork(req.job) };
+      if (req.op === "encode") return { ...req, done: await encodeWork(req.job) };
+      return { ...req, done: await decodeWork(req.job) };
     }
     const w = ws[this.#next++ % ws.length];
     const reply = await w.post(req, [...new Set(transfer)]);

@@ -9,7 +9,7 @@
 // Worker loads only this graph (no CBOR, caps or signatures), which keeps its
 // start-up and its memory small.
 import { decodeSegment, erasureParity } from "../../codec/erasure.ts";
-import { aesCtrInto } from "../../crypto/aes.ts";
+import { aesCtr } from "../../crypto/aes.ts";
 import { taggedHash, TAGS } from "../../crypto/hash.ts";
 
 const ZERO_IV = new Uint8Array(16);
@@ -39,15 +39,16 @@ export interface EncodeDone {
   leaf: Uint8Array;
 }
 
-export function encodeWork(j: EncodeJob): EncodeDone {
+export async function encodeWork(j: EncodeJob): Promise<EncodeDone> {
   const { k, n, size, length } = j;
   if (j.out.length < n * size || length > k * size || j.input.length < length) {
     throw new RangeError("encodeWork: buffers do not fit the segment");
   }
   const ct = j.out.subarray(0, length);
   const src = j.input.subarray(0, length);
-  if (j.key) aesCtrInto(j.key, ZERO_IV, src, j.pos, ct);
-  else ct.set(src);
+  // Web Crypto's AES-CTR: in this runtime less CPU per MB than node:crypto's
+  // (measured: 4.8-5.2 against 5.8-8.0 ms/MB for a whole download segment).
+  ct.set(j.key ? await aesCtr(j.key, ZERO_IV, src, j.pos) : src);
   j.out.fill(0, length, k * size); // the last segment's padding
   const leaf = taggedHash(TAGS.segmentHash, ct);
   const block = (s: number) => j.out.subarray(s * size, (s + 1) * size);
@@ -91,7 +92,7 @@ function equal32(a: Uint8Array, b: Uint8Array, bOff: number): boolean {
   return true;
 }
 
-export function decodeWork(j: DecodeJob): DecodeDone {
+export async function decodeWork(j: DecodeJob): Promise<DecodeDone> {
   const { k, n, size, length, indices } = j;
   if (indices.length !== k || j.blocks.length < k * size || length > k * size) {
     throw new RangeError("decodeWork: buffers do not fit the segment");
@@ -110,7 +111,7 @@ export function decodeWork(j: DecodeJob): DecodeDone {
   }
   if (!equal32(taggedHash(TAGS.segmentHash, ct), j.leaf, 0)) return { ok: false, badSegment: true };
   const out = j.blocks.subarray(0, length);
-  if (j.key) aesCtrInto(j.key, ZERO_IV, ct, j.pos, out);
+  if (j.key) out.set(await aesCtr(j.key, ZERO_IV, ct, j.pos));
   else if (ct !== out) out.set(ct);
   return { ok: true };
 }

@@ -22,13 +22,13 @@ const scope = globalThis as unknown as WorkerScope;
 export const inSegmentWorker = scope.name === SEGMENT_WORKER_NAME &&
   typeof (globalThis as { WorkerGlobalScope?: unknown }).WorkerGlobalScope !== "undefined";
 
-function answer(req: WorkerRequest): WorkerReply {
+async function answer(req: WorkerRequest): Promise<WorkerReply> {
   try {
     if (req.op === "encode") {
-      const done = encodeWork(req.job);
+      const done = await encodeWork(req.job);
       return { id: req.id, op: "encode", job: req.job, done };
     }
-    return { id: req.id, op: "decode", job: req.job, done: decodeWork(req.job) };
+    return { id: req.id, op: "decode", job: req.job, done: await decodeWork(req.job) };
   } catch (e) {
     return {
       id: req.id,
@@ -40,8 +40,8 @@ function answer(req: WorkerRequest): WorkerReply {
 }
 
 if (inSegmentWorker) {
-  scope.onmessage = (e) => {
-    const reply = answer(e.data);
+  scope.onmessage = async (e) => {
+    const reply = await answer(e.data);
     const j = reply.job;
     const buffers = j && "out" in j
       ? [j.input.buffer, j.out.buffer]
