@@ -31,7 +31,7 @@ import { TestGrid } from "../../tests/helpers/grid.ts";
 import { generatedSource } from "../../tests/helpers/sources.ts";
 import { startJoinedGrid } from "../../tests/helpers/joined_grid.ts";
 import { RUN_FLAGS } from "../../lib/version.ts";
-import { SegmentPool, segmentWorkers } from "../../lib/grid/workers/mod.ts";
+import { SegmentPool, segmentWorkerCount, segmentWorkers } from "../../lib/grid/workers/mod.ts";
 import { machineLine } from "./harness.ts";
 
 const MB = 1e6;
@@ -214,13 +214,17 @@ async function run(): Promise<void> {
       convergenceSecret: null,
     });
     const serverPids = g.servers.map((s) => s.proc!.pid);
-    const workers = new SegmentPool();
+    // With Workers (the count they get when wanted; the product's default is
+    // none for now, lib/grid/workers/pool.ts), then without.
+    const count = segmentWorkerCount();
+    const workers = new SegmentPool(count);
     const threaded = await workers.threaded();
     workers.close();
+    const was = segmentWorkers(count);
     const main = await transfer(grid, size, serverPids);
     const rssMain = peak;
     // The same without Workers (everything on the main thread), a quarter of the size.
-    const was = segmentWorkers(0);
+    segmentWorkers(0);
     const small = Math.max(64 * 1024 * 1024, Math.floor(size / 4 / CHUNK) * CHUNK);
     const single = await transfer(grid, Math.min(size, small), serverPids);
     segmentWorkers(was);
@@ -231,7 +235,7 @@ async function run(): Promise<void> {
     line(
       "segment Workers",
       threaded ? `${workers.workers}` : "none",
-      `(${navigator.hardwareConcurrency} cores; SHOAL_SEGMENT_WORKERS overrides)`,
+      `(${navigator.hardwareConcurrency} cores; the put/get processes below use the product default: none unless SHOAL_SEGMENT_WORKERS=N)`,
     );
     line(
       "raw upload pipeline (AES-CTR + RS 3-of-10 + hashes)",

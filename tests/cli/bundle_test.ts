@@ -88,6 +88,7 @@ Deno.test("the bundle starts itself as its segment Workers, and puts and gets a 
     const run = (args: string[]) =>
       new Deno.Command(Deno.execPath(), {
         args: ["run", "-A", "--v8-flags=--max-semi-space-size=1", bundle, ...args],
+        env: { SHOAL_SEGMENT_WORKERS: "1" },
         stdout: "piped",
         stderr: "piped",
       }).output();

@@ -1,5 +1,5 @@
 /** Segment Workers: the CPU work of immutable uploads and downloads on other cores. */
-export { SegmentPool, segmentWorkers } from "./pool.ts";
+export { SegmentPool, segmentWorkerCount, segmentWorkers } from "./pool.ts";
 export {
   type DecodeDone,
   type DecodeJob,

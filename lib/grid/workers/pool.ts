@@ -28,9 +28,8 @@ const SPARE_MAX = 8;
 
 /**
  * How many segment Workers an operation starts: `count` (0 = none, every job
- * on the calling thread), or null for the default, one less than the cores
- * (at least 1, at most 4). Returns the previous setting. Tests and the bench
- * compare with and without.
+ * on the calling thread), or null for the default. Returns the previous
+ * setting. Tests and the bench compare with and without.
  */
 export function segmentWorkers(count: number | null): number | null {
   const was = configured;
@@ -38,11 +37,27 @@ export function segmentWorkers(count: number | null): number | null {
   return was;
 }
 
+/**
+ * Workers to use when they are wanted: one less than the cores, at least 1,
+ * at most 4.
+ */
+export function segmentWorkerCount(): number {
+  const cores = navigator.hardwareConcurrency ?? 1;
+  return Math.max(1, Math.min(4, cores - 1));
+}
+
+/**
+ * The default: SHOAL_SEGMENT_WORKERS=N if set, else **none** for now. On the
+ * 2-core build machine under load (25-40) Workers raised the client's CPU per
+ * MB (download ~+80 %, upload ~+60 %) and a put's or get's peak RSS above 200
+ * MB (docs/performance.md §8.4); a quiet-machine run of `deno task bench
+ * immutable`, which measures both, decides whether this becomes
+ * segmentWorkerCount().
+ */
 function defaultCount(): number {
   const env = Deno.env.get("SHOAL_SEGMENT_WORKERS");
   if (env !== undefined && /^\d+$/.test(env)) return Number(env);
-  const cores = navigator.hardwareConcurrency ?? 1;
-  return Math.max(1, Math.min(4, cores - 1));
+  return 0;
 }
 
 /**
