@@ -17,6 +17,10 @@
  * (verifying UEB against the cap and the share's block-tree root against the
  * UEB), then fetch blocks segment by segment (a few in flight), verifying each
  * block before use and each decoded segment against the ciphertext tree.
+ *
+ * The per-segment CPU work (encrypt, erasure-code, hash; verify, decode,
+ * decrypt) goes through a SegmentPool (lib/grid/workers): on segment Workers
+ * when they are turned on, else on this thread, with the same bytes.
  */
 import { createHash } from "node:crypto";
 import { StorageDeadlineError } from "../storage/mod.ts";
