@@ -3,6 +3,7 @@ import {
   createClientNode,
   DEFAULT_SHARES,
   describeRefresh,
+  fmtBytes,
   loadClientNode,
   probeServers,
   redactStorageUrl,
@@ -115,8 +116,9 @@ Without --dir, the node is created in $SHOAL_DIR, else ~/.shoal.`,
     usage: "--dir DIR [--json] [--refresh] [--show-secrets]",
     description: `
 One line per server: nickname, server id (first 16 characters), up or down (asked just now, 3 s at
-most), location hints and the announcement's version. --json prints every field; storage URLs carry
-the server's secret swissnum, shown as REDACTED unless --show-secrets is given.`,
+most), the space it uses for shares and the space it can still accept (from its answer), location
+hints and the announcement's version. --json prints every field; storage URLs carry the server's
+secret swissnum, shown as REDACTED unless --show-secrets is given.`,
     options: {
       dir: DIR_OPTION,
       json: JSON_OPTION,
@@ -142,6 +144,8 @@ the server's secret swissnum, shown as REDACTED unless --show-secrets is given.`
               ...s,
               storageUrls: show ? s.storageUrls : s.storageUrls.map(redactStorageUrl),
               up: status.get(s.serverId)?.up ?? null,
+              used: status.get(s.serverId)?.used ?? null,
+              availableSpace: status.get(s.serverId)?.availableSpace ?? null,
             })),
             null,
             2,
@@ -167,7 +171,10 @@ the server's secret swissnum, shown as REDACTED unless --show-secrets is given.`
             (rep.gsd.freshness === "fresh" ? "" : `  *** ${rep.gsd.freshness.toUpperCase()} ***`),
         );
         if (rep.refreshedAt) out(`last refreshed ${isoTime(rep.refreshedAt)}`);
-        const rows = [["NICKNAME", "SERVER ID", "STATUS", "LOCATIONS", "ANNOUNCEMENT"]];
+        const size = (n: number | undefined) => n === undefined ? "-" : fmtBytes(n);
+        const rows = [
+          ["NICKNAME", "SERVER ID", "STATUS", "USED", "AVAILABLE", "LOCATIONS", "ANNOUNCEMENT"],
+        ];
         for (const s of rep.servers) {
           const locs = s.storageUrls.map((u) => u.slice(u.indexOf("@") + 1)).join(";");
           const st = status.get(s.serverId);
@@ -175,6 +182,8 @@ the server's secret swissnum, shown as REDACTED unless --show-secrets is given.`
             s.nickname || s.petname,
             s.serverId.slice(0, 16),
             st?.up ? "up" : "down",
+            size(st?.used),
+            size(st?.availableSpace),
             locs,
             `v${s.gsaSeqnum}`,
           ]);
@@ -184,6 +193,8 @@ the server's secret swissnum, shown as REDACTED unless --show-secrets is given.`
             m.petname,
             (m.serverId ?? "?").slice(0, 16),
             "MISSING",
+            "-",
+            "-",
             `since ${isoTime(m.since)}, ${m.attempts} attempt(s): ${m.problem}`,
             "-",
           ]);

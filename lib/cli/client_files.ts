@@ -1,20 +1,19 @@
 /**
  * The client's file commands (put, get, ls, mkdir, ln, rm, mv, cp, check,
  * verify, repair, alias). Thin: argument handling and printing only; the work
- * is in lib/roles/client/files.ts. Spec: docs/client-commands.md.
+ * is in lib/roles/client/files.ts; the session setup in client_session.ts. Spec:
+ * docs/client-commands.md.
  */
 import {
   addAlias,
   FilesError,
-  FileSession,
   loadAliases,
   type LsRow,
-  progressBar,
   removeAlias,
   renewLeases,
-  type SessionOptions,
   walkPath,
 } from "../roles/client/mod.ts";
+import { withSession } from "./client_session.ts";
 import {
   CliError,
   type Command,
@@ -26,47 +25,8 @@ import {
   UsageError,
 } from "./command.ts";
 
-const enc = new TextEncoder();
-
 function plural(n: number, one: string, many = `${one}s`): string {
   return `${n} ${n === 1 ? one : many}`;
-}
-
-function sessionOptions(ctx: CommandContext, quiet: boolean): SessionOptions {
-  const show = ctx.isTty && !quiet;
-  return {
-    log: (l) => ctx.err(l),
-    progress: show
-      ? (
-        label,
-        total,
-      ) => (total > 0
-        ? progressBar({ label, total, write: (t) => Deno.stderr.writeSync(enc.encode(t)) })
-        : undefined)
-      : undefined,
-  };
-}
-
-/** Run `fn` with a session on --dir; FilesError becomes a usage error (2) or a failure (1). */
-export async function withSession<T>(
-  ctx: CommandContext,
-  quiet: boolean,
-  fn: (s: FileSession) => Promise<T>,
-  extra: Partial<SessionOptions> = {},
-): Promise<T> {
-  const dir = requireString(ctx.values, "dir");
-  let session: FileSession | null = null;
-  try {
-    session = await FileSession.open(dir, { ...sessionOptions(ctx, quiet), ...extra });
-    return await fn(session);
-  } catch (e) {
-    if (e instanceof FilesError) {
-      throw e.usage ? new UsageError(e.message) : new CliError(e.message);
-    }
-    throw e;
-  } finally {
-    session?.close();
-  }
 }
 
 async function writeStdout(chunk: Uint8Array): Promise<void> {

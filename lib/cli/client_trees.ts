@@ -12,11 +12,10 @@ import {
   jsonSafe,
   loadClientNode,
   manifest,
-  objectProgress,
   statsOf,
   walkPath,
 } from "../roles/client/mod.ts";
-import { withSession } from "./client_files.ts";
+import { objectCounter, withSession } from "./client_session.ts";
 import {
   CliError,
   type Command,
@@ -28,12 +27,17 @@ import {
   UsageError,
 } from "./command.ts";
 
-const enc = new TextEncoder();
-
-/** A progress counter on stderr when it is a terminal and output is not JSON. */
-function progressFor(ctx: CommandContext, quiet: boolean) {
-  if (!ctx.isTty || quiet) return null;
-  return objectProgress((t) => Deno.stderr.writeSync(enc.encode(t)));
+/** Every object reachable from PATH, with a "walking" counter on a terminal. */
+async function walkWithCounter(ctx: CommandContext, path: string, quiet: boolean) {
+  const prog = objectCounter(ctx, quiet);
+  return await withSession(
+    ctx,
+    true,
+    (s) =>
+      walkPath(s, path, prog ? (n) => prog.update("walking", n, 0) : undefined).finally(() =>
+        prog?.finish()
+      ),
+  );
 }
 
 function onePath(ctx: CommandContext, verb: string): string {
@@ -63,7 +67,7 @@ when every object is healthy (after repair), 1 otherwise.`,
   async run(ctx) {
     const path = onePath(ctx, "deep-check");
     const json = ctx.values.json === true;
-    const prog = progressFor(ctx, json);
+    const prog = objectCounter(ctx, json);
     const rep = await withSession(ctx, true, (s) =>
       deepCheckPath(s, path, {
         verify: ctx.values.verify === true,
@@ -121,7 +125,7 @@ output is as secret as the tree.`,
   async run(ctx) {
     const path = onePath(ctx, "manifest");
     const json = ctx.values.json === true;
-    const prog = progressFor(ctx, json);
+    const prog = objectCounter(ctx, json);
     const rows = await withSession(ctx, true, (s) =>
       manifest(s, path, {
         storageIndex: ctx.values["storage-index"] === true,
@@ -151,16 +155,7 @@ export const statsCommand: Command = {
   async run(ctx) {
     const path = onePath(ctx, "stats");
     const json = ctx.values.json === true;
-    const prog = progressFor(ctx, json);
-    const objs = await withSession(
-      ctx,
-      true,
-      (s) =>
-        walkPath(s, path, prog ? (n) => prog.update("walking", n, 0) : undefined).finally(() =>
-          prog?.finish()
-        ),
-    );
-    const st = statsOf(objs);
+    const st = statsOf(await walkWithCounter(ctx, path, json));
     if (json) {
       ctx.out(JSON.stringify(st, null, 2));
       return;
@@ -188,16 +183,7 @@ export const duCommand: Command = {
   positionals: ["CAP|PATH"],
   async run(ctx) {
     const path = onePath(ctx, "du");
-    const prog = progressFor(ctx, false);
-    const objs = await withSession(
-      ctx,
-      true,
-      (s) =>
-        walkPath(s, path, prog ? (n) => prog.update("walking", n, 0) : undefined).finally(() =>
-          prog?.finish()
-        ),
-    );
-    const st = statsOf(objs);
+    const st = statsOf(await walkWithCounter(ctx, path, false));
     ctx.out(`${st.immutableBytes + st.mutableBytes}\t${path.startsWith("shoal:") ? "." : path}`);
   },
 };

@@ -10,7 +10,27 @@ export type FsErrorCode =
 
 export class FsError extends Error {
   override name = "FsError";
-  constructor(readonly code: FsErrorCode, message: string) {
+  /**
+   * @param path the path the error is about, when one is (not-found: the missing entry;
+   *   not-directory: the file a step reached; read-only: the directory), so a frontend can
+   *   word its own message.
+   */
+  constructor(readonly code: FsErrorCode, message: string, readonly path?: readonly string[]) {
     super(message);
   }
+}
+
+const failedPaths = new WeakMap<object, readonly string[]>();
+
+/** Record that `e` (a grid error) was raised while reading the object at `path`. */
+export function tagFailedPath(e: unknown, path: readonly string[]): void {
+  if (e !== null && typeof e === "object" && !failedPaths.has(e)) failedPaths.set(e, path);
+}
+
+/**
+ * The path of the directory (or entry) being read when a grid error passed through the API
+ * (e.g. an UnrecoverableError while listing `/a/b`), so a frontend can name it; else undefined.
+ */
+export function failedPath(e: unknown): readonly string[] | undefined {
+  return e !== null && typeof e === "object" ? failedPaths.get(e) : undefined;
 }

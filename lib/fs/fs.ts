@@ -28,7 +28,7 @@ import {
   mapLimit,
   MAX_MUTABLE_SIZE,
 } from "../grid/mod.ts";
-import { FsError } from "./errors.ts";
+import { FsError, tagFailedPath } from "./errors.ts";
 import { fsName, type FsPath, isWithin, showPath } from "./paths.ts";
 import { spool } from "./spool.ts";
 
@@ -130,6 +130,16 @@ async function nodeOf(
   };
 }
 
+/** A directory entry linking `cap` as `name`: its readcap, and its writecap when `cap` is one. */
+export async function dirEntry(
+  name: string,
+  cap: string,
+  metadata: Record<string, unknown>,
+): Promise<DirEntry> {
+  const readcap = formatCap(await readcapOf(parseCap(cap)));
+  return { name: fsName(name), readcap, writecap: readcap === cap ? undefined : cap, metadata };
+}
+
 /** A file system rooted at one cap. */
 export class ShoalFs {
   readonly #queues = new Map<string, { pending: Pending[]; running: boolean }>();
@@ -155,12 +165,40 @@ export class ShoalFs {
 
   // ---------------------------------------------------------------- reading
 
+  /** A directory's entries; a grid error is tagged with the directory's path (failedPath). */
   async #entries(grid: Grid, dir: FsNode): Promise<DirectoryDoc & { seqnum: number }> {
     if (dir.kind !== "directory") {
-      throw new FsError("not-directory", `${showPath(dir.path)} is a file`);
+      throw new FsError("not-directory", `${showPath(dir.path)} is a file`, dir.path);
     }
-    const doc = await grid.listDirectory(dir.cap);
-    return { entries: doc.entries, meta: doc.meta, seqnum: doc.seqnum };
+    try {
+      const doc = await grid.listDirectory(dir.cap);
+      return { entries: doc.entries, meta: doc.meta, seqnum: doc.seqnum };
+    } catch (e) {
+      tagFailedPath(e, dir.path);
+      throw e;
+    }
+  }
+
+  /**
+   * The nodes along `path`, the root first, as far as it exists: one node per name found (so
+   * `path.length + 1` nodes when all of it exists). A step through a file throws not-directory.
+   */
+  async trail(path: FsPath): Promise<FsNode[]> {
+    const grid = await this.ctx.getGrid();
+    const out = [await nodeOf([], this.root, {})];
+    for (let i = 0; i < path.length; i++) {
+      const doc = await this.#entries(grid, out[i]);
+      const e = doc.entries.find((x) => x.name === path[i]);
+      if (!e) break;
+      const p = path.slice(0, i + 1);
+      try {
+        out.push(await nodeOf(p, e.writecap ?? e.readcap, e.metadata));
+      } catch (err) {
+        tagFailedPath(err, p); // a malformed cap in the entry
+        throw err;
+      }
+    }
+    return out;
   }
 
   /**
@@ -169,15 +207,16 @@ export class ShoalFs {
    */
   async stat(path: FsPath): Promise<FsNode | null> {
     const grid = await this.ctx.getGrid();
-    let cur = await nodeOf([], this.root, {});
-    for (let i = 0; i < path.length; i++) {
-      const doc = await this.#entries(grid, cur);
-      const e = doc.entries.find((x) => x.name === path[i]);
-      if (!e) {
-        if (i === path.length - 1) return null;
-        throw new FsError("not-found", `no entry named '${path[i]}' in ${showPath(cur.path)}`);
-      }
-      cur = await nodeOf(path.slice(0, i + 1), e.writecap ?? e.readcap, e.metadata);
+    const nodes = await this.trail(path);
+    const cur = nodes[nodes.length - 1];
+    if (nodes.length < path.length + 1) {
+      if (nodes.length === path.length) return null;
+      const missing = path.slice(0, nodes.length);
+      throw new FsError(
+        "not-found",
+        `no entry named '${path[nodes.length - 1]}' in ${showPath(cur.path)}`,
+        missing,
+      );
     }
     if (path.length === 0) {
       const doc = await this.#entries(grid, cur);
@@ -196,6 +235,7 @@ export class ShoalFs {
       throw new FsError(
         "not-found",
         `no entry named '${path[path.length - 1]}' in ${showPath(path.slice(0, -1))}`,
+        path,
       );
     }
     return n;
@@ -262,20 +302,24 @@ export class ShoalFs {
   // ---------------------------------------------------------------- changing
 
   /** The writable directory holding `path`'s last name. */
-  async #parent(path: FsPath, what: string): Promise<{ dir: FsNode; name: string }> {
+  async #parent(
+    path: FsPath,
+    what: string,
+    known?: FsNode,
+  ): Promise<{ dir: FsNode; name: string }> {
     if (path.length === 0) throw new FsError("invalid", `${what}: the root has no parent`);
     const name = fsName(path[path.length - 1]);
     // The root needs no walk (and no read: the change itself reads it).
-    const dir = path.length === 1
-      ? await nodeOf([], this.root, {})
-      : await this.resolve(path.slice(0, -1));
+    const dir = known ??
+      (path.length === 1 ? await nodeOf([], this.root, {}) : await this.resolve(path.slice(0, -1)));
     if (dir.kind !== "directory") {
-      throw new FsError("not-directory", `${showPath(dir.path)} is not a directory`);
+      throw new FsError("not-directory", `${showPath(dir.path)} is not a directory`, dir.path);
     }
     if (!dir.writable) {
       throw new FsError(
         "read-only",
         `${showPath(dir.path)} is read-only (only its readcap is held)`,
+        dir.path,
       );
     }
     return { dir, name };
@@ -358,34 +402,63 @@ export class ShoalFs {
     const { dir, name } = opts._dir
       ? { dir: opts._dir, name: fsName(path[path.length - 1]) }
       : await this.#parent(path, "link");
-    const child = parseCap(cap);
-    const readcap = formatCap(await readcapOf(child));
-    const writecap = readcap === cap ? undefined : cap;
+    await this.#linkIn(dir, [{ name, cap, metadata: opts.metadata }], opts);
+  }
+
+  /**
+   * Link several objects into the directory at `dir` in one change (one publish): all of them
+   * or, when one is refused (as `link` refuses), none. Each item follows `link`'s rules.
+   */
+  async linkAll(
+    dir: FsPath,
+    items: { name: string; cap: string; metadata?: Record<string, unknown> }[],
+    opts: { noReplace?: boolean; keepMetadata?: boolean } = {},
+  ): Promise<void> {
+    const node = dir.length === 0 ? await nodeOf([], this.root, {}) : await this.resolve(dir);
+    // The same checks as for a child of `dir` (a writable directory).
+    const { dir: parent } = await this.#parent([...dir, "x"], "link", node);
+    const named = items.map((x) => ({ ...x, name: fsName(x.name) }));
+    await this.#linkIn(parent, named, opts);
+  }
+
+  async #linkIn(
+    dir: FsNode,
+    items: { name: string; cap: string; metadata?: Record<string, unknown> }[],
+    opts: {
+      noReplace?: boolean;
+      keepMetadata?: boolean;
+      check?: (existing: DirEntry | undefined) => void;
+    },
+  ): Promise<void> {
+    const links = await Promise.all(items.map(async (x) => ({
+      ...x,
+      entry: await dirEntry(x.name, x.cap, {}),
+      isDir: isDirCap(parseCap(x.cap)),
+    })));
     const t = now();
     await this.#change(dir.cap, (doc) => {
-      const existing = doc.entries.find((e) => e.name === name);
-      opts.check?.(existing);
-      if (existing && opts.noReplace) {
-        throw new FsError("exists", `an entry named '${name}' already exists`);
+      let entries = doc.entries;
+      for (const { name, metadata: meta, entry, isDir } of links) {
+        const existing = entries.find((e) => e.name === name);
+        opts.check?.(existing);
+        const where = [...dir.path, name];
+        if (existing && opts.noReplace) {
+          throw new FsError("exists", `an entry named '${name}' already exists`, where);
+        }
+        if (existing && !isDir && isDirCap(parseCap(existing.readcap))) {
+          throw new FsError("is-directory", `'${name}' is a directory`, where);
+        }
+        const base = existing && opts.keepMetadata !== false ? existing.metadata : {};
+        // A caller may say when the contents were modified (a client's own mtime); else now.
+        const metadata = {
+          ...base,
+          ...(meta ?? {}),
+          ctime: num(base.ctime) ?? num(meta?.ctime) ?? t,
+          mtime: num(meta?.mtime) ?? t,
+        };
+        entries = [...entries.filter((e) => e.name !== name), { ...entry, metadata }];
       }
-      if (existing && !isDirCap(child) && isDirCap(parseCap(existing.readcap))) {
-        throw new FsError("is-directory", `'${name}' is a directory`);
-      }
-      const base = existing && opts.keepMetadata !== false ? existing.metadata : {};
-      // A caller may say when the contents were modified (a client's own mtime); else now.
-      const metadata = {
-        ...base,
-        ...(opts.metadata ?? {}),
-        ctime: num(base.ctime) ?? num(opts.metadata?.ctime) ?? t,
-        mtime: num(opts.metadata?.mtime) ?? t,
-      };
-      return {
-        entries: [
-          ...doc.entries.filter((e) => e.name !== name),
-          { name, readcap, writecap, metadata },
-        ],
-        meta: doc.meta,
-      };
+      return { entries, meta: doc.meta };
     });
   }
 
@@ -464,7 +537,13 @@ export class ShoalFs {
     const { dir, name } = await this.#parent(path, "unlink");
     await this.#change(dir.cap, (doc) => {
       const e = doc.entries.find((x) => x.name === name);
-      if (!e) throw new FsError("not-found", `no entry named '${name}' in ${showPath(dir.path)}`);
+      if (!e) {
+        throw new FsError(
+          "not-found",
+          `no entry named '${name}' in ${showPath(dir.path)}`,
+          [...dir.path, name],
+        );
+      }
       opts.check?.(e);
       return { entries: doc.entries.filter((x) => x.name !== name), meta: doc.meta };
     });
@@ -576,13 +655,11 @@ export class ShoalFs {
     const entries = await mapLimit(doc.entries, 4, async (e): Promise<DirEntry> => {
       const c = parseCap(e.writecap ?? e.readcap);
       if (!isDirCap(c)) return e;
-      const copy = await this.#copyTree(grid, e.writecap ?? e.readcap);
-      return {
-        name: e.name,
-        readcap: formatCap(await readcapOf(parseCap(copy))),
-        writecap: copy,
-        metadata: e.metadata,
-      };
+      return await dirEntry(
+        e.name,
+        await this.#copyTree(grid, e.writecap ?? e.readcap),
+        e.metadata,
+      );
     });
     return await grid.createDirectory(entries, undefined, doc.meta);
   }

@@ -313,6 +313,7 @@ export class StorageClient {
         maxBodySize: uint(o.maxBodySize, "maxBodySize"),
         maxBatchSlots: uint(o.maxBatchSlots, "maxBatchSlots"),
         leaseDuration: uint(o.leaseDuration, "leaseDuration"),
+        ...(o.used === undefined ? {} : { used: uint(o.used, "used") }),
       };
     });
   }

@@ -71,6 +71,11 @@ export interface ServerVersion {
   maxBatchSlots: number;
   /** Lease duration in seconds granted by add/renew. */
   leaseDuration: number;
+  /**
+   * Bytes of shares the server stores (a count at most 30 s old); absent from servers that
+   * have not counted yet, and from older servers.
+   */
+  used?: number;
 }
 
 export interface AllocateRequest {

@@ -508,21 +508,19 @@ function readShare(
 
 /**
  * POST /batch-list (docs/storage-protocol.md §6.6): the complete shares of each
- * storage index in both namespaces, in request order. The response is bounded
- * like a batch read's: at most `maxBytes` (413 response-too-large beyond).
+ * storage index in both namespaces, in request order, from the store's
+ * in-memory index (share_index.ts). The response is bounded like a batch
+ * read's: at most `maxBytes` (413 response-too-large beyond).
  */
-async function batchList(
+function batchList(
   store: ShareStore,
   sis: Uint8Array[],
   maxBytes: number,
-): Promise<{ entries: { immutable: number[]; mutable: number[] }[] }> {
-  const entries: { immutable: number[]; mutable: number[] }[] = [];
+): { entries: { immutable: readonly number[]; mutable: readonly number[] }[] } {
   let size = 16;
-  for (const si of sis) {
-    const immutable = await store.listImmutable(si);
-    const mutable = await store.listMutable(si);
+  const entries = store.listMany(sis, (e) => {
     // CBOR: a 2-key map (~20 bytes) and at most 5 bytes per share number.
-    size += 24 + 5 * (immutable.length + mutable.length);
+    size += 24 + 5 * (e.immutable.length + e.mutable.length);
     if (size > maxBytes) {
       throw new HttpError(
         413,
@@ -530,9 +528,45 @@ async function batchList(
         `the listing exceeds ${maxBytes} bytes; ask for fewer storage indexes`,
       );
     }
-    entries.push({ immutable, mutable });
-  }
+  });
   return { entries };
+}
+
+/**
+ * Bytes of shares stored, for the version answer (docs/storage-protocol.md §6.1): a walk of the
+ * store at most every USED_MAX_AGE_MS, answered from the last walk meanwhile. A first answer waits
+ * for its walk at most USED_FIRST_WAIT_MS; null (the field left out) until a walk has finished.
+ */
+const USED_MAX_AGE_MS = 30_000;
+const USED_FIRST_WAIT_MS = 1_000;
+
+function usedBytes(store: ShareStore): () => Promise<number | null> {
+  // The store's clock (ms), so a test can move it.
+  const now = () => store.now();
+  let last: { at: number; value: number } | null = null;
+  let walking: Promise<number | null> | null = null;
+  const walk = () =>
+    walking ??= store.usage().then(
+      (u) => {
+        last = { at: now(), value: u.immutable.bytes + u.mutable.bytes };
+        return last.value;
+      },
+      () => last?.value ?? null,
+    ).finally(() => (walking = null));
+  return async () => {
+    if (last && now() - last.at < USED_MAX_AGE_MS) return last.value;
+    const w = walk();
+    if (last) return last.value;
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    try {
+      return await Promise.race([
+        w,
+        new Promise<null>((res) => (timer = setTimeout(() => res(null), USED_FIRST_WAIT_MS))),
+      ]);
+    } finally {
+      clearTimeout(timer);
+    }
+  };
 }
 
 /** Build the storage protocol handler over `store`. */
@@ -543,6 +577,7 @@ export function createStorageHandler(
   const maxBody = opts.maxBodySize ?? DEFAULT_MAX_BODY_SIZE;
   const maxSlots = opts.maxBatchSlots ?? DEFAULT_MAX_BATCH_SLOTS;
   const watches = new WatchHub(store, opts.watch);
+  const used = usedBytes(store);
   const log = opts.log ?? ((l: string) => console.error(l));
   const expectedAuth = utf8(`${AUTH_SCHEME} ${base32Encode(opts.swissnum)}`);
 
@@ -576,6 +611,8 @@ export function createStorageHandler(
         maxBatchSlots: maxSlots,
         leaseDuration: store.leaseDuration,
       };
+      const u = await used();
+      if (u !== null) v.used = u;
       return cborResponse(v);
     }
 
@@ -646,7 +683,7 @@ export function createStorageHandler(
     if (seg.length === 1 && seg[0] === "batch-list") {
       method("POST");
       const sis = parseWatchRegister(await readCbor(req, maxBody), maxSlots);
-      return cborResponse(await batchList(store, sis, maxBody));
+      return cborResponse(batchList(store, sis, maxBody));
     }
 
     if (seg[0] === "mutable" && seg.length === 2 && seg[1] === "batch-read") {

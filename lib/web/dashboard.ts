@@ -43,7 +43,7 @@ export const DASHBOARD_HTML = `<!doctype html>
   <h2>Storage servers (<span id="server-count">0</span>)</h2>
   <div class="table-wrap"><table id="servers">
     <thead><tr><th>nickname</th><th>petname</th><th>server id</th><th>location hints</th>
-      <th>reachable</th><th>last contact</th><th>space available</th><th>software</th>
+      <th>reachable</th><th>last contact</th><th>space used</th><th>space available</th><th>software</th>
       <th>GSA version</th><th>GSD version held</th></tr></thead>
     <tbody></tbody>
   </table></div>
@@ -207,6 +207,7 @@ export const DASHBOARD_JS = `"use strict";
       const rc = cell(tr, r[0], "reachable " + r[1]);
       if (x.error) rc.title = x.error;
       cell(tr, ago(s.now, x.lastContact));
+      cell(tr, bytes(x.used), "used");
       cell(tr, bytes(x.availableSpace), "space");
       cell(tr, x.software || "-", "software");
       cell(tr, String(x.gsaSeqnum));
@@ -225,6 +226,7 @@ export const DASHBOARD_JS = `"use strict";
       cell(tr, "announcement not read yet: " + m.problem, "warn");
       cell(tr, "-");
       cell(tr, "since " + iso(m.since));
+      cell(tr, "-");
       cell(tr, "-");
       cell(tr, "-");
       cell(tr, "-");

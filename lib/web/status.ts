@@ -154,6 +154,8 @@ export interface ProbeInfo {
   gsdSeqnum: number | null;
   /** From the server's version call (last answer): bytes it can still accept, its software. */
   availableSpace: number | null;
+  /** From the version call: bytes of shares it stores (null: not reported). */
+  used: number | null;
   protocolSoftware: string | null;
   error: string | null;
 }
@@ -250,6 +252,7 @@ export class ServerProbe {
           lastProbe: t,
           gsdSeqnum: seq,
           availableSpace: ver?.availableSpace ?? prev?.availableSpace ?? null,
+          used: ver?.used ?? prev?.used ?? null,
           protocolSoftware: ver?.software ?? prev?.protocolSoftware ?? null,
           error: null,
         });
@@ -260,6 +263,7 @@ export class ServerProbe {
           lastProbe: now(),
           gsdSeqnum: prev?.gsdSeqnum ?? null,
           availableSpace: prev?.availableSpace ?? null,
+          used: prev?.used ?? null,
           protocolSoftware: prev?.protocolSoftware ?? null,
           error: (e as Error).message,
         });
@@ -286,6 +290,8 @@ export interface StatusServer {
   hasNewestGsd: boolean | null;
   /** Bytes the server can still accept (its version call, last answer); null: not known. */
   availableSpace: number | null;
+  /** Bytes of shares the server stores (its version call, last answer); null: not known. */
+  used: number | null;
   error: string | null;
 }
 
@@ -553,6 +559,7 @@ export function statusReport(
         ? p.gsdSeqnum !== null && p.gsdSeqnum >= newest
         : null,
       availableSpace: p?.availableSpace ?? null,
+      used: p?.used ?? null,
       error: p?.error ?? null,
     };
   });

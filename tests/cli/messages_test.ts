@@ -70,15 +70,10 @@ Deno.test("file command messages on a real grid", opts, async (t) => {
       assertEquals(await ok(sh("get", "home:tree/sub/also.txt")), "also");
     });
 
-    await t.step("cp -r on a terminal: one progress bar with the copy's total", async () => {
-      const src = `${tmp}/tty-tree`;
-      await Deno.mkdir(`${src}/d`, { recursive: true });
-      for (const [i, f] of ["a.bin", "b.bin", "d/c.bin"].entries()) {
-        await Deno.writeFile(`${src}/${f}`, new Uint8Array(100 * 1024).fill(i + 1));
-      }
-      const cmd = [Deno.execPath(), "run", ...RUN_FLAGS, MAIN, ...sh("cp", "-r", src, "home:")]
-        .map((a) => `'${a}'`).join(" ");
-      // `script` gives the command a terminal, as a person running it has.
+    /** Run `shoal ARGS` on a terminal (`script` gives it one, as a person running it has). */
+    const onTerminal = async (args: string[]) => {
+      const cmd = [Deno.execPath(), "run", ...RUN_FLAGS, MAIN, ...args].map((a) => `'${a}'`)
+        .join(" ");
       const r = await new Deno.Command("script", {
         args: ["-qec", cmd, "/dev/null"],
         stdin: "null",
@@ -89,10 +84,37 @@ Deno.test("file command messages on a real grid", opts, async (t) => {
       assertEquals(r.code, 0, tty);
       const bars = tty.split(/\r|\n/).filter((l) => l.includes("] "));
       assert(bars.length > 0, tty);
+      return { tty, bars };
+    };
+
+    await t.step("cp -r on a terminal: one progress bar with the copy's total", async () => {
+      const src = `${tmp}/tty-tree`;
+      await Deno.mkdir(`${src}/d`, { recursive: true });
+      for (const [i, f] of ["a.bin", "b.bin", "d/c.bin"].entries()) {
+        await Deno.writeFile(`${src}/${f}`, new Uint8Array(100 * 1024).fill(i + 1));
+      }
+      const { tty, bars } = await onTerminal(sh("cp", "-r", src, "home:"));
       for (const b of bars) has(b, "/300.0 KiB", "every redraw shows the copy's total");
       has(bars[0], "3 file(s)", "label");
       has(tty, "copied 3 files", "summary");
     });
+
+    await t.step(
+      "cp -r grid -> local on a terminal: one bar with the total; none on a pipe",
+      async () => {
+        const back = `${tmp}/tty-back`;
+        const { tty, bars } = await onTerminal(sh("cp", "-r", "home:tty-tree", back));
+        // One display for the whole copy: every redraw shows the total, none a single file's.
+        for (const b of bars) has(b, "/300.0 KiB", "every redraw shows the copy's total");
+        has(bars[0], "3 file(s)", "label");
+        has(bars[bars.length - 1], "100% 300.0 KiB/300.0 KiB", "the last redraw: all done");
+        has(tty, "copied 3 files", "summary");
+        assertEquals(await Deno.readFile(`${back}/d/c.bin`), new Uint8Array(100 * 1024).fill(3));
+        const piped = await run(sh("cp", "-r", "home:tty-tree", `${tmp}/piped-back`));
+        assertEquals(piped.code, 0, piped.stderr);
+        assert(!piped.stderr.includes("] "), `no progress without a terminal: ${piped.stderr}`);
+      },
+    );
 
     await t.step("check names its object; --json server ids in base32; repair", async () => {
       const c = await ok(sh("check", "home:"));

@@ -138,6 +138,8 @@ Deno.test("the command line a Tahoe-LAFS user expects", opts, async (t) => {
       const header = lines.findIndex((l) => l.startsWith("NICKNAME"));
       assert(header >= 0, text);
       has(lines[header], "STATUS", "header");
+      has(lines[header], "USED", "header: space used");
+      has(lines[header], "AVAILABLE", "header: space available");
       const row = (n: string) => lines.find((l) => l.startsWith(n + " "))!;
       has(row("s0"), " up ", "s0 row");
       has(row("s2"), " down ", "s2 row");
@@ -150,6 +152,9 @@ Deno.test("the command line a Tahoe-LAFS user expects", opts, async (t) => {
       const list = JSON.parse(json);
       assert(list[0].storageUrls[0].includes(":REDACTED@"), json);
       assertEquals(list.find((s: { nickname: string }) => s.nickname === "s2").up, false);
+      // Space from each server's version answer: every server holds the GSD and the GSAs.
+      const s0 = list.find((s: { nickname: string }) => s.nickname === "s0");
+      assert(s0.used > 0 && s0.availableSpace > 0, JSON.stringify(s0));
       const shown = await ok(["client", "servers", "--dir", C, "--json", "--show-secrets"]);
       for (const sw of swiss) has(shown, sw, "--show-secrets");
       g.servers[2].proc = await startStorageServer(g.servers[2].node.dir);

@@ -92,6 +92,38 @@ Deno.test("lib/fs: paths under a root cap on a real grid", async (t) => {
       await rejectsWith(() => fs.unlink(["docs", "c.bin"]), "not-found");
     });
 
+    await t.step("trail; linkAll all or nothing; errors carry their path", async () => {
+      const tr = await fs.trail(["docs", "a.bin", "x"].slice(0, 2));
+      assertEquals(tr.map((n) => n.name), ["", "docs", "a.bin"]);
+      assertEquals((await fs.trail(["docs", "missing", "deeper"])).length, 2);
+      const a = await fs.resolve(["docs", "a.bin"]);
+      await fs.mkdir(["batch"]);
+      await fs.mkdir(["batch", "sub"]);
+      const before = (await fs.list(["batch"])).seqnum;
+      await fs.linkAll(["batch"], [
+        { name: "one", cap: a.cap, metadata: { size: 7 } },
+        { name: "two", cap: a.cap },
+      ]);
+      const after = await fs.list(["batch"]);
+      assertEquals(after.entries.map((e) => e.name), ["one", "sub", "two"]);
+      assertEquals(after.seqnum, before + 1, "one change, one publish");
+      assertEquals(after.entries[0].metadata.size, 7);
+      // A file never replaces a directory: the whole batch is refused, nothing changes.
+      const e = await assertRejects(
+        () => fs.linkAll(["batch"], [{ name: "three", cap: a.cap }, { name: "sub", cap: a.cap }]),
+        FsError,
+      );
+      assertEquals([(e as FsError).code, (e as FsError).path], ["is-directory", ["batch", "sub"]]);
+      assertEquals(await fs.stat(["batch", "three"]), null);
+      const nf = await assertRejects(() => fs.stat(["batch", "nope", "x"]), FsError);
+      assertEquals((nf as FsError).path, ["batch", "nope"]);
+      const nd = await assertRejects(() => fs.stat(["batch", "one", "x"]), FsError);
+      assertEquals([(nd as FsError).code, (nd as FsError).path], ["not-directory", [
+        "batch",
+        "one",
+      ]]);
+    });
+
     await t.step("metadata: entry and root, ctime/mtime/size kept", async () => {
       await fs.updateMetadata(["docs", "a.bin"], (m) => ({ ...m, color: "red", size: 1 }));
       const n = await fs.resolve(["docs", "a.bin"]);

@@ -5,40 +5,17 @@
  * token is refused. Screenshots go to a temp dir, never the repo.
  */
 import { Buffer } from "node:buffer";
-import { type Browser, chromium } from "playwright-core";
+import type { Browser } from "playwright-core";
 import { assert, assertEquals } from "../helpers/assert.ts";
+import { launchChromium } from "../helpers/chromium.ts";
 import { startGatewayGrid } from "./web_helpers.ts";
 
-const CHROMIUM = "/usr/bin/chromium";
-const FLAGS = [
-  "--headless",
-  "--no-sandbox",
-  "--disable-gpu",
-  "--disable-quic",
-  "--no-first-run",
-  "--disable-background-networking",
-  "--disable-component-update",
-  "--disable-sync",
-];
-
-async function requireChromium(): Promise<void> {
-  try {
-    await Deno.stat(CHROMIUM);
-  } catch {
-    throw new Error(
-      `Chromium is missing (${CHROMIUM}): install it with ` +
-        "'apt-get install -y --no-install-recommends chromium' (.ci/run does this) and run the test again",
-    );
-  }
-}
-
 Deno.test("dashboard in Chromium: servers, a server down, a removal, upload/download", async (t) => {
-  await requireChromium();
   const gg = await startGatewayGrid();
   const shots = await Deno.makeTempDir({ prefix: "shoal-dashboard-shots-" });
   let browser: Browser | null = null;
   try {
-    browser = await chromium.launch({ executablePath: CHROMIUM, args: FLAGS, headless: true });
+    browser = await launchChromium();
     const context = await browser.newContext({ acceptDownloads: true });
     const page = await context.newPage();
     const rows = page.locator("#servers tbody tr");
@@ -65,6 +42,12 @@ Deno.test("dashboard in Chromium: servers, a server down, a removal, upload/down
       for (const s of ["s0", "s1", "s2", "s3"]) {
         await row(s).locator("td.reachable.up").waitFor({ timeout: 15_000 });
       }
+      // Space used, from the version answer: every server holds the GSD and the GSAs.
+      await page.waitForFunction(
+        "[...document.querySelectorAll('#servers tbody td.used')].every((td) => /bytes|KB|MB/.test(td.textContent))",
+        null,
+        { timeout: 15_000 },
+      );
       assert((await page.locator("#gsd-seqnum").textContent())!.match(/^\d+$/));
       await page.waitForFunction(
         "document.getElementById('gsd-holders').textContent.split(', ').length === 4",

@@ -28,12 +28,14 @@ Deno.test({
         await waitFor("3 of 3", async () => {
           s = await status();
           return s.health.banner === "3 of 3 servers reachable" &&
-            s.servers.every((x) => x.availableSpace !== null);
+            s.servers.every((x) => x.availableSpace !== null && x.used !== null);
         }, 30_000);
         assertEquals(s.health.level, "ok");
         assertEquals(s.health.problems, []);
         for (const x of s.servers) {
           assert(x.availableSpace! > 0, "available space from the version call");
+          // Every server holds the GSD and the GSAs: bytes of shares stored, never 0.
+          assert(x.used! > 0, "space used from the version call");
           assert(x.software.startsWith("shoal"), `software version: ${x.software}`);
           assert(x.lastContact !== null);
         }
@@ -92,6 +94,7 @@ function report(over: Partial<Omit<StatusReport, "health">>): Omit<StatusReport,
     gsdSeqnum: 5,
     hasNewestGsd: true,
     availableSpace: 10e9,
+    used: 2e9,
     error: null,
   });
   return {

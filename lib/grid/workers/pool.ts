@@ -3,7 +3,7 @@
  * erasure coding and hashing of upload segments, and the verification,
  * decoding and decryption of downloaded ones, run on other cores while the
  * calling thread drives TLS and the storage protocol (docs/performance.md
- * §8). Jobs carry their buffers and get them back (ArrayBuffers transferred,
+ * §9). Jobs carry their buffers and get them back (ArrayBuffers transferred,
  * never copied); results come back in the order asked when awaited in that
  * order (each Worker works in order; jobs go round-robin).
  *
@@ -50,7 +50,7 @@ export function segmentWorkerCount(): number {
  * The default: SHOAL_SEGMENT_WORKERS=N if set, else **none** for now. On the
  * 2-core build machine under load (25-40) Workers raised the client's CPU per
  * MB (download ~+80 %, upload ~+60 %) and a put's or get's peak RSS above 200
- * MB (docs/performance.md §8.4); a quiet-machine run of `deno task bench
+ * MB (docs/performance.md §9.4); a quiet-machine run of `deno task bench
  * immutable`, which measures both, decides whether this becomes
  * segmentWorkerCount().
  */

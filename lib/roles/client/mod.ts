@@ -10,7 +10,7 @@ export {
   parseGridPath,
   validateAliasName,
 } from "./paths.ts";
-export { type Progress, progressBar } from "./progress.ts";
+export { fmtBytes, type Progress, progressBar } from "./progress.ts";
 export * from "./leases.ts";
 export * from "./uploads.ts";
 export * from "./walk.ts";

@@ -12,6 +12,9 @@ export interface ServerStatus {
   up: boolean;
   /** Why it is down. */
   error?: string;
+  /** From its version answer: bytes it can still accept, and bytes of shares it stores. */
+  availableSpace?: number;
+  used?: number;
 }
 
 /** Status by server id (base32) of every recorded server. */
@@ -25,13 +28,13 @@ export async function probeServers(
     let timer: ReturnType<typeof setTimeout> | undefined;
     try {
       const server = node.pool.server(parseStorageUrl(s.storageUrls[0]), s.nickname);
-      await Promise.race([
+      const v = await Promise.race([
         server.storage.version(),
         new Promise<never>((_, rej) => {
           timer = setTimeout(() => rej(new Error(`no answer within ${timeoutMs} ms`)), timeoutMs);
         }),
       ]);
-      out.set(s.serverId, { up: true });
+      out.set(s.serverId, { up: true, availableSpace: v.availableSpace, used: v.used });
     } catch (e) {
       out.set(s.serverId, { up: false, error: (e as Error).message });
     } finally {

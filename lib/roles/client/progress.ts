@@ -10,7 +10,8 @@ export interface Progress {
   finish(): void;
 }
 
-function fmtBytes(n: number): string {
+/** Bytes in binary units: "512 B", "38.1 MiB". */
+export function fmtBytes(n: number): string {
   const units = ["B", "KiB", "MiB", "GiB", "TiB"];
   let u = 0;
   let v = n;

@@ -1,0 +1,111 @@
+/**
+ * The local-disk side of the client's file commands: files as upload sources, local names and
+ * paths, and the totals and progress of a whole copy. Nothing here touches the grid.
+ */
+import type { ImmutableSource } from "../../grid/mod.ts";
+import type { Progress } from "./progress.ts";
+
+const READ_CHUNK = 1024 * 1024;
+
+export async function writeAll(f: Deno.FsFile, b: Uint8Array): Promise<void> {
+  let off = 0;
+  while (off < b.length) off += await f.write(b.subarray(off));
+}
+
+export function basename(path: string): string {
+  const trimmed = path.replace(/\/+$/, "");
+  return trimmed.slice(trimmed.lastIndexOf("/") + 1);
+}
+
+export function joinLocal(dir: string, name: string): string {
+  return dir.endsWith("/") ? dir + name : `${dir}/${name}`;
+}
+
+async function orNull(p: Promise<Deno.FileInfo>): Promise<Deno.FileInfo | null> {
+  try {
+    return await p;
+  } catch (e) {
+    if (e instanceof Deno.errors.NotFound) return null;
+    throw e;
+  }
+}
+
+export const lstatOrNull = (path: string) => orNull(Deno.lstat(path));
+export const statOrNull = (path: string) => orNull(Deno.stat(path));
+
+/** A local file as an ImmutableSource: each open() reads it afresh, 1 MiB at a time. */
+export function fileSource(path: string, size: number): ImmutableSource {
+  return {
+    size,
+    open() {
+      let f: Deno.FsFile | null = null;
+      return new ReadableStream<Uint8Array>({
+        async pull(c) {
+          f ??= await Deno.open(path, { read: true });
+          const buf = new Uint8Array(READ_CHUNK);
+          const n = await f.read(buf);
+          if (n === null) {
+            f.close();
+            f = null;
+            c.close();
+          } else {
+            c.enqueue(buf.subarray(0, n));
+          }
+        },
+        cancel() {
+          f?.close();
+          f = null;
+        },
+      }, { highWaterMark: 0 });
+    },
+  };
+}
+
+/** Regular files and their bytes under a local path (what `cp` will upload). */
+export async function localTotals(
+  path: string,
+  recursive: boolean,
+  plan: { files: number; bytes: number },
+): Promise<void> {
+  const st = await Deno.lstat(path).catch(() => null);
+  if (!st) return;
+  if (st.isFile) {
+    plan.files++;
+    plan.bytes += st.size;
+  } else if (st.isDirectory && recursive) {
+    for await (const e of Deno.readDir(path)) {
+      await localTotals(joinLocal(path, e.name), recursive, plan);
+    }
+  }
+}
+
+/** Per-file progress that feeds one bar for the whole copy (files run in parallel). */
+export function aggregateProgress(whole: Progress): (label: string, total: number) => Progress {
+  let finished = 0;
+  const live = new Map<object, number>();
+  const show = () => whole.update(finished + [...live.values()].reduce((a, b) => a + b, 0));
+  return () => {
+    const key = {};
+    live.set(key, 0);
+    return {
+      update(done: number) {
+        live.set(key, done);
+        show();
+      },
+      finish() {
+        finished += live.get(key) ?? 0;
+        live.delete(key);
+        show();
+      },
+    };
+  };
+}
+
+/** A local path for a message: control characters shown as \xNN. */
+export function printable(path: string): string {
+  return path.replace(
+    // deno-lint-ignore no-control-regex
+    /[\x00-\x1f\x7f-\x9f]/g,
+    (c) => `\\x${c.charCodeAt(0).toString(16).padStart(2, "0")}`,
+  );
+}
