@@ -17,12 +17,15 @@
  * (verifying UEB against the cap and the share's block-tree root against the
  * UEB), then fetch blocks segment by segment (a few in flight), verifying each
  * block before use and each decoded segment against the ciphertext tree.
+ *
+ * The per-segment CPU work (encrypt, erasure-code, hash; verify, decode,
+ * decrypt) goes through a SegmentPool (lib/grid/workers): on segment Workers
+ * when they are turned on, else on this thread, with the same bytes.
  */
 import { createHash } from "node:crypto";
 import { StorageDeadlineError } from "../storage/mod.ts";
-import { bytesEqual, decodeSegment, encodeSegment, erasureEncode, toHex } from "../codec/mod.ts";
+import { bytesEqual, toHex } from "../codec/mod.ts";
 import {
-  aesCtr,
   type Cap,
   convergenceKey,
   formatCap,
@@ -33,6 +36,13 @@ import {
   uploadSecret,
   verifyLeaf,
 } from "../crypto/mod.ts";
+import {
+  type EncodeDone,
+  EncodePipeline,
+  SegmentPool,
+  segmentPool,
+  WORKER_MIN_SEGMENTS,
+} from "./workers/mod.ts";
 import {
   failedServers,
   GridError,
@@ -60,7 +70,6 @@ import {
   packFront,
   parseHeader,
   requestedSegmentSize,
-  segmentLeaf,
   segmentLength,
   shareLeaf,
   treeProof,
@@ -82,7 +91,6 @@ import {
   serverKey,
 } from "./servers.ts";
 
-const ZERO_IV = new Uint8Array(16);
 /**
  * Bytes of one PATCH (blocks of consecutive segments are joined up to this).
  * Servers spend much of their CPU per request rather than per byte: 2 MiB
@@ -244,26 +252,22 @@ function sourceOf(source: ImmutableSource | Uint8Array): ImmutableSource {
 
 /**
  * Cut a stream into segments of the given lengths; errors if the stream is not
- * exactly `size` bytes. Each segment is assembled in one reused buffer with
- * 15 bytes of headroom: segment i sits at byte (i · segmentSize) mod 16 of
- * it, so the caller can encrypt from a 16-byte-aligned stream position
- * without another copy (see ctrAligned). A yielded segment is only valid
- * until the next one is asked for.
+ * exactly `size` bytes. Segment i is copied into `take()` (a buffer of at
+ * least segmentSize bytes, which the caller owns) and yielded as its first
+ * segmentLength(l, i) bytes.
  */
 async function* segmentsOf(
   stream: ReadableStream<Uint8Array>,
   l: Layout,
+  take: () => Uint8Array,
 ): AsyncGenerator<Uint8Array> {
   const reader = stream.getReader();
   let left: Uint8Array = new Uint8Array(0);
   let read = 0;
-  let scratch: Uint8Array | null = null;
   try {
     for (let i = 0; i < l.numSegments; i++) {
       const len = segmentLength(l, i);
-      const pad = (i * l.segmentSize) % 16;
-      if (!scratch || scratch.length < pad + len) scratch = new Uint8Array(15 + l.segmentSize);
-      const out = scratch.subarray(pad, pad + len);
+      const out = take().subarray(0, len);
       let filled = 0;
       while (filled < len) {
         if (left.length === 0) {
@@ -293,38 +297,6 @@ async function* segmentsOf(
     throw new GridError(`the source has more than the ${l.size} bytes its size says`);
   } finally {
     reader.cancel().catch(() => {});
-  }
-}
-
-/**
- * AES-256-CTR (encrypt or decrypt) of `data` at stream position `pos`.
- * aesCtr copies any input that does not start on a 16-byte boundary of the
- * stream, which segments (i · segmentSize) mostly do not. Here the aligned
- * frame is made without a fresh allocation: from the `pos mod 16` bytes of
- * headroom before `data` in its buffer (segmentsOf leaves them), or else by
- * copying into a buffer from `scratch` (returned to it when done). The bytes
- * before `data` are encrypted too and dropped.
- */
-async function ctrAligned(
-  key: Uint8Array,
-  data: Uint8Array,
-  pos: number,
-  scratch: Uint8Array[],
-): Promise<Uint8Array> {
-  const pad = pos % 16;
-  if (pad === 0) return aesCtr(key, ZERO_IV, data, pos);
-  if (data.byteOffset >= pad) {
-    const framed = new Uint8Array(data.buffer, data.byteOffset - pad, pad + data.length);
-    return (await aesCtr(key, ZERO_IV, framed, pos - pad)).subarray(pad);
-  }
-  let buf = scratch.pop();
-  if (!buf || buf.length < pad + data.length) buf = new Uint8Array(pad + data.length);
-  try {
-    buf.set(data, pad);
-    return (await aesCtr(key, ZERO_IV, buf.subarray(0, pad + data.length), pos - pad))
-      .subarray(pad);
-  } finally {
-    scratch.push(buf);
   }
 }
 
@@ -833,7 +805,6 @@ function sameKey(s: GridServer, t: Target): boolean {
 
 /** Streams block hashes and (optionally) uploads blocks; builds trees and UEB at the end. */
 class Encoder {
-  #parity: Uint8Array[] | null = null;
   /**
    * Each share's block hashes, 32 bytes each, packed (no object per leaf);
    * its tree is built from them when needed. The ciphertext tree, which every
@@ -857,29 +828,22 @@ class Encoder {
     return completeTree(t, this.layout.numSegments);
   }
 
-  /** Erasure-code one ciphertext segment; hand the blocks to `session`. */
-  add(i: number, ciphertext: Uint8Array, session: UploadSession): void {
+  /**
+   * Record segment i, erasure-coded and hashed (segment_work.ts encodeWork:
+   * block s of `size` bytes at s · size of `blocks`), and hand its blocks to
+   * `session` (which copies them).
+   */
+  add(i: number, blocks: Uint8Array, size: number, done: EncodeDone, session: UploadSession): void {
     const l = this.layout;
     if (i !== this.#segments || i >= l.numSegments) throw new Error("segments out of order");
     this.#segments++;
-    this.#ctTree.set(segmentLeaf(ciphertext), i * HASH_SIZE);
-    // A full segment splits into k equal views of `ciphertext` (our own buffer): no copy needed.
-    const size = ciphertext.length / l.k;
-    let blocks: Uint8Array[];
-    if (Number.isInteger(size) && size > 0) {
-      // Parity goes into buffers reused from segment to segment: session.write copies blocks.
-      if (this.#parity?.[0]?.length !== size) {
-        this.#parity = Array.from({ length: l.n - l.k }, () => new Uint8Array(size));
-      }
-      blocks = erasureEncode(
-        Array.from({ length: l.k }, (_, j) => ciphertext.subarray(j * size, (j + 1) * size)),
-        l.n,
-        this.#parity,
-      );
-    } else blocks = encodeSegment(ciphertext, l.k, l.n);
+    this.#ctTree.set(done.leaf, i * HASH_SIZE);
     for (let s = 0; s < l.n; s++) {
-      this.#blockLeaves[s].set(blockHash(blocks[s]), i * HASH_SIZE);
-      session.write(s, i, blockOffset(l, i), blocks[s]);
+      this.#blockLeaves[s].set(
+        done.hashes.subarray(s * HASH_SIZE, (s + 1) * HASH_SIZE),
+        i * HASH_SIZE,
+      );
+      session.write(s, i, blockOffset(l, i), blocks.subarray(s * size, (s + 1) * size));
     }
   }
 
@@ -993,24 +957,32 @@ async function uploadOnce(
     );
   }
   const encoder = new Encoder(l);
-  const scratch: Uint8Array[] = [];
-  let i = 0;
-  let done = 0;
   // The plaintext is hashed again as it is encrypted: a source that changed
   // since the convergent key was derived from it must not be encrypted under
   // that key (a two-time pad at the key's storage index). No share's front is
   // written before this check, so no share completes.
   const rehash = plainHash ? createHash("sha256") : null;
-  for await (const plain of segmentsOf(src.open(), l)) {
-    checkAbort(opts.signal);
-    if (session.fatal) throw session.fatal;
-    rehash?.update(plain);
-    const ct = await ctrAligned(key, plain, i * l.segmentSize, scratch);
-    encoder.add(i, ct, session);
-    done += plain.length;
-    opts.onProgress?.(done, l.size);
-    await session.room();
-    i++;
+  const pool = segmentPool(l);
+  try {
+    const pipe = await EncodePipeline.start(pool, l, key);
+    let done = 0;
+    const next = async () => {
+      const i = await pipe.next((i, blocks, size, d) => encoder.add(i, blocks, size, d, session));
+      done += segmentLength(l, i);
+      opts.onProgress?.(done, l.size);
+      await session.room();
+    };
+    let i = 0;
+    for await (const plain of segmentsOf(src.open(), l, () => pipe.input())) {
+      checkAbort(opts.signal);
+      if (session.fatal) throw session.fatal;
+      rehash?.update(plain);
+      pipe.push(i++, plain);
+      while (pipe.full) await next();
+    }
+    while (!pipe.empty) await next();
+  } finally {
+    pool.close();
   }
   if (rehash && !bytesEqual(new Uint8Array(rehash.digest()), plainHash!)) {
     throw new SourceChangedError(
@@ -1110,6 +1082,10 @@ function capInfo(cap: string | Cap): CapInfo {
     };
   }
   throw new GridError(`expected an immutable file cap (CHK-R1 or CHK-V1), got a ${c.kind} cap`);
+}
+
+function blockMismatch(i: number): CorruptShareError {
+  return new CorruptShareError(`block ${i} does not match the share's block hash tree`);
 }
 
 /** One share on one server, opened lazily and verified piece by piece. */
@@ -1241,15 +1217,22 @@ class ShareReader {
 
   /** Block i of this share, verified. */
   async block(i: number): Promise<Uint8Array> {
+    const { data, hash } = await this.unverifiedBlock(i);
+    if (!bytesEqual(blockHash(data), hash)) throw blockMismatch(i);
+    return data;
+  }
+
+  /**
+   * Block i of this share and its hash from the share's (verified) block
+   * tree: the caller checks one against the other (a segment Worker does).
+   */
+  async unverifiedBlock(i: number): Promise<{ data: Uint8Array; hash: Uint8Array }> {
     const l = this.layout;
     const h = upperPart(l.treeDepth).level;
     const leaves = await this.#window("b", i >> h, l.blockTreeOffset, this.#blockWindows);
     const len = blockLength(l, i);
-    const b = len === 0 ? new Uint8Array(0) : await this.#read(blockOffset(l, i), len);
-    if (!bytesEqual(blockHash(b), leaves[i - ((i >> h) << h)])) {
-      throw new CorruptShareError(`block ${i} does not match the share's block hash tree`);
-    }
-    return b;
+    const data = len === 0 ? new Uint8Array(0) : await this.#read(blockOffset(l, i), len);
+    return { data, hash: leaves[i - ((i >> h) << h)] };
   }
 
   /** The ciphertext-tree leaf of segment i, verified against the UEB (read from this share). */
@@ -1401,15 +1384,25 @@ class ShareSet {
   }
 }
 
-/** Fetch, verify and decode ciphertext segment i. */
-async function fetchSegment(set: ShareSet, i: number): Promise<Uint8Array> {
+/**
+ * Fetch segment i from k shares, and on `pool` verify each block against its
+ * share's block tree, decode, check the result against the ciphertext tree
+ * and decrypt it with `key` (null: return the ciphertext, as repair needs).
+ * A fresh buffer.
+ */
+async function fetchSegment(
+  set: ShareSet,
+  i: number,
+  pool: SegmentPool,
+  key: Uint8Array | null,
+): Promise<Uint8Array> {
   for (;;) {
-    const readers = await set.pick();
+    const readers = [...await set.pick()].sort((a, b) => a.shnum - b.shnum);
     const l = readers[0].layout;
     // A block still on its way when the other k-1 have arrived (plus a grace
     // period) is given up on: its share is dropped and another one read.
     const t0 = performance.now();
-    const g = await gather(readers, (r) => r.block(i), {
+    const g = await gather(readers, (r) => r.unverifiedBlock(i), {
       enough: (answered) => readers.length > 1 && answered.length >= readers.length - 1,
     });
     let failed = false;
@@ -1424,11 +1417,6 @@ async function fetchSegment(set: ShareSet, i: number): Promise<Uint8Array> {
       }
     });
     if (failed) continue;
-    const blocks = g.answers.map((a, j) => ({
-      index: readers[j].shnum,
-      data: (a as { value: Uint8Array }).value,
-    }));
-    const seg = decodeSegment(blocks, l.k, l.n, segmentLength(l, i));
     let leaf: Uint8Array;
     try {
       leaf = await readers[0].segmentLeaf(i);
@@ -1436,13 +1424,41 @@ async function fetchSegment(set: ShareSet, i: number): Promise<Uint8Array> {
       set.markBad(readers[0], e);
       continue;
     }
-    if (!bytesEqual(segmentLeaf(seg), leaf)) {
-      throw new UnrecoverableError(
-        `segment ${i} decodes to ciphertext that does not match the file's ciphertext hash tree: ` +
-          "the shares are inconsistent (a faulty uploader); the file cannot be read safely",
-      );
+    const size = blockLength(l, i);
+    const length = segmentLength(l, i);
+    // A buffer the pool reuses: a fresh buffer sent to a Worker and back costs
+    // ~1 ms of CPU per MB (measured) where a reused one costs ~0.1; the
+    // plaintext is copied out of it (young, cheap to free).
+    const blocks = pool.buffer(l.k * l.blockSize);
+    const expected = new Uint8Array(l.k * HASH_SIZE);
+    g.answers.forEach((a, j) => {
+      const b = (a as { value: { data: Uint8Array; hash: Uint8Array } }).value;
+      blocks.set(b.data, j * size);
+      expected.set(b.hash, j * HASH_SIZE);
+    });
+    const r = await pool.decode({
+      key,
+      pos: i * l.segmentSize,
+      k: l.k,
+      n: l.n,
+      size,
+      length,
+      indices: readers.map((x) => x.shnum),
+      blocks,
+      expected,
+      leaf,
+    });
+    const result = r.done.ok ? r.job.blocks.slice(0, length) : null;
+    pool.recycle(r.job.blocks);
+    if (result) return result;
+    if ("badBlocks" in r.done) {
+      for (const j of r.done.badBlocks) set.markBad(readers[j], blockMismatch(i));
+      continue;
     }
-    return seg;
+    throw new UnrecoverableError(
+      `segment ${i} decodes to ciphertext that does not match the file's ciphertext hash tree: ` +
+        "the shares are inconsistent (a faulty uploader); the file cannot be read safely",
+    );
   }
 }
 
@@ -1501,28 +1517,32 @@ async function* downloadSegments(
   const s0 = Math.floor(offset / l.segmentSize);
   const s1 = Math.floor((offset + length - 1) / l.segmentSize);
   const queue: Promise<Uint8Array>[] = [];
-  const scratch: Uint8Array[] = [];
-  let next = s0;
-  const fill = () => {
-    while (next <= s1 && queue.length < READ_AHEAD) {
-      const i = next++;
-      const p = fetchSegment(set, i).then((ct) => ctrAligned(key, ct, i * l.segmentSize, scratch));
-      p.catch(() => {}); // observed when awaited
-      queue.push(p);
+  const pool = new SegmentPool(s1 - s0 + 1 >= WORKER_MIN_SEGMENTS ? undefined : 0);
+  try {
+    const ahead = (await pool.threaded()) ? READ_AHEAD + pool.workers : READ_AHEAD;
+    let next = s0;
+    const fill = () => {
+      while (next <= s1 && queue.length < ahead) {
+        const p = fetchSegment(set, next++, pool, key);
+        p.catch(() => {}); // observed when awaited
+        queue.push(p);
+      }
+    };
+    let done = 0;
+    for (let i = s0; i <= s1; i++) {
+      checkAbort(opts.signal);
+      fill();
+      const plain = await queue.shift()!;
+      const segStart = i * l.segmentSize;
+      const from = Math.max(offset, segStart) - segStart;
+      const to = Math.min(offset + length, segStart + plain.length) - segStart;
+      const piece = plain.subarray(from, to);
+      done += piece.length;
+      yield piece;
+      opts.onProgress?.(done, length);
     }
-  };
-  let done = 0;
-  for (let i = s0; i <= s1; i++) {
-    checkAbort(opts.signal);
-    fill();
-    const plain = await queue.shift()!;
-    const segStart = i * l.segmentSize;
-    const from = Math.max(offset, segStart) - segStart;
-    const to = Math.min(offset + length, segStart + plain.length) - segStart;
-    const piece = plain.subarray(from, to);
-    done += piece.length;
-    yield piece;
-    opts.onProgress?.(done, length);
+  } finally {
+    pool.close();
   }
 }
 
@@ -1723,12 +1743,22 @@ export async function repairImmutable(
     for (const [sh, s] of extra) await session.allocate(new Map([[sh, s]]), [s]);
     const set = new ShareSet(info, located);
     const encoder = new Encoder(l);
-    for (let i = 0; i < l.numSegments; i++) {
-      checkAbort(opts.signal);
-      if (session.fatal) throw session.fatal;
-      encoder.add(i, await fetchSegment(set, i), session);
-      opts.onProgress?.(Math.min(l.size, (i + 1) * l.segmentSize), l.size);
-      await session.room();
+    const pool = segmentPool(l);
+    try {
+      const pipe = await EncodePipeline.start(pool, l, null);
+      for (let i = 0; i < l.numSegments; i++) {
+        checkAbort(opts.signal);
+        if (session.fatal) throw session.fatal;
+        const ct = await fetchSegment(set, i, pool, null);
+        const input = pipe.input();
+        input.set(ct);
+        pipe.push(i, input.subarray(0, ct.length));
+        await pipe.next((j, blocks, size, d) => encoder.add(j, blocks, size, d, session));
+        opts.onProgress?.(Math.min(l.size, (i + 1) * l.segmentSize), l.size);
+        await session.room();
+      }
+    } finally {
+      pool.close();
     }
     await session.drain();
     const fin = encoder.finish();
