@@ -422,9 +422,7 @@ export class ShoalFs {
       })
       : body;
     const direct = stream !== null && opts.size !== undefined && opts.convergence === false;
-    const sp = direct
-      ? { source: oneShotSource(stream, opts.size!), remove: () => Promise.resolve() }
-      : await spool(stream, this.ctx.tmpDir);
+    const sp = direct ? oneShotSource(stream, opts.size!) : await spool(stream, this.ctx.tmpDir);
     try {
       const grid = await this.ctx.getGrid();
       const { k, n, happy } = this.ctx.shares;
@@ -460,9 +458,7 @@ export class ShoalFs {
     opts: { convergence?: boolean; size?: number } = {},
   ): Promise<{ cap: string; size: number }> {
     const direct = body !== null && opts.size !== undefined && opts.convergence === false;
-    const sp = direct
-      ? { source: oneShotSource(body, opts.size!), remove: () => Promise.resolve() }
-      : await spool(body, this.ctx.tmpDir);
+    const sp = direct ? oneShotSource(body, opts.size!) : await spool(body, this.ctx.tmpDir);
     try {
       const grid = await this.ctx.getGrid();
       const r = await grid.uploadImmutable(sp.source, {
