@@ -9,25 +9,14 @@
  * phone width; every server down. PNGs at device scale 1, viewport 1100 px wide, to keep them
  * small.
  */
-import { chromium } from "playwright-core";
+import { launchChromium } from "../tests/helpers/chromium.ts";
 import { startGatewayGrid } from "../tests/web/web_helpers.ts";
 
-const CHROMIUM = "/usr/bin/chromium";
-const FLAGS = [
-  "--headless",
-  "--no-sandbox",
-  "--disable-gpu",
-  "--disable-quic",
-  "--no-first-run",
-  "--disable-background-networking",
-  "--disable-component-update",
-  "--disable-sync",
-];
 const OUT = new URL("../docs/images/", import.meta.url).pathname;
 
 await Deno.mkdir(OUT, { recursive: true });
 const gg = await startGatewayGrid({ servers: 4 });
-const browser = await chromium.launch({ executablePath: CHROMIUM, args: FLAGS, headless: true });
+const browser = await launchChromium();
 try {
   const context = await browser.newContext({ viewport: { width: 1100, height: 700 } });
   const page = await context.newPage();

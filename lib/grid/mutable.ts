@@ -20,21 +20,15 @@ import {
   aesCtr,
   fingerprintFromPublicKey,
   HashTree,
-  leaseSecrets,
   mutableDataKey,
   mutableKeysFromSeed,
   randomBytes,
-  sha256,
   sign,
-  slotCreationMessage,
   storageIndexFromFingerprint,
   taggedHash,
   verify,
   verifyLeaf,
-  writeEnabler,
-  writeEnablerMaster,
 } from "../crypto/mod.ts";
-import type { ShareTestWrite } from "../storage/protocol.ts";
 import {
   failedServers,
   GridError,
@@ -54,6 +48,7 @@ import {
   unpackShareHeader,
   validateEncoding,
 } from "./mutable_share.ts";
+import { shareVectors, testAndWrite } from "./mutable_write.ts";
 import { gather, type GridServer, lateError, permuteServers, serverKey } from "./servers.ts";
 import { GRID_TAGS } from "./tags.ts";
 
@@ -585,7 +580,6 @@ export async function publish(
   }
   const seenBy = new Map<string, ServerSeen>();
   for (const s of map?.servers ?? []) seenBy.set(serverKey(s.server.serverId), s);
-  const master = writeEnablerMaster(keys.writekey);
   const placed: PublishResult["placed"] = [];
   const failures: PublishResult["failures"] = [];
   const conflicts: string[] = [];
@@ -610,39 +604,22 @@ export async function publish(
       }
     }
     const seenShares = new Map((seen?.shares ?? []).map((s) => [s.shareNumber, s.checkstring]));
-    const vectors: ShareTestWrite[] = [];
-    for (const shnum of mine) {
-      const data = version.share(shnum);
-      const specimen = seenShares.get(shnum) ?? new Uint8Array(0);
-      vectors.push({
-        share: shnum,
-        test: [{ offset: 0, size: CHECKSTRING_SIZE, specimen }],
-        write: [{ offset: 0, data }],
-        newLength: data.length,
-      });
-    }
-    for (const [shnum, checkstring] of seenShares) {
-      if (mine.includes(shnum)) continue;
-      // A share from an older layout: remove it so the server holds only the new version.
-      vectors.push({
-        share: shnum,
-        test: [{ offset: 0, size: CHECKSTRING_SIZE, specimen: checkstring }],
-        write: [],
-        newLength: 0,
-      });
-    }
-    const lease = leaseSecrets(ctx.leaseSecret, keys.storageIndex, server.serverId);
+    const vectors = shareVectors(
+      mine.map((share) => ({
+        share,
+        data: version.share(share),
+        specimen: seenShares.get(share) ?? new Uint8Array(0),
+      })),
+      // Shares from an older layout: removed so the server holds only the new version.
+      [...seenShares].filter(([share]) => !mine.includes(share)).map(([share, specimen]) => ({
+        share,
+        specimen,
+      })),
+    );
     try {
-      const we = writeEnabler(master, server.serverId);
-      // A server creates the slot only for the signing key's holder (storage-protocol.md §6.3).
-      const msg = slotCreationMessage(keys.storageIndex, server.serverId, sha256(we));
-      const slotProof = { verifyKey: keys.publicKey, signature: await sign(keys.seed, msg) };
-      const res = await server.storage.readTestWrite(keys.storageIndex, {
-        writeEnabler: we,
-        leaseRenew: lease.renew,
-        leaseCancel: lease.cancel,
-        slotProof,
-      }, { testWriteVectors: vectors, readVector: [{ offset: 0, size: CHECKSTRING_SIZE }] });
+      const res = await testAndWrite(ctx.leaseSecret, keys, server, vectors, [
+        { offset: 0, size: CHECKSTRING_SIZE },
+      ]);
       // Anything there we did not see is a surprise: another writer got in.
       for (const r of res.reads) {
         const expected = seenShares.get(r.share);

@@ -11,22 +11,13 @@
  */
 import { bytesEqual } from "../codec/mod.ts";
 import {
-  leaseSecrets,
-  sha256,
-  sign,
-  slotCreationMessage,
-  writeEnabler,
-  writeEnablerMaster,
-} from "../crypto/mod.ts";
-import type { ShareTestWrite } from "../storage/protocol.ts";
-import { CHECKSTRING_SIZE } from "./mutable_share.ts";
-import {
   encodeVersion,
   mapUpdate,
   type MutableContext,
   type MutableWriteKeys,
   retrieve,
 } from "./mutable.ts";
+import { shareVectors, testAndWrite } from "./mutable_write.ts";
 import { type GridServer, serverKey } from "./servers.ts";
 
 export interface PushResult {
@@ -61,7 +52,6 @@ export async function pushNewestVersion(
   const free: number[] = [];
   for (let i = 0; i < n; i++) if (!held.has(i)) free.push(i);
   const seenBy = new Map(map.servers.map((s) => [serverKey(s.server.serverId), s]));
-  const master = writeEnablerMaster(keys.writekey);
   await Promise.all(targets.map(async (server) => {
     const key = serverKey(server.serverId);
     if (holdsNewest.has(key)) return;
@@ -71,38 +61,19 @@ export async function pushNewestVersion(
       return;
     }
     const seen = seenBy.get(key)?.shares ?? [];
-    const data = version.share(shnum);
-    const vectors: ShareTestWrite[] = [{
-      share: shnum,
-      test: [{
-        offset: 0,
-        size: CHECKSTRING_SIZE,
+    const vectors = shareVectors(
+      [{
+        share: shnum,
+        data: version.share(shnum),
         specimen: seen.find((s) => s.shareNumber === shnum)?.checkstring ?? new Uint8Array(0),
       }],
-      write: [{ offset: 0, data }],
-      newLength: data.length,
-    }];
-    for (const s of seen) {
-      if (s.shareNumber === shnum) continue;
-      vectors.push({
+      seen.filter((s) => s.shareNumber !== shnum).map((s) => ({
         share: s.shareNumber,
-        test: [{ offset: 0, size: CHECKSTRING_SIZE, specimen: s.checkstring }],
-        write: [],
-        newLength: 0,
-      });
-    }
-    const lease = leaseSecrets(ctx.leaseSecret, keys.storageIndex, server.serverId);
+        specimen: s.checkstring,
+      })),
+    );
     try {
-      const we = writeEnabler(master, server.serverId);
-      // A server creates the slot only for the signing key's holder (storage-protocol.md §6.3).
-      const msg = slotCreationMessage(keys.storageIndex, server.serverId, sha256(we));
-      const slotProof = { verifyKey: keys.publicKey, signature: await sign(keys.seed, msg) };
-      const res = await server.storage.readTestWrite(keys.storageIndex, {
-        writeEnabler: we,
-        leaseRenew: lease.renew,
-        leaseCancel: lease.cancel,
-        slotProof,
-      }, { testWriteVectors: vectors, readVector: [] });
+      const res = await testAndWrite(ctx.leaseSecret, keys, server, vectors);
       if (res.success) result.placed.push(server.serverId);
       else {
         result.failures.push({

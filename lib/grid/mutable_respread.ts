@@ -23,15 +23,7 @@
  * target. Nothing is written when the object is already as good as it can be.
  */
 import { bytesEqual } from "../codec/mod.ts";
-import {
-  leaseSecrets,
-  sha256,
-  sign,
-  slotCreationMessage,
-  writeEnabler,
-  writeEnablerMaster,
-} from "../crypto/mod.ts";
-import type { ShareTestWrite } from "../storage/protocol.ts";
+import {} from "../crypto/mod.ts";
 import { GridError } from "./errors.ts";
 import { happinessOf } from "./immutable.ts";
 import {
@@ -41,7 +33,7 @@ import {
   retrieve,
   type Servermap,
 } from "./mutable.ts";
-import { CHECKSTRING_SIZE } from "./mutable_share.ts";
+import { shareVectors, testAndWrite } from "./mutable_write.ts";
 import { type GridServer, mapLimit, permuteServers, serverKey } from "./servers.ts";
 
 export interface MutableHealth {
@@ -204,43 +196,18 @@ export async function respreadMutable(
     written: [],
     failures: [],
   };
-  const master = writeEnablerMaster(keys.writekey);
   const targets = live.filter((s) =>
     plan.has(serverKey(s.serverId)) || deletions.has(serverKey(s.serverId))
   );
   await mapLimit(targets, 8, async (server) => {
     const key = serverKey(server.serverId);
-    const vectors: ShareTestWrite[] = [];
     const mine = [...(plan.get(key) ?? new Map<number, Uint8Array>())];
-    for (const [sh, specimen] of mine) {
-      const data = enc.share(sh);
-      vectors.push({
-        share: sh,
-        test: [{ offset: 0, size: CHECKSTRING_SIZE, specimen }],
-        write: [{ offset: 0, data }],
-        newLength: data.length,
-      });
-    }
-    for (const [sh, specimen] of deletions.get(key) ?? []) {
-      vectors.push({
-        share: sh,
-        test: [{ offset: 0, size: CHECKSTRING_SIZE, specimen }],
-        write: [],
-        newLength: 0,
-      });
-    }
-    const lease = leaseSecrets(ctx.leaseSecret, si, server.serverId);
+    const vectors = shareVectors(
+      mine.map(([share, specimen]) => ({ share, data: enc.share(share), specimen })),
+      [...(deletions.get(key) ?? [])].map(([share, specimen]) => ({ share, specimen })),
+    );
     try {
-      const we = writeEnabler(master, server.serverId);
-      // A server creates the slot only for the signing key's holder (storage-protocol.md §6.3).
-      const msg = slotCreationMessage(si, server.serverId, sha256(we));
-      const slotProof = { verifyKey: keys.publicKey, signature: await sign(keys.seed, msg) };
-      const res = await server.storage.readTestWrite(si, {
-        writeEnabler: we,
-        leaseRenew: lease.renew,
-        leaseCancel: lease.cancel,
-        slotProof,
-      }, { testWriteVectors: vectors, readVector: [] });
+      const res = await testAndWrite(ctx.leaseSecret, keys, server, vectors);
       if (!res.success) {
         result.failures.push({
           serverId: server.serverId,

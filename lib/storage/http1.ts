@@ -349,7 +349,7 @@ class ResponseParser {
 
   #parseHead(head: string): void {
     const lines = head.split("\r\n");
-    const m = /^HTTP\/1\.([01]) ([1-9][0-9]{2})(?: [^\r\n]*)?$/.exec(lines[0]);
+    const m = /^HTTP\/1\.([01]) ([1-5][0-9]{2})(?: [^\r\n]*)?$/.exec(lines[0]);
     if (!m) this.#error("malformed HTTP status line");
     const minor = m[1];
     const status = Number(m[2]);

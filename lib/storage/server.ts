@@ -508,21 +508,19 @@ function readShare(
 
 /**
  * POST /batch-list (docs/storage-protocol.md §6.6): the complete shares of each
- * storage index in both namespaces, in request order. The response is bounded
- * like a batch read's: at most `maxBytes` (413 response-too-large beyond).
+ * storage index in both namespaces, in request order, from the store's
+ * in-memory index (share_index.ts). The response is bounded like a batch
+ * read's: at most `maxBytes` (413 response-too-large beyond).
  */
-async function batchList(
+function batchList(
   store: ShareStore,
   sis: Uint8Array[],
   maxBytes: number,
-): Promise<{ entries: { immutable: number[]; mutable: number[] }[] }> {
-  const entries: { immutable: number[]; mutable: number[] }[] = [];
+): { entries: { immutable: readonly number[]; mutable: readonly number[] }[] } {
   let size = 16;
-  for (const si of sis) {
-    const immutable = await store.listImmutable(si);
-    const mutable = await store.listMutable(si);
+  const entries = store.listMany(sis, (e) => {
     // CBOR: a 2-key map (~20 bytes) and at most 5 bytes per share number.
-    size += 24 + 5 * (immutable.length + mutable.length);
+    size += 24 + 5 * (e.immutable.length + e.mutable.length);
     if (size > maxBytes) {
       throw new HttpError(
         413,
@@ -530,8 +528,7 @@ async function batchList(
         `the listing exceeds ${maxBytes} bytes; ask for fewer storage indexes`,
       );
     }
-    entries.push({ immutable, mutable });
-  }
+  });
   return { entries };
 }
 
@@ -646,7 +643,7 @@ export function createStorageHandler(
     if (seg.length === 1 && seg[0] === "batch-list") {
       method("POST");
       const sis = parseWatchRegister(await readCbor(req, maxBody), maxSlots);
-      return cborResponse(await batchList(store, sis, maxBody));
+      return cborResponse(batchList(store, sis, maxBody));
     }
 
     if (seg[0] === "mutable" && seg.length === 2 && seg[1] === "batch-read") {

@@ -24,6 +24,7 @@
 import { statfs } from "node:fs/promises";
 import { base32Decode, base32Encode, bytesEqual, decodeCbor, encodeCbor } from "../codec/mod.ts";
 import { sha256 } from "../crypto/mod.ts";
+import { ShareIndex } from "./share_index.ts";
 import {
   type AllocateResponse,
   type BatchReadRequest,
@@ -77,6 +78,8 @@ export interface StoreOptions {
   maxUploads?: number;
   /** Clock in milliseconds since the epoch (tests inject one). */
   now?: () => number;
+  /** Most storage indexes held in the batch-list index (share_index.ts DEFAULT_MAX_INDEXED). */
+  maxIndexedStorageIndexes?: number;
 }
 
 export const DEFAULT_MAX_SHARE_SIZE = 128 * 1024 ** 3;
@@ -325,6 +328,8 @@ export class ShareStore {
   #weHashes = new Map<string, Uint8Array>();
   #spaceCache: { at: number; bytes: number } | null = null;
   #writeListeners = new Set<(storageIndex: Uint8Array) => void>();
+  /** Complete shares per namespace, for batch-list (share_index.ts). */
+  #index: ShareIndex;
 
   private constructor(opts: StoreOptions) {
     this.root = opts.root;
@@ -335,6 +340,11 @@ export class ShareStore {
     this.incomingTimeout = opts.incomingTimeout ?? DEFAULT_INCOMING_TIMEOUT;
     this.maxUploads = opts.maxUploads ?? DEFAULT_MAX_UPLOADS;
     this.now = opts.now ?? Date.now;
+    this.#index = new ShareIndex({
+      root: this.root,
+      listShares: (dir) => this.#listShares(dir),
+      maxEntries: opts.maxIndexedStorageIndexes,
+    });
   }
 
   /** Open (creating if needed) a store; drops partial uploads and temp files left by a crash. */
@@ -769,6 +779,7 @@ export class ShareStore {
         await this.#atomicWrite(`${dir}/${META}`, encodeMeta(meta));
       }
       await Deno.rename(u.path, `${dir}/${u.shnum}`);
+      this.#index.refresh("immutable", sis);
       await fsyncDir(dir);
       this.#uploads.delete(`${sis}.${u.shnum}`);
     });
@@ -792,6 +803,33 @@ export class ShareStore {
 
   listMutable(si: Uint8Array): Promise<number[]> {
     return Promise.resolve(this.#listShares(this.#siDir("mutable", si)));
+  }
+
+  /**
+   * The complete shares of many storage indexes in both namespaces, from the
+   * in-memory index (share_index.ts; POST /batch-list). Fills the index as it
+   * goes, with at most about two directory reads per storage index asked.
+   * `onEntry` sees each entry as it is made and may throw to stop early.
+   */
+  listMany(
+    sis: Uint8Array[],
+    onEntry?: (e: { immutable: readonly number[]; mutable: readonly number[] }) => void,
+  ): { immutable: readonly number[]; mutable: readonly number[] }[] {
+    const budget = this.#index.budget(sis.length);
+    return sis.map((si) => {
+      const s = siString(si);
+      const e = {
+        immutable: this.#index.lookup("immutable", s, budget),
+        mutable: this.#index.lookup("mutable", s, budget),
+      };
+      onEntry?.(e);
+      return e;
+    });
+  }
+
+  /** Storage indexes the batch-list index holds (both namespaces; tests and diagnostics). */
+  get indexedStorageIndexes(): number {
+    return this.#index.size;
   }
 
   /** Open a complete share for reading; null when absent. The caller closes the file. */
@@ -947,6 +985,7 @@ export class ShareStore {
             if (live.length === 0) {
               this.#forget(dir);
               await Deno.remove(dir, { recursive: true }).catch(() => {});
+              this.#index.refresh(kind, s.name);
               await fsyncDir(prefixDir);
               removed++;
               if (kind === "mutable") {
@@ -998,6 +1037,7 @@ export class ShareStore {
       const existing = req.readVector.length > 0 && meta ? this.#slotShareList(dir) : [];
       const sizes = new Map<number, number>();
       const files = new Map<number, Deno.FsFile>();
+      let wrote = false;
       try {
         for (const n of new Set([...existing, ...seen])) {
           const o = this.openShare("mutable", si, n);
@@ -1068,6 +1108,7 @@ export class ShareStore {
         await this.#requireSpace(growth);
 
         this.#forget(dir);
+        wrote = true;
         const metaNew = meta === null;
         if (!meta) meta = { writeEnablerHash: weHash, leases: [] };
         if (this.#applyLease(meta, secrets) || metaNew) {
@@ -1112,6 +1153,8 @@ export class ShareStore {
         return { success: true, reads };
       } finally {
         for (const f of files.values()) f.close();
+        // After any change to the slot's shares (even one that failed half way).
+        if (wrote) this.#index.refresh("mutable", sis);
       }
     });
   }

@@ -62,6 +62,17 @@ export async function timed(n: number, fn: (i: number) => Promise<unknown>): Pro
   return out;
 }
 
+/** CPU seconds (user + system) of process `pid` so far, from /proc (Linux); NaN elsewhere. */
+export function cpuSeconds(pid: number = Deno.pid): number {
+  try {
+    const stat = Deno.readTextFileSync(`/proc/${pid}/stat`);
+    const f = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
+    return (Number(f[11]) + Number(f[12])) / 100; // utime, stime in clock ticks (USER_HZ = 100)
+  } catch {
+    return NaN;
+  }
+}
+
 // ---- child processes -----------------------------------------------------------
 
 const stderrSeen = new Set<string>();
@@ -173,8 +184,12 @@ export interface BenchServers {
   /** The same stores through their byte-counting fronts (same pin and swissnum). */
   countedUrls: string[];
   countedParsed: StorageUrl[];
+  /** Each store's directory (its ShareStore root), in the order of `urls`. */
+  storeRoots: string[];
   stats(): Promise<StoreStats[]>;
   reset(): Promise<void>;
+  /** CPU seconds the server processes have used so far, all together (Linux; NaN elsewhere). */
+  cpuSeconds(): number;
   /** One line saying how the stores are laid out, for the benchmark output. */
   describe(): string;
   close(): Promise<void>;
@@ -216,8 +231,13 @@ export async function startServers(
     }));
     // Round-robin over the processes, so that any first n stores are spread evenly.
     const rows: string[][] = [];
+    const storeRoots: string[] = [];
     for (let i = 0; i < Math.max(...sizes); i++) {
-      for (const part of parts) if (i < part.length) rows.push(part[i]);
+      parts.forEach((part, p) => {
+        if (i >= part.length) return;
+        rows.push(part[i]);
+        storeRoots.push(`${root}/p${p}/s${part[i][1]}`);
+      });
     }
     const urls = rows.map((r) => r[2]);
     const countedUrls = rows.map((r) => r[3]);
@@ -229,6 +249,7 @@ export async function startServers(
       parsed: urls.map(parseStorageUrl),
       countedUrls,
       countedParsed: countedUrls.map(parseStorageUrl),
+      storeRoots,
       async stats() {
         const all = await Promise.all(
           procs.map(async (p) => JSON.parse(await p.command("stats", "stats ")) as StoreStats[]),
@@ -241,6 +262,9 @@ export async function startServers(
       },
       async reset() {
         await Promise.all(procs.map((p) => p.command("reset", "reset")));
+      },
+      cpuSeconds() {
+        return procs.reduce((a, p) => a + cpuSeconds(p.child.pid), 0);
       },
       describe() {
         const where = base ? "tmpfs (/dev/shm)" : "disk (temp dir)";

@@ -11,9 +11,9 @@
  * relay listens and forwards with the path's delay (netns.ts). The relay also serves the raw
  * baseline's TLS endpoint at <address>:7101, with the server's own certificate.
  */
-import { parse as parseToml, stringify as stringifyToml } from "smol-toml";
 import { RUN_FLAGS } from "../../lib/version.ts";
 import { loadStorageNode, storageUrlText } from "../../lib/roles/storage/mod.ts";
+import { setConfig } from "../../tests/helpers/joined_grid.ts";
 import { Lab, type LabProcess } from "./netns.ts";
 
 const MAIN = new URL("../../main.ts", import.meta.url).pathname;
@@ -54,17 +54,8 @@ export interface LabServer {
   gsaReadcap: string;
 }
 
-export async function setToml(
-  dir: string,
-  table: string,
-  key: string,
-  value: unknown,
-): Promise<void> {
-  const path = `${dir}/shoal.toml`;
-  const doc = parseToml(await Deno.readTextFile(path)) as Record<string, Record<string, unknown>>;
-  doc[table] = { ...(doc[table] ?? {}), [key]: value };
-  await Deno.writeTextFile(path, stringifyToml(doc));
-}
+/** Set `[table] key = value` in a node's shoal.toml. */
+export const setToml = setConfig;
 
 export class LabGrid {
   readonly servers: LabServer[] = [];

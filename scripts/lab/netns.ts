@@ -17,6 +17,7 @@
  * never build labs at once on this small machine.
  */
 import { RUN_FLAGS } from "../../lib/version.ts";
+import { run as runToEnd } from "../../tests/helpers/serve.ts";
 
 export const PREFIX = "shoallab";
 const LOCK = "/tmp/shoal-lab.lock";
@@ -35,20 +36,7 @@ export async function run(
   args: string[],
   opts: { stdin?: string; allowFail?: boolean } = {},
 ): Promise<{ code: number; stdout: string; stderr: string }> {
-  const child = new Deno.Command(cmd, {
-    args,
-    stdin: opts.stdin === undefined ? "null" : "piped",
-    stdout: "piped",
-    stderr: "piped",
-  }).spawn();
-  if (opts.stdin !== undefined) {
-    const w = child.stdin.getWriter();
-    await w.write(new TextEncoder().encode(opts.stdin));
-    await w.close();
-  }
-  const out = await child.output();
-  const dec = new TextDecoder();
-  const r = { code: out.code, stdout: dec.decode(out.stdout), stderr: dec.decode(out.stderr) };
+  const r = await runToEnd(cmd, args, { stdin: opts.stdin });
   if (r.code !== 0 && !opts.allowFail) {
     throw new Error(`${cmd} ${args.join(" ")} failed (${r.code}): ${r.stderr.trim()}`);
   }

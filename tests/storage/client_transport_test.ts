@@ -322,6 +322,7 @@ Deno.test("close-delimited bodies, oversize and malformed responses give clear e
     "HTTP/1.1 200 OK\r\nContent-Length: 999999999\r\n\r\n",
     "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\nfffff\r\n",
     "SPDY/3 200 OK\r\n\r\n",
+    "HTTP/1.1 799 Beyond\r\nContent-Length: 0\r\n\r\n",
     "HTTP/1.1 200 OK\r\nContent-Length: 1\r\nContent-Length: 2\r\n\r\nab",
     "HTTP/1.1 200 OK\r\nContent-Length: 3\r\n\r\n\xff\xff\xff",
     "HTTP/1.1 200 OK\r\nContent-Length: 10\r\n\r\nabc",
@@ -329,7 +330,7 @@ Deno.test("close-delimited bodies, oversize and malformed responses give clear e
   const server = rawServer(ID_A, async (conn, carry, i) => {
     if (!(await readRequest(conn, carry))) return;
     await write(conn, Uint8Array.from(replies[i], (ch) => ch.charCodeAt(0)));
-    if (i === 0 || i === 6) conn.closeWrite();
+    if (i === 0 || i === 7) conn.closeWrite();
     await readRequest(conn, carry);
   });
   const c = new StorageClient(urlFor(ID_A, server.port), { maxResponseBytes: 100_000 });
@@ -347,6 +348,7 @@ Deno.test("close-delimited bodies, oversize and malformed responses give clear e
     await expect("response-too-large", /exceeds the limit of/);
     await expect("response-too-large", /exceeds the limit of/);
     await expect("bad-response", /malformed HTTP status line/);
+    await expect("bad-response", /malformed HTTP status line/); // status codes end at 599
     await expect("bad-response", /malformed Content-Length/);
     await expect("bad-response", /malformed list mutable response/);
     await assert.rejects(c.listMutable(SI), (e: unknown) => {
@@ -355,7 +357,7 @@ Deno.test("close-delimited bodies, oversize and malformed responses give clear e
       return true;
     });
     // Each failure closed its connection; none was reused.
-    assert.equal(server.received.length, 7);
+    assert.equal(server.received.length, 8);
   } finally {
     c.close();
     await server.close();

@@ -1,12 +1,21 @@
 /**
  * Raw wire access for the storage hardening tests: a node:tls connection
  * (optionally from a chosen loopback source address) that writes bytes as
- * given and collects what the server sends, and process memory readings.
+ * given and collects what the server sends (with a hand-written HTTP/1.1
+ * request and response reader, so every byte and the connection's fate are
+ * visible), and process memory readings.
  */
 import net from "node:net";
 import tls from "node:tls";
 
 const enc = new TextEncoder();
+
+/** One HTTP/1.1 response as read off the wire. */
+export interface Reply {
+  status: number;
+  head: string;
+  body: Uint8Array;
+}
 
 /** One TLS connection speaking whatever bytes the test writes. */
 export class RawTls {
@@ -39,6 +48,7 @@ export class RawTls {
       port,
       localAddress: opts.localAddress,
     });
+    tcp.setNoDelay(true);
     const sock = tls.connect({
       socket: tcp,
       rejectUnauthorized: false,
@@ -79,11 +89,78 @@ export class RawTls {
     return s;
   }
 
+  send(method: string, path: string, headers: Record<string, string> = {}, body?: Uint8Array) {
+    let head = `${method} ${path} HTTP/1.1\r\nhost: 127.0.0.1\r\n`;
+    for (const [k, v] of Object.entries(headers)) head += `${k}: ${v}\r\n`;
+    if (body) head += `content-length: ${body.length}\r\n`;
+    this.sock.write(enc.encode(head + "\r\n"));
+    if (body) this.sock.write(body);
+  }
+  /** The next response (Content-Length or chunked body); null if the connection ended first. */
+  async reply(): Promise<Reply | null> {
+    for (;;) {
+      const text = new TextDecoder("latin1").decode(this.#buf);
+      const e = text.indexOf("\r\n\r\n");
+      if (e >= 0) {
+        const head = text.slice(0, e);
+        const status = Number(head.slice(9, 12));
+        const cl = /\r\ncontent-length: *(\d+)/i.exec(head);
+        if (cl && this.#buf.length >= e + 4 + Number(cl[1])) {
+          const body = this.#buf.slice(e + 4, e + 4 + Number(cl[1]));
+          this.#buf = this.#buf.slice(e + 4 + Number(cl[1]));
+          return { status, head, body };
+        }
+        if (!cl && /transfer-encoding: *chunked/i.test(head)) {
+          const parts: number[] = [];
+          let p = e + 4;
+          let complete = false;
+          for (;;) {
+            const crlf = text.indexOf("\r\n", p);
+            if (crlf < 0) break;
+            const n = parseInt(text.slice(p, crlf), 16);
+            if (text.length < crlf + 2 + n + 2) break;
+            if (n === 0) {
+              complete = true;
+              p = crlf + 4;
+              break;
+            }
+            for (let i = 0; i < n; i++) parts.push(this.#buf[crlf + 2 + i]);
+            p = crlf + 2 + n + 2;
+          }
+          if (complete) {
+            this.#buf = this.#buf.slice(p);
+            return { status, head, body: new Uint8Array(parts) };
+          }
+        }
+        if (!cl && status === 204) {
+          this.#buf = this.#buf.slice(e + 4);
+          return { status, head, body: new Uint8Array(0) };
+        }
+      }
+      if (this.ended) return null;
+      await new Promise<void>((r) => (this.#wake = r));
+      this.#wake = null;
+    }
+  }
+  /** The raw bytes received up to and including `marker` (latin1), consumed. */
+  async rawUntil(marker: string): Promise<string> {
+    for (;;) {
+      const text = new TextDecoder("latin1").decode(this.#buf);
+      const i = text.indexOf(marker);
+      if (i >= 0) {
+        this.#buf = this.#buf.slice(i + marker.length);
+        return text.slice(0, i + marker.length);
+      }
+      if (this.ended) return text;
+      await new Promise<void>((r) => (this.#wake = r));
+      this.#wake = null;
+    }
+  }
   write(text: string | Uint8Array): void {
     this.sock.write(typeof text === "string" ? enc.encode(text) : text);
   }
 
-  /** Everything received so far, as latin1 text. */
+  /** Everything received and not yet consumed by `reply` or `rawUntil`, as latin1 text. */
   text(): string {
     return new TextDecoder("latin1").decode(this.#buf);
   }

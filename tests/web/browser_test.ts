@@ -5,31 +5,14 @@
  * pasted readcap read-only, hostile names shown as text, phone width.
  */
 import { Buffer } from "node:buffer";
-import { type Browser, chromium } from "playwright-core";
+import type { Browser } from "playwright-core";
 import { assert, assertEquals } from "../helpers/assert.ts";
+import { launchChromium } from "../helpers/chromium.ts";
 import { startGatewayGrid } from "./web_helpers.ts";
 
-const CHROMIUM = "/usr/bin/chromium";
-const FLAGS = [
-  "--headless",
-  "--no-sandbox",
-  "--disable-gpu",
-  "--disable-quic",
-  "--no-first-run",
-  "--disable-background-networking",
-  "--disable-component-update",
-  "--disable-sync",
-];
 const HOSTILE = `<img src=x onerror="document.title='owned'">.txt`;
 
 Deno.test("file browser in Chromium: browse, upload, mkdir, rename, delete, share, phone", async (t) => {
-  try {
-    await Deno.stat(CHROMIUM);
-  } catch {
-    throw new Error(
-      `Chromium is missing (${CHROMIUM}): 'apt-get install -y --no-install-recommends chromium'`,
-    );
-  }
   const gg = await startGatewayGrid();
   let browser: Browser | null = null;
   try {
@@ -60,7 +43,7 @@ Deno.test("file browser in Chromium: browse, upload, mkdir, rename, delete, shar
     assertEquals(page0.status, 200);
     assert((await page0.text()).includes("/browser.js"));
 
-    browser = await chromium.launch({ executablePath: CHROMIUM, args: FLAGS, headless: true });
+    browser = await launchChromium();
     const context = await browser.newContext({ acceptDownloads: true });
     const page = await context.newPage();
     const entry = (name: string) => page.locator(`#entries tbody tr[data-name="${name}"]`);

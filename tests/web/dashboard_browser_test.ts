@@ -5,40 +5,17 @@
  * token is refused. Screenshots go to a temp dir, never the repo.
  */
 import { Buffer } from "node:buffer";
-import { type Browser, chromium } from "playwright-core";
+import type { Browser } from "playwright-core";
 import { assert, assertEquals } from "../helpers/assert.ts";
+import { launchChromium } from "../helpers/chromium.ts";
 import { startGatewayGrid } from "./web_helpers.ts";
 
-const CHROMIUM = "/usr/bin/chromium";
-const FLAGS = [
-  "--headless",
-  "--no-sandbox",
-  "--disable-gpu",
-  "--disable-quic",
-  "--no-first-run",
-  "--disable-background-networking",
-  "--disable-component-update",
-  "--disable-sync",
-];
-
-async function requireChromium(): Promise<void> {
-  try {
-    await Deno.stat(CHROMIUM);
-  } catch {
-    throw new Error(
-      `Chromium is missing (${CHROMIUM}): install it with ` +
-        "'apt-get install -y --no-install-recommends chromium' (.ci/run does this) and run the test again",
-    );
-  }
-}
-
 Deno.test("dashboard in Chromium: servers, a server down, a removal, upload/download", async (t) => {
-  await requireChromium();
   const gg = await startGatewayGrid();
   const shots = await Deno.makeTempDir({ prefix: "shoal-dashboard-shots-" });
   let browser: Browser | null = null;
   try {
-    browser = await chromium.launch({ executablePath: CHROMIUM, args: FLAGS, headless: true });
+    browser = await launchChromium();
     const context = await browser.newContext({ acceptDownloads: true });
     const page = await context.newPage();
     const rows = page.locator("#servers tbody tr");
