@@ -68,9 +68,20 @@ as the last line on stdout. See docs/webdav.md and docs/restic.md.`,
         throw e;
       }
       const password = await frontendPassword(node, kind);
-      const handler = kind === "webdav"
-        ? new WebdavServer({ fs, user: FRONTEND_USER, password, readOnly }).handler
-        : new ResticServer({ fs, user: FRONTEND_USER, password }).handler;
+      const restic = kind === "restic"
+        ? new ResticServer({
+          fs,
+          user: FRONTEND_USER,
+          password,
+          journalDir: `${node.dir}/private/restic-journal`,
+          log: err,
+        })
+        : null;
+      // Replays what a killed earlier run journalled, before anything is answered.
+      await restic?.open();
+      const handler = restic
+        ? restic.handler
+        : new WebdavServer({ fs, user: FRONTEND_USER, password, readOnly }).handler;
       const srv = await serveFrontend(handler, hostname, port, ac.signal).catch((e) => {
         throw new CliError((e as Error).message);
       });
@@ -80,6 +91,7 @@ as the last line on stdout. See docs/webdav.md and docs/restic.md.`,
       err(`serving ${kind} until interrupted (Ctrl-C)${readOnly ? ", read-only" : ""}`);
       out(kind === "restic" ? `rest:${u.href}` : u.href);
       await srv.finished;
+      await restic?.close();
     } finally {
       Deno.removeSignalListener("SIGINT", stop);
       Deno.removeSignalListener("SIGTERM", stop);

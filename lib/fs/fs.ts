@@ -31,6 +31,7 @@ import {
 import { FsError, tagFailedPath } from "./errors.ts";
 import { fsName, type FsPath, isWithin, showPath } from "./paths.ts";
 import { spool } from "./spool.ts";
+import { oneShotSource } from "./oneshot.ts";
 
 export interface FsContext {
   /** A Grid over the servers known now (the role layer opens it). */
@@ -102,7 +103,8 @@ function etagOf(kind: FsKind, readcap: string, extra: string): string | null {
   return base32Encode(h.subarray(0, 15));
 }
 
-async function nodeOf(
+/** The node for `cap` linked at `path` with `metadata` (no grid access). */
+export async function nodeOf(
   path: string[],
   cap: string,
   metadata: Record<string, unknown>,
@@ -481,6 +483,11 @@ export class ShoalFs {
       check?: (existing: DirEntry | undefined) => void;
       /** false: a random key instead of convergent encryption. */
       convergence?: boolean;
+      /**
+       * The stream's exact length (e.g. Content-Length). With `convergence: false` it is then
+       * uploaded as it arrives, without a spool file (lib/fs/oneshot.ts).
+       */
+      size?: number;
     } = {},
   ): Promise<FsNode> {
     const { dir, name } = await this.#parent(path, "write");
@@ -492,7 +499,8 @@ export class ShoalFs {
         },
       })
       : body;
-    const sp = await spool(stream, this.ctx.tmpDir);
+    const direct = stream !== null && opts.size !== undefined && opts.convergence === false;
+    const sp = direct ? oneShotSource(stream, opts.size!) : await spool(stream, this.ctx.tmpDir);
     try {
       const grid = await this.ctx.getGrid();
       const { k, n, happy } = this.ctx.shares;
@@ -514,6 +522,28 @@ export class ShoalFs {
         size: sp.source.size,
         mtime: num(opts.metadata?.mtime) ?? now(),
       });
+    } finally {
+      await sp.remove();
+    }
+  }
+
+  /**
+   * Upload a stream as an immutable file without linking it (as `write` does, but the caller
+   * links it later, e.g. after recording the cap durably). Returns its cap and size.
+   */
+  async upload(
+    body: ReadableStream<Uint8Array> | null,
+    opts: { convergence?: boolean; size?: number } = {},
+  ): Promise<{ cap: string; size: number }> {
+    const direct = body !== null && opts.size !== undefined && opts.convergence === false;
+    const sp = direct ? oneShotSource(body, opts.size!) : await spool(body, this.ctx.tmpDir);
+    try {
+      const grid = await this.ctx.getGrid();
+      const r = await grid.uploadImmutable(sp.source, {
+        ...this.ctx.shares,
+        convergenceSecret: opts.convergence === false ? null : await this.ctx.convergenceSecret(),
+      });
+      return { cap: r.cap, size: sp.source.size };
     } finally {
       await sp.remove();
     }

@@ -478,6 +478,9 @@ class UploadSession {
         round.set(sh, best.server);
       }
     }
+    // A server that failed early in the allocation (a down server answers first) made the
+    // happiness look lost before the others answered and its shares moved: not fatal now.
+    if (this.fatal && this.happiness() >= this.happy) this.fatal = null;
   }
 
   /** Happiness counting held + (still) uploading shares on live servers + existing holdings. */

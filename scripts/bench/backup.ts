@@ -28,6 +28,15 @@ function arg(name: string, env: string, dflt: number): number {
   return n;
 }
 
+/** The 1-minute load average (the bench runs on shared machines: figures are lower bounds). */
+function load(): string {
+  try {
+    return Deno.readTextFileSync("/proc/loadavg").split(" ")[0];
+  } catch {
+    return "?";
+  }
+}
+
 function line(label: string, value: string, note = ""): void {
   console.log(`${label.padEnd(52)} ${value.padStart(12)}${note ? `  ${note}` : ""}`);
 }
@@ -90,21 +99,31 @@ export const section: BenchSection = {
     try {
       const src = `${work}/src`;
       const total = await makeTree(src, files, mb * MB);
-      line("tree", `${files} files`, `${(total / MB).toFixed(0)} MB in ${files / 100 | 0} dirs`);
+      line(
+        "tree",
+        `${files} files`,
+        `${(total / MB).toFixed(0)} MB in ${Math.ceil(files / 100)} dirs` +
+          (files === 10_000 && mb * MB >= 1024 ** 3 ? " (the issue's tree)" : " (REDUCED tree)") +
+          `; load average ${load()}`,
+      );
       await g.shoal(["client", "alias", "create", "--dir", g.clientDir, "bk"]);
 
       const first = await nativeRun(g.clientDir, src);
       line(
         "native: first backup",
         `${(total / MB / first.s).toFixed(1)} MB/s`,
-        `${first.s.toFixed(1)} s`,
+        `${first.s.toFixed(1)} s, ${(files / first.s).toFixed(0)} files/s; ${
+          (first.requests / SERVERS / files).toFixed(1)
+        } requests per server per file; load ${load()}`,
       );
 
       const same = await nativeRun(g.clientDir, src);
       line(
         "native: second backup, nothing changed",
         `${same.s.toFixed(2)} s`,
-        `target < 5 s: ${same.s < 5 ? "met" : "MISSED"}; ${same.sum.filesUploaded} uploaded`,
+        `target < 5 s: ${
+          same.s < 5 ? "met" : "MISSED"
+        }; ${same.sum.filesUploaded} uploaded; load ${load()}`,
       );
       const perServer = same.requests / SERVERS;
       line(
@@ -125,7 +144,7 @@ export const section: BenchSection = {
       line(
         "native: second backup, 1 % changed",
         `${one.s.toFixed(2)} s`,
-        `${one.sum.filesUploaded} uploaded, ${one.sum.directoriesCreated} dirs created, ${one.requests} requests`,
+        `${one.sum.filesUploaded} uploaded, ${one.sum.directoriesCreated} dirs created, ${one.requests} requests; load ${load()}`,
       );
 
       // restic: into a local directory repository and into Shoal, same tree, same run.
@@ -149,7 +168,7 @@ export const section: BenchSection = {
       line(
         "restic: into a local directory",
         `${localRate.toFixed(1)} MB/s`,
-        `${local.toFixed(1)} s`,
+        `${local.toFixed(1)} s; load ${load()}`,
       );
       const srv = await startServe(["restic", "--dir", g.clientDir, "--path", "bk:restic"]);
       try {
@@ -161,7 +180,7 @@ export const section: BenchSection = {
           `${rate.toFixed(1)} MB/s`,
           `${shoal.toFixed(1)} s; ${(ratio * 100).toFixed(0)} % of local; target >= 50 %: ${
             ratio >= 0.5 ? "met" : "MISSED"
-          }`,
+          }; load ${load()}`,
         );
       } finally {
         await srv.stop();

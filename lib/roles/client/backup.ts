@@ -18,9 +18,20 @@ import { convergenceSecret } from "./node.ts";
 /** Fraction of reused files and directories whose shares are checked again each run. */
 export const DEFAULT_RECHECK = 0.01;
 /** Entries of one directory worked on at once (reused entries are cheap). */
-const PARALLEL = 8;
-/** File uploads in flight at once, across the whole tree. */
-const UPLOADS = 8;
+const PARALLEL = 32;
+/**
+ * File uploads in flight at once, across the whole tree: at most UPLOADS files, and files
+ * weighing (their size, between UPLOAD_MIN_WEIGHT and UPLOAD_MAX_WEIGHT) at most
+ * UPLOAD_BUDGET in all. A small file's upload is bound by round trips to the servers, not by
+ * bytes, so many go at once; a large one holds up to ~12 MiB in flight by itself
+ * (lib/grid/immutable.ts), so only a few.
+ */
+const UPLOADS = 32;
+const UPLOAD_BUDGET = 64 * 1024 * 1024;
+const UPLOAD_MIN_WEIGHT = 64 * 1024;
+const UPLOAD_MAX_WEIGHT = 16 * 1024 * 1024;
+/** Files up to this size are read into memory once (a convergent upload reads its source twice). */
+const IN_MEMORY = 1024 * 1024;
 const READ_CHUNK = 1024 * 1024;
 
 export const VCS_NAMES = [".git", ".hg", ".svn", ".bzr", "_darcs", "CVS", ".gitmodules"];
@@ -154,20 +165,59 @@ export class ChangedError extends Error {
   }
 }
 
-/** At most `n` callers inside `run` at once. */
-function limiter(n: number): <T>(fn: () => Promise<T>) => Promise<T> {
+/**
+ * At most `n` callers inside `run` at once, whose weights add up to at most `budget` (one
+ * caller alone may exceed it). Callers enter in the order they asked.
+ */
+function limiter(
+  n: number,
+  budget: number,
+): <T>(weight: number, fn: () => Promise<T>) => Promise<T> {
   let active = 0;
-  const waiting: (() => void)[] = [];
-  return async (fn) => {
-    while (active >= n) await new Promise<void>((r) => waiting.push(r));
-    active++;
+  let used = 0;
+  const waiting: { weight: number; go: () => void }[] = [];
+  const fits = (w: number) => active < n && (active === 0 || used + w <= budget);
+  const wake = () => {
+    while (waiting.length && fits(waiting[0].weight)) {
+      const w = waiting.shift()!;
+      active++;
+      used += w.weight;
+      w.go();
+    }
+  };
+  return async (weight, fn) => {
+    if (waiting.length === 0 && fits(weight)) {
+      active++;
+      used += weight;
+    } else await new Promise<void>((go) => waiting.push({ weight, go }));
     try {
       return await fn();
     } finally {
       active--;
-      waiting.shift()?.();
+      used -= weight;
+      wake();
     }
   };
+}
+
+/** A small file read whole, or ChangedError when its length is not `size`. */
+async function readWhole(path: string, size: number): Promise<Uint8Array> {
+  const f = await Deno.open(path, { read: true });
+  try {
+    // One byte more than expected shows a file that grew.
+    const buf = new Uint8Array(size + 1);
+    let got = 0;
+    for (;;) {
+      const n = await f.read(buf.subarray(got));
+      if (n === null) break;
+      got += n;
+      if (got > size) throw new ChangedError();
+    }
+    if (got !== size) throw new ChangedError();
+    return buf.subarray(0, size);
+  } finally {
+    f.close();
+  }
 }
 
 async function sha256Hex(text: string): Promise<string> {
@@ -221,7 +271,15 @@ export async function backup(
         skip(full, "name not allowed on the grid");
         continue;
       }
-      const st = await Deno.lstat(full);
+      // Synchronous: a few microseconds each, where an async op pays a thread-pool round trip
+      // (an unchanged backup is one lstat and one database look-up per file).
+      let st: Deno.FileInfo;
+      try {
+        st = Deno.lstatSync(full);
+      } catch (e) {
+        skip(full, `cannot stat: ${(e as Error).message}`);
+        continue;
+      }
       if (st.isSymlink) {
         skip(full, "symbolic link");
         continue;
@@ -272,7 +330,7 @@ export async function backup(
     doneBytes += bytes;
     report(false);
   };
-  const uploads = limiter(UPLOADS);
+  const uploads = limiter(UPLOADS, UPLOAD_BUDGET);
   const nowSec = () => Math.floor(Date.now() / 1000);
 
   const fileCap = async (f: LocalNode): Promise<string | null> => {
@@ -300,29 +358,38 @@ export async function backup(
         return row.cap;
       }
     }
-    try {
-      const f0 = await Deno.open(f.path, { read: true });
-      f0.close();
-    } catch (e) {
-      skip(f.path, `unreadable: ${(e as Error).message}`);
-      return null;
+    const small = st.size <= IN_MEMORY;
+    if (!small) {
+      try {
+        const f0 = await Deno.open(f.path, { read: true });
+        f0.close();
+      } catch (e) {
+        skip(f.path, `unreadable: ${(e as Error).message}`);
+        return null;
+      }
     }
     let cap: string;
     let sent = 0;
+    const weight = Math.min(UPLOAD_MAX_WEIGHT, Math.max(UPLOAD_MIN_WEIGHT, st.size));
     try {
-      const r = await uploads(() =>
-        grid.uploadImmutable(checkedSource(f.path, st.size), {
-          k,
-          n,
-          happy,
-          convergenceSecret: secret,
-          onProgress: (d) => {
-            // Convergent uploads may read twice; count the bytes once.
-            const inc = Math.max(0, Math.min(d, st.size) - sent);
-            sent += inc;
-            advance(inc);
-          },
-        })
+      const r = await uploads(
+        weight,
+        async () =>
+          grid.uploadImmutable(
+            small ? await readWhole(f.path, st.size) : checkedSource(f.path, st.size),
+            {
+              k,
+              n,
+              happy,
+              convergenceSecret: secret,
+              onProgress: (d) => {
+                // Convergent uploads may read twice; count the bytes once.
+                const inc = Math.max(0, Math.min(d, st.size) - sent);
+                sent += inc;
+                advance(inc);
+              },
+            },
+          ),
       );
       cap = r.cap;
     } catch (e) {

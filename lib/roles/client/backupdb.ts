@@ -19,9 +19,18 @@ export interface FileRow {
 
 export class BackupDb {
   readonly #db: DatabaseSync;
+  /** Prepared once: a backup makes one look-up per file. */
+  readonly #getFile;
+  readonly #putFile;
+  readonly #getDir;
 
   private constructor(db: DatabaseSync) {
     this.#db = db;
+    this.#getFile = db.prepare("SELECT * FROM files WHERE path = ?");
+    this.#putFile = db.prepare(
+      "INSERT OR REPLACE INTO files (path, size, mtime, ctime, ino, hash, cap, checked) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+    );
+    this.#getDir = db.prepare("SELECT readcap FROM dirs WHERE hash = ?");
   }
 
   static async open(path: string): Promise<BackupDb> {
@@ -42,15 +51,13 @@ export class BackupDb {
   }
 
   getFile(path: string): FileRow | undefined {
-    return this.#db.prepare("SELECT * FROM files WHERE path = ?").get(path) as
+    return this.#getFile.get(path) as
       | FileRow
       | undefined;
   }
 
   putFile(r: FileRow): void {
-    this.#db.prepare(
-      "INSERT OR REPLACE INTO files (path, size, mtime, ctime, ino, hash, cap, checked) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-    ).run(r.path, r.size, r.mtime, r.ctime, r.ino, r.hash, r.cap, r.checked);
+    this.#putFile.run(r.path, r.size, r.mtime, r.ctime, r.ino, r.hash, r.cap, r.checked);
   }
 
   forgetFile(path: string): void {
@@ -58,7 +65,7 @@ export class BackupDb {
   }
 
   getDir(hash: string): string | undefined {
-    const r = this.#db.prepare("SELECT readcap FROM dirs WHERE hash = ?").get(hash) as
+    const r = this.#getDir.get(hash) as
       | { readcap: string }
       | undefined;
     return r?.readcap;

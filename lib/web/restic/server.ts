@@ -12,8 +12,10 @@
  * Shards of data/ are made on first use. Concurrent uploads into one directory go through
  * lib/fs, whose read–modify–write never loses an entry.
  */
-import { FsError, type FsNode, ShoalFs } from "../../fs/mod.ts";
+import { FsError, type FsNode, nodeOf, ShoalFs } from "../../fs/mod.ts";
+import { formatCap, parseCap, readcapOf } from "../../crypto/mod.ts";
 import { mapLimit } from "../../grid/mod.ts";
+import { type JournalEntry, journalId, LinkJournal } from "./journal.ts";
 import { HttpError, parseRange } from "../api.ts";
 import { basicAuthOk, crossSite, statusOf } from "../frontend.ts";
 
@@ -21,6 +23,13 @@ export interface ResticOptions {
   fs: ShoalFs;
   user: string;
   password: string;
+  /**
+   * Where the link journal lives (NODE/private/restic-journal): a POST is then answered once
+   * its object is on the grid and journalled, before the directory publish (journal.ts).
+   * Without it every POST and DELETE waits for its directory publish.
+   */
+  journalDir?: string;
+  log?: (line: string) => void;
 }
 
 export const RESTIC_V2 = "application/vnd.x.restic.rest.v2";
@@ -42,9 +51,50 @@ function fail(status: number, message: string): never {
 export class ResticServer {
   readonly fs: ShoalFs;
   readonly #dirs = new Map<string, Promise<ShoalFs>>();
+  #journal: Promise<LinkJournal | null> | null = null;
 
   constructor(readonly opts: ResticOptions) {
     this.fs = opts.fs;
+  }
+
+  /** The link journal, opened (and a previous process's replayed) on first use. */
+  #getJournal(): Promise<LinkJournal | null> {
+    const dir = this.opts.journalDir;
+    if (!dir) return Promise.resolve(null);
+    this.#journal ??= (async () => {
+      const id = journalId(formatCap(await readcapOf(parseCap(this.fs.root))));
+      return await LinkJournal.open(dir, id, (b) => this.#apply(b), this.opts.log ?? (() => {}));
+    })();
+    this.#journal.catch(() => (this.#journal = null));
+    return this.#journal;
+  }
+
+  /** Apply journalled changes to the grid: one coalesced publish per directory (lib/fs). */
+  async #apply(batch: JournalEntry[]): Promise<void> {
+    const results = await Promise.allSettled(batch.map(async (e) => {
+      const fs = await this.#fsFor(e.path.slice(0, -1), true);
+      const name = e.path.slice(-1);
+      if (e.op === "link") {
+        await fs.link(name, e.cap!, { metadata: { size: e.size } });
+      } else {
+        await fs.unlink(name).catch((err) => {
+          if (!(err instanceof FsError && err.code === "not-found")) throw err;
+        });
+      }
+    }));
+    const failed = results.find((r) => r.status === "rejected");
+    if (failed) throw (failed as PromiseRejectedResult).reason;
+  }
+
+  /** Start serving: replay what a previous process journalled. */
+  async open(): Promise<void> {
+    await this.#getJournal();
+  }
+
+  /** Link everything journalled, then release the journal. */
+  async close(): Promise<void> {
+    const j = await this.#journal?.catch(() => null);
+    await j?.close();
   }
 
   handler = async (req: Request): Promise<Response> => {
@@ -136,6 +186,12 @@ export class ResticServer {
   }
 
   async #stat(path: string[]): Promise<FsNode | null> {
+    const pending = (await this.#getJournal())?.get(path);
+    if (pending) {
+      return pending.op === "link"
+        ? await nodeOf(path, pending.cap!, { size: pending.size })
+        : null;
+    }
     try {
       const n = await (await this.#fsFor(path.slice(0, -1))).stat(path.slice(-1));
       return n && n.kind !== "directory" ? n : null;
@@ -169,10 +225,30 @@ export class ResticServer {
       }
       case "POST": {
         const fs = await this.#fsFor(path.slice(0, -1), true);
-        await fs.write(path.slice(-1), req.body);
+        // restic's objects are encrypted and named by their hash already: a random key (one
+        // pass over the bytes, no convergent hashing), streamed as it arrives when restic
+        // says its length (it always does).
+        const len = req.headers.get("content-length");
+        const opts = {
+          convergence: false,
+          size: len !== null && /^\d{1,15}$/.test(len) ? Number(len) : undefined,
+        };
+        const journal = await this.#getJournal();
+        if (!journal) {
+          await fs.write(path.slice(-1), req.body, opts);
+          return respond(200);
+        }
+        const up = await fs.upload(req.body, opts);
+        await journal.record({ op: "link", path, cap: up.cap, size: up.size });
         return respond(200);
       }
       case "DELETE": {
+        const journal = await this.#getJournal();
+        if (journal) {
+          if (!(await this.#stat(path))) return respond(404);
+          await journal.record({ op: "unlink", path });
+          return respond(200);
+        }
         try {
           await (await this.#fsFor(path.slice(0, -1))).unlink(path.slice(-1));
         } catch (e) {
@@ -206,6 +282,17 @@ export class ResticServer {
       files = (await mapLimit(shards, 8, (s) => this.#listDir(["data", s.name]))).flat();
     } else files = await this.#listDir([type]);
     files = files.filter((n) => n.kind !== "directory" && NAME_RE.test(n.name));
+    const journal = await this.#getJournal();
+    if (journal) {
+      const pending = journal.below([type]);
+      if (pending.length) {
+        const shadowed = new Set(pending.map((e) => e.path.join("/")));
+        files = files.filter((n) => !shadowed.has(this.#pathOf(type, n.name).join("/")));
+        for (const e of pending) {
+          if (e.op === "link") files.push(await nodeOf(e.path, e.cap!, { size: e.size }));
+        }
+      }
+    }
     const v2 = (req.headers.get("accept") ?? "").includes(RESTIC_V2);
     const body = v2
       ? JSON.stringify(
