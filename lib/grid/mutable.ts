@@ -735,6 +735,12 @@ export async function modify(
       const r = await retrieve(ctx, keys, { servermap: map, minSeqnum: opts.minSeqnum });
       old = r.contents;
       seqnum = r.seqnum;
+    } else if (opts.minSeqnum !== undefined && opts.minSeqnum > 0) {
+      // No version at all where one at least this new was seen: never start over from empty.
+      throw new RollbackError(
+        `no version found, though version ${opts.minSeqnum} was seen before; ` +
+          "the servers reached may be empty, stale or malicious — try again when others are reachable",
+      );
     }
     const next = await fn(old, seqnum);
     if (next === null) return null;

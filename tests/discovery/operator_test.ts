@@ -71,6 +71,59 @@ Deno.test("operator maintain, repair, and GSD expiry", opts, async (t) => {
       const after = await runShoal(["client", "servers", "--dir", c2, "--refresh"]);
       assert(!after.stdout.includes("EXPIRED"), after.stdout);
     });
+
+    await t.step(
+      "a change is never built on an older GSD than the operator published",
+      async () => {
+        const op3 = `${g.root}/op-fork`;
+        const [s0, s1, s2] = g.servers;
+        await g.shoal([
+          "operator",
+          "create",
+          "--dir",
+          op3,
+          ...g.servers.flatMap((s) => [
+            "--storage",
+            s.url,
+          ]),
+        ]);
+        const list = async () =>
+          JSON.parse(await g.shoal(["operator", "list", "--dir", op3, "--json"])) as {
+            gsd: { seqnum: number };
+            servers: { petname: string }[];
+          };
+        // Version 2 (with s0's announcement) reaches s0 and s1 only.
+        await s2.proc!.stop();
+        await g.shoal(["operator", "add-announcement", "--dir", op3, s0.gsaReadcap]);
+        assertEquals(
+          (await Deno.readTextFile(`${op3}/private/gsd-seqnum`)).trim(),
+          "2",
+          "the published version is recorded",
+        );
+        // Only s2, holding version 1, answers now: building on it would drop s0's entry and make a
+        // second, different version 2.
+        s2.proc = await startStorageServer(s2.node.dir);
+        await s0.proc!.stop();
+        await s1.proc!.stop();
+        try {
+          const r = await runShoal(["operator", "add-announcement", "--dir", op3, s2.gsaReadcap]);
+          assertEquals(r.code, 1, r.stderr);
+          assert(/older than (version )?2/.test(r.stderr), r.stderr);
+          // maintain re-signs and repairs even when the operator's own view cannot be refreshed:
+          // that, too, must not publish on top of version 1.
+          const m = await runShoal(["operator", "maintain", "--dir", op3, "--json"]);
+          assertEquals(m.code, 1, m.stderr + m.stdout);
+          assert(m.stderr.includes("only versions older than 2"), m.stderr);
+        } finally {
+          s0.proc = await startStorageServer(s0.node.dir);
+          s1.proc = await startStorageServer(s1.node.dir);
+        }
+        await g.shoal(["operator", "add-announcement", "--dir", op3, s2.gsaReadcap]);
+        const l = await list();
+        assertEquals(l.gsd.seqnum, 3);
+        assertEquals(l.servers.length, 2, JSON.stringify(l.servers));
+      },
+    );
   } finally {
     await g.close();
   }

@@ -32,7 +32,7 @@ import {
   type RecordedServer,
   validatePetname,
 } from "../../discovery/mod.ts";
-import { type CheckResult, Grid, ServerList } from "../../grid/mod.ts";
+import { type CheckResult, Grid, RollbackError, ServerList } from "../../grid/mod.ts";
 import { parseStorageUrl, type StorageUrl } from "../../storage/mod.ts";
 import { GridNode, LEASE_SECRET_FILE } from "../gridnode.ts";
 import {
@@ -46,6 +46,12 @@ import {
 } from "../nodefs.ts";
 
 export const GSD_WRITECAP_FILE = "private/gsd-writecap";
+/**
+ * The newest GSD version this operator published. A change is never built on an older version
+ * read from the grid (a read that reached only lagging servers), so a change can never drop
+ * the entries of the versions it did not see, nor fork a version number.
+ */
+export const GSD_SEQNUM_FILE = "private/gsd-seqnum";
 const CONFIG_FILE = "shoal.toml";
 
 export class OperatorError extends Error {
@@ -61,6 +67,56 @@ export interface OperatorNode {
   gsdWritecap: string;
   node: GridNode;
   validity: number;
+  /** The newest GSD version this operator published (0 when none is recorded). */
+  published: number;
+}
+
+async function readPublished(dir: string): Promise<number> {
+  const text = await readTextOrNull(`${dir}/${GSD_SEQNUM_FILE}`);
+  const n = text === null ? 0 : Number(text.trim());
+  return Number.isSafeInteger(n) && n > 0 ? n : 0;
+}
+
+async function recordPublished(op: OperatorNode, seqnum: number | undefined): Promise<void> {
+  if (seqnum === undefined || seqnum <= op.published) return;
+  op.published = seqnum;
+  await writePrivate(`${op.dir}/${GSD_SEQNUM_FILE}`, `${seqnum}\n`);
+}
+
+/** `fn`, with a rollback (only older GSD versions readable) said as what the operator can do. */
+async function stepOut<T>(fn: () => Promise<T>, op: OperatorNode): Promise<T> {
+  try {
+    return await fn();
+  } catch (e) {
+    if (e instanceof RollbackError) {
+      throw new OperatorError(
+        `only versions older than ${op.published} of the grid service directory (the newest ` +
+          `this operator published) could be read, so changing it now would drop what came ` +
+          `since: start the storage servers that hold it, or wait until they answer, and try ` +
+          `again (${e.message})`,
+      );
+    }
+    throw e;
+  }
+}
+
+/**
+ * Change the GSD on `grid`'s servers: built only on a version at least as new as the newest
+ * this operator published (else an error saying that only older versions were reachable),
+ * and the new version recorded.
+ */
+async function changeGsd(
+  op: OperatorNode,
+  grid: Grid,
+  change: Parameters<Grid["modifyDirectory"]>[1],
+) {
+  const res = await stepOut(() =>
+    grid.modifyDirectory(op.gsdWritecap, change, {
+      encoding: "everywhere",
+      minSeqnum: op.published || undefined,
+    }), op);
+  await recordPublished(op, res?.seqnum);
+  return res;
 }
 
 export function renderOperatorConfig(validityDays: number): string {
@@ -115,7 +171,13 @@ export async function loadOperator(dirArg: string): Promise<OperatorNode> {
       `${dir} is missing its introduction text; the operator node is damaged`,
     );
   }
-  return { dir, gsdWritecap: cap.trim(), node, validity: await readValidity(dir) };
+  return {
+    dir,
+    gsdWritecap: cap.trim(),
+    node,
+    validity: await readValidity(dir),
+    published: await readPublished(dir),
+  };
 }
 
 /** Create an empty GSD replicated on the given servers. Returns the operator node. */
@@ -155,6 +217,7 @@ export async function createOperator(
   }
   const readcap = await readcapOf(parseCap(writecap)) as Extract<Cap, { kind: "dir-read" }>;
   await writePrivate(`${dir}/${GSD_WRITECAP_FILE}`, writecap + "\n");
+  await writePrivate(`${dir}/${GSD_SEQNUM_FILE}`, "1\n"); // a new directory is version 1
   await GridNode.recordIntroduction(
     dir,
     formatIntroductionText({ gsdReadcap: readcap, storageUrls: urls }),
@@ -264,7 +327,7 @@ export async function addAnnouncement(
   const target = op.node.grid(publishUrls(op, announcement.storage.storageUrls));
   const name = gsdEntryName(petname);
   const t = now();
-  const res = await target.modifyDirectory(op.gsdWritecap, (entries) => {
+  const res = await changeGsd(op, target, (entries) => {
     if (entries.some((e) => e.name === name)) {
       throw new OperatorError(`the petname '${petname}' is taken; choose another with --name`);
     }
@@ -278,7 +341,7 @@ export async function addAnnouncement(
       }],
       meta: { ...gsdMeta(t, op.validity) },
     };
-  }, { encoding: "everywhere" });
+  });
   await readGsd(op).catch(() => {});
   const server = op.node.state.servers.find((s) => s.serverId === serverId) ?? {
     petname,
@@ -326,10 +389,10 @@ export async function removeAnnouncement(
   // the clients watching it, which then learn of the removal at once. Later versions leave it out.
   const target = op.node.grid(publishUrls(op));
   const t = now();
-  const res = await target.modifyDirectory(op.gsdWritecap, (entries, _meta) => ({
+  const res = await changeGsd(op, target, (entries, _meta) => ({
     entries: entries.filter((e) => e.name !== gsdEntryName(link.petname)),
     meta: { ...gsdMeta(t, op.validity) },
-  }), { encoding: "everywhere" });
+  }));
   // Drop the removed server from the create-time list too, so it is no longer a bootstrap server.
   if (removedPin) {
     const intro = op.node.intro;
@@ -361,7 +424,10 @@ export interface MaintainReport {
 export async function maintain(op: OperatorNode): Promise<MaintainReport> {
   await readGsd(op).catch(() => {});
   const grid = op.node.grid(publishUrls(op));
-  const listing = await grid.listDirectory(op.gsdWritecap);
+  const listing = await stepOut(
+    () => grid.listDirectory(op.gsdWritecap, { minSeqnum: op.published || undefined }),
+    op,
+  );
   const meta = parseGsdMeta(listing.meta);
   const t = now();
   let resigned = false;
@@ -371,13 +437,7 @@ export async function maintain(op: OperatorNode): Promise<MaintainReport> {
   const before = await grid.checkMutable(op.gsdWritecap);
   if (meta.expires - t < (meta.expires - meta.issued) / 2 || !before.healthy) {
     const m = gsdMeta(t, op.validity);
-    const res = await grid.modifyDirectory(
-      op.gsdWritecap,
-      (entries) => ({ entries, meta: { ...m } }),
-      {
-        encoding: "everywhere",
-      },
-    );
+    const res = await changeGsd(op, grid, (entries) => ({ entries, meta: { ...m } }));
     resigned = meta.expires - t < (meta.expires - meta.issued) / 2;
     repaired = !before.healthy;
     seqnum = res?.seqnum ?? seqnum;
