@@ -109,6 +109,13 @@ const POOL_MAX = 16;
  * on the bench (10 loopback servers) with ~15 MB less peak RSS.
  */
 const READ_AHEAD = 2;
+/**
+ * Download over a slow path: one more segment ahead per this many ms of the chosen servers'
+ * measured latency (a locate round trip), up to MAX_READ_AHEAD, so the bytes in flight cover
+ * bandwidth × delay (2 segments reached only 52 % of a 100 Mbit/s link at 150 ms; docs/lab.md).
+ */
+const READ_AHEAD_MS_PER_SEGMENT = 25;
+const MAX_READ_AHEAD = 8;
 /** First read of a share: header, UEB and chain (and everything, for small files). */
 const HEAD_READ = 4096;
 const CONCURRENCY = 32;
@@ -1522,7 +1529,12 @@ async function* downloadSegments(
   const queue: Promise<Uint8Array>[] = [];
   const pool = new SegmentPool(s1 - s0 + 1 >= WORKER_MIN_SEGMENTS ? undefined : 0);
   try {
-    const ahead = (await pool.threaded()) ? READ_AHEAD + pool.workers : READ_AHEAD;
+    const latency = Math.max(0, ...first.map((r) => r.latency).filter(Number.isFinite));
+    const base = Math.min(
+      MAX_READ_AHEAD,
+      READ_AHEAD + Math.ceil(latency / READ_AHEAD_MS_PER_SEGMENT),
+    );
+    const ahead = (await pool.threaded()) ? base + pool.workers : base;
     let next = s0;
     const fill = () => {
       while (next <= s1 && queue.length < ahead) {
