@@ -10,10 +10,13 @@
  */
 import { toHex } from "../../codec/mod.ts";
 import { capStorageIndexSync, formatCap, parseCap, readcapOf } from "../../crypto/mod.ts";
-import { type DirEntry, type ImmutableSource, mapLimit, normalizeName } from "../../grid/mod.ts";
+import { type DirEntry, mapLimit, normalizeName } from "../../grid/mod.ts";
 import { BackupDb } from "./backupdb.ts";
 import { FilesError, type FileSession } from "./files.ts";
+import { ChangedError, checkedSource, printable } from "./local.ts";
 import { convergenceSecret } from "./node.ts";
+
+export { ChangedError, checkedSource };
 
 /** Fraction of reused files and directories whose shares are checked again each run. */
 export const DEFAULT_RECHECK = 0.01;
@@ -32,7 +35,6 @@ const UPLOAD_MIN_WEIGHT = 64 * 1024;
 const UPLOAD_MAX_WEIGHT = 16 * 1024 * 1024;
 /** Files up to this size are read into memory once (a convergent upload reads its source twice). */
 const IN_MEMORY = 1024 * 1024;
-const READ_CHUNK = 1024 * 1024;
 
 export const VCS_NAMES = [".git", ".hg", ".svn", ".bzr", "_darcs", "CVS", ".gitmodules"];
 
@@ -116,53 +118,6 @@ function utcStamp(d: Date): string {
 
 function secs(d: Date | null): number {
   return d ? d.getTime() / 1000 : 0;
-}
-
-function printable(p: string): string {
-  // deno-lint-ignore no-control-regex
-  return p.replace(/[\x00-\x1f\x7f-\x9f]/g, (c) => `\\x${c.charCodeAt(0).toString(16)}`);
-}
-
-/** A local file as an ImmutableSource that fails if the file's length differs from `size`. */
-export function checkedSource(path: string, size: number): ImmutableSource {
-  return {
-    size,
-    open() {
-      let f: Deno.FsFile | null = null;
-      let seen = 0;
-      return new ReadableStream<Uint8Array>({
-        async pull(c) {
-          f ??= await Deno.open(path, { read: true });
-          const buf = new Uint8Array(READ_CHUNK);
-          const n = await f.read(buf);
-          if (n === null) {
-            f.close();
-            f = null;
-            if (seen !== size) c.error(new ChangedError());
-            else c.close();
-          } else {
-            seen += n;
-            if (seen > size) {
-              f.close();
-              f = null;
-              c.error(new ChangedError());
-            } else c.enqueue(buf.subarray(0, n));
-          }
-        },
-        cancel() {
-          f?.close();
-          f = null;
-        },
-      }, { highWaterMark: 0 });
-    },
-  };
-}
-
-export class ChangedError extends Error {
-  override name = "ChangedError";
-  constructor() {
-    super("changed while it was being read");
-  }
 }
 
 /**

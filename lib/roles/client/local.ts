@@ -33,12 +33,22 @@ async function orNull(p: Promise<Deno.FileInfo>): Promise<Deno.FileInfo | null> 
 export const lstatOrNull = (path: string) => orNull(Deno.lstat(path));
 export const statOrNull = (path: string) => orNull(Deno.stat(path));
 
-/** A local file as an ImmutableSource: each open() reads it afresh, 1 MiB at a time. */
-export function fileSource(path: string, size: number): ImmutableSource {
+export class ChangedError extends Error {
+  override name = "ChangedError";
+  constructor() {
+    super("changed while it was being read");
+  }
+}
+
+/**
+ * A local file as an ImmutableSource: each open() reads it afresh, 1 MiB at a time, and fails with
+ * ChangedError if the file's length differs from `size`. */
+export function checkedSource(path: string, size: number): ImmutableSource {
   return {
     size,
     open() {
       let f: Deno.FsFile | null = null;
+      let seen = 0;
       return new ReadableStream<Uint8Array>({
         async pull(c) {
           f ??= await Deno.open(path, { read: true });
@@ -47,9 +57,15 @@ export function fileSource(path: string, size: number): ImmutableSource {
           if (n === null) {
             f.close();
             f = null;
-            c.close();
+            if (seen !== size) c.error(new ChangedError());
+            else c.close();
           } else {
-            c.enqueue(buf.subarray(0, n));
+            seen += n;
+            if (seen > size) {
+              f.close();
+              f = null;
+              c.error(new ChangedError());
+            } else c.enqueue(buf.subarray(0, n));
           }
         },
         cancel() {
@@ -60,6 +76,9 @@ export function fileSource(path: string, size: number): ImmutableSource {
     },
   };
 }
+
+/** The file source of `put` and `cp`: one that notices a file changing length while it is read. */
+export const fileSource = checkedSource;
 
 /** Regular files and their bytes under a local path (what `cp` will upload). */
 export async function localTotals(
