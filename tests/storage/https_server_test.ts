@@ -94,9 +94,10 @@ Deno.test("responses of 600 B to 200 kB come without the ~40 ms delayed-ACK stal
       }
       times.sort((a, b) => a - b);
       // Deno.serve over TLS took 44 ms here for every size and every request (Nagle + delayed
-      // ACK). That stall hits each request, so even the fastest of nine shows it; a loaded
-      // machine slows only some, so the second fastest is the robust figure.
-      assert.ok(times[1] < 20, `${n} B: second fastest of 9 took ${times[1].toFixed(1)} ms`);
+      // ACK): a stall of at least 40 ms that hits each request, so even the fastest of nine
+      // shows it. A loaded machine (the suite runs files in parallel) slows only some requests,
+      // and a 200 kB response took 23 ms once that way: the fastest below 30 ms tells them apart.
+      assert.ok(times[0] < 30, `${n} B: the fastest of 9 took ${times[0].toFixed(1)} ms`);
     }
   } finally {
     c.close();
