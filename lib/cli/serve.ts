@@ -73,7 +73,9 @@ as the last line on stdout. See docs/webdav.md and docs/restic.md.`,
           fs,
           user: FRONTEND_USER,
           password,
-          journalDir: `${node.dir}/private/restic-journal`,
+          // No link journal (journal.ts) for now: a clean-clone CI run saw three acknowledged
+          // DELETEs come back after a SIGKILL and the journal's replay (tests/restic/journal_test.ts,
+          // issue #15). Without it every POST and DELETE is answered after its directory publish.
           log: err,
         })
         : null;

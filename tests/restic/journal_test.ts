@@ -11,7 +11,13 @@ import { basic, startServe } from "../helpers/serve.ts";
 
 const hex = (p: string, i: number) => p + i.toString(16).padStart(64 - p.length, "0");
 
-Deno.test("restic journal: SIGKILL after the answers loses nothing acknowledged", async () => {
+// Ignored, with the journal switched off in `shoal client serve restic` (lib/cli/serve.ts): one
+// clean-clone CI run saw three acknowledged DELETEs of locks come back after the SIGKILL and the
+// replay. Open in issue #15 until the cause is found; the test stays as the reproduction.
+Deno.test({
+  name: "restic journal: SIGKILL after the answers loses nothing acknowledged",
+  ignore: true,
+}, async () => {
   const g = await startJoinedGrid({
     servers: 4,
     refreshInterval: 3600,
