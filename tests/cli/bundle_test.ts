@@ -5,17 +5,23 @@ import { SEGMENT_WORKER_NAME } from "../../lib/grid/workers/protocol.ts";
 
 const ROOT = new URL("../../", import.meta.url).pathname;
 
+/** `deno bundle` of main.ts into `${out}/shoal.js` (as `deno task bundle` does); its path. */
+async function buildBundle(out: string): Promise<string> {
+  const bundle = `${out}/shoal.js`;
+  const b = await new Deno.Command(Deno.execPath(), {
+    args: ["bundle", "--platform", "deno", "-o", bundle, `${ROOT}main.ts`],
+    cwd: ROOT,
+    stdout: "piped",
+    stderr: "piped",
+  }).output();
+  assertEquals(b.code, 0, new TextDecoder().decode(b.stderr));
+  return bundle;
+}
+
 Deno.test("deno bundle builds one runnable file that runs real commands", async () => {
   const out = await Deno.makeTempDir({ prefix: "shoal-bundle-" });
   try {
-    const bundle = `${out}/shoal.js`;
-    const b = await new Deno.Command(Deno.execPath(), {
-      args: ["bundle", "--platform", "deno", "-o", bundle, `${ROOT}main.ts`],
-      cwd: ROOT,
-      stdout: "piped",
-      stderr: "piped",
-    }).output();
-    assertEquals(b.code, 0, new TextDecoder().decode(b.stderr));
+    const bundle = await buildBundle(out);
     const run = (args: string[]) =>
       new Deno.Command(Deno.execPath(), {
         args: ["run", "-A", bundle, ...args],
@@ -41,14 +47,7 @@ Deno.test("the bundle starts itself as its segment Workers, and puts and gets a 
   const out = await Deno.makeTempDir({ prefix: "shoal-bundle-" });
   const jg = await startJoinedGrid({ servers: 3, shares: { k: 2, n: 3, happy: 3 } });
   try {
-    const bundle = `${out}/shoal.js`;
-    const b = await new Deno.Command(Deno.execPath(), {
-      args: ["bundle", "--platform", "deno", "-o", bundle, `${ROOT}main.ts`],
-      cwd: ROOT,
-      stdout: "piped",
-      stderr: "piped",
-    }).output();
-    assertEquals(b.code, 0, new TextDecoder().decode(b.stderr));
+    const bundle = await buildBundle(out);
     // Started as a segment Worker (what lib/grid/workers/pool.ts does in a
     // bundle), the bundle answers an encode job instead of running the CLI.
     const w = new Worker(new URL(`file://${bundle}`), {
