@@ -1,5 +1,6 @@
 /**
- * Shared parts of the grid benchmarks (bench sections `mutable` and `discovery`):
+ * Shared parts of the grid benchmarks (bench sections `mutable`, `discovery`, `deepcheck` and
+ * `immutable`):
  *
  * - startServers(M): M real storage stores (real TLS servers on 127.0.0.1
  *   ports, real share stores on disk) in child processes running
@@ -71,6 +72,11 @@ export function cpuSeconds(pid: number = Deno.pid): number {
   } catch {
     return NaN;
   }
+}
+
+/** CPU seconds of the processes `pids` so far, all together (Linux; NaN elsewhere). */
+export function cpuSecondsOf(pids: number[]): number {
+  return pids.reduce((a, p) => a + cpuSeconds(p), 0);
 }
 
 // ---- child processes -----------------------------------------------------------
@@ -264,7 +270,7 @@ export async function startServers(
         await Promise.all(procs.map((p) => p.command("reset", "reset")));
       },
       cpuSeconds() {
-        return procs.reduce((a, p) => a + cpuSeconds(p.child.pid), 0);
+        return cpuSecondsOf(procs.map((p) => p.child.pid));
       },
       describe() {
         const where = base ? "tmpfs (/dev/shm)" : "disk (temp dir)";

@@ -32,7 +32,7 @@ import { generatedSource } from "../../tests/helpers/sources.ts";
 import { startJoinedGrid } from "../../tests/helpers/joined_grid.ts";
 import { RUN_FLAGS } from "../../lib/version.ts";
 import { SegmentPool, segmentWorkerCount, segmentWorkers } from "../../lib/grid/workers/mod.ts";
-import { machineLine } from "./harness.ts";
+import { cpuSeconds, cpuSecondsOf, machineLine } from "./harness.ts";
 
 const MB = 1e6;
 const MAIN = new URL("../../main.ts", import.meta.url).pathname;
@@ -40,17 +40,6 @@ const CHUNK = 1024 * 1024;
 
 function line(label: string, value: string, note = ""): void {
   console.log(`${label.padEnd(52)} ${value.padStart(12)}${note ? `  ${note}` : ""}`);
-}
-
-/** CPU seconds (user + system) of process `pid` so far, from /proc (Linux); NaN elsewhere. */
-function cpuSeconds(pid: number): number {
-  try {
-    const stat = Deno.readTextFileSync(`/proc/${pid}/stat`);
-    const f = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
-    return (Number(f[11]) + Number(f[12])) / 100; // utime, stime in clock ticks (USER_HZ = 100)
-  } catch {
-    return NaN;
-  }
 }
 
 /** The upload's CPU work alone, one process, no I/O: MB/s of plaintext. */
@@ -133,8 +122,8 @@ async function transfer(
 ): Promise<{ up: Phase; down: Phase }> {
   const src = patternSource(size);
   const cpu = () => ({
-    client: cpuSeconds(Deno.pid),
-    servers: serverPids.reduce((a, p) => a + cpuSeconds(p), 0),
+    client: cpuSeconds(),
+    servers: cpuSecondsOf(serverPids),
   });
   const c0 = cpu();
   let t0 = performance.now();
@@ -350,7 +339,7 @@ async function commandLine(size: number): Promise<void> {
     const f = await Deno.open(file, { write: true, create: true });
     await generatedSource(size, randomBytes(32)).open().pipeTo(f.writable);
     const pids = jg.servers.map((s) => s.proc!.pid);
-    const serversCpu = () => pids.reduce((a, p) => a + cpuSeconds(p), 0);
+    const serversCpu = () => cpuSecondsOf(pids);
     const s0 = serversCpu();
     const put = await timedShoal([
       "client",
