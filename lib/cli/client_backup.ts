@@ -1,7 +1,6 @@
 /** `shoal client backup` (docs/backup.md). Thin: arguments and printing; the work is in
  * lib/roles/client/backup.ts. */
 import { backup, type BackupSummary, readExcludeFile } from "../roles/client/backup.ts";
-import { FilesError, FileSession } from "../roles/client/mod.ts";
 import {
   CliError,
   type Command,
@@ -11,6 +10,7 @@ import {
   requireString,
   UsageError,
 } from "./command.ts";
+import { withSession } from "./client_session.ts";
 
 const enc = new TextEncoder();
 
@@ -49,7 +49,8 @@ PATTERN is a glob (* ? **) matched against the name, or the relative path if it 
       throw new UsageError("usage: shoal client backup --dir DIR LOCALDIR ALIAS:PATH");
     }
     const json = ctx.values.json === true;
-    const dir = requireString(ctx.values, "dir");
+    // --dir before the exclude file is read (withSession opens the session on it afterwards).
+    requireString(ctx.values, "dir");
     const raw = ctx.values.exclude;
     const excludes = Array.isArray(raw) ? raw.map(String) : typeof raw === "string" ? [raw] : [];
     const from = ctx.values["exclude-from"];
@@ -61,31 +62,25 @@ PATTERN is a glob (* ? **) matched against the name, or the relative path if it 
       }
     }
     const show = ctx.isTty && !json;
-    let session: FileSession | null = null;
-    let sum: BackupSummary;
-    try {
-      session = await FileSession.open(dir, { log: (l) => ctx.err(l) });
-      sum = await backup(session, ctx.positionals[0], ctx.positionals[1], {
-        excludes,
-        excludeVcs: ctx.values["exclude-vcs"] === true,
-        log: (l) => ctx.err(l),
-        progress: show
-          ? (p) =>
-            Deno.stderr.writeSync(enc.encode(
-              `\rbackup: ${p.files}/${p.totalFiles} files, ${(p.bytes / 1e6).toFixed(1)}/${
-                (p.totalBytes / 1e6).toFixed(1)
-              } MB\x1b[K${p.done ? "\n" : ""}`,
-            ))
-          : undefined,
-      });
-    } catch (e) {
-      if (e instanceof FilesError) {
-        throw e.usage ? new UsageError(e.message) : new CliError(e.message);
-      }
-      throw e;
-    } finally {
-      session?.close();
-    }
+    // A quiet session (no per-file progress bars): backup draws its own progress line.
+    const sum = await withSession(
+      ctx,
+      true,
+      (session) =>
+        backup(session, ctx.positionals[0], ctx.positionals[1], {
+          excludes,
+          excludeVcs: ctx.values["exclude-vcs"] === true,
+          log: (l) => ctx.err(l),
+          progress: show
+            ? (p) =>
+              Deno.stderr.writeSync(enc.encode(
+                `\rbackup: ${p.files}/${p.totalFiles} files, ${(p.bytes / 1e6).toFixed(1)}/${
+                  (p.totalBytes / 1e6).toFixed(1)
+                } MB\x1b[K${p.done ? "\n" : ""}`,
+              ))
+            : undefined,
+        }),
+    );
     if (json) ctx.out(JSON.stringify(sum, null, 2));
     else for (const l of summaryLines(sum)) ctx.out(l);
     if (sum.skipped.length) {
