@@ -19,16 +19,10 @@ import {
   type StorageProcess,
 } from "../helpers/storage_process.ts";
 import { startShoal } from "../helpers/process.ts";
+import { setConfig, shoalOk } from "../helpers/joined_grid.ts";
+import { clientServers, waitFor } from "./discovery_helpers.ts";
 
 const opts = { sanitizeResources: false, sanitizeOps: false };
-
-async function shoal(args: string[]): Promise<string> {
-  const r = await runShoal(args);
-  if (r.code !== 0) {
-    throw new Error(`shoal ${args.slice(0, 2).join(" ")} failed (${r.code}): ${r.stderr}`);
-  }
-  return r.stdout.trim();
-}
 
 interface Srv {
   node: CreatedNode;
@@ -36,48 +30,11 @@ interface Srv {
   url: string;
 }
 
-async function setRefresh(dir: string, seconds: number) {
-  const path = `${dir}/shoal.toml`;
-  const doc = parseToml(await Deno.readTextFile(path)) as Record<string, Record<string, unknown>>;
-  doc.discovery = { ...(doc.discovery ?? {}), refresh_interval: seconds };
-  await Deno.writeTextFile(path, stringifyToml(doc));
-}
-
 async function newServer(root: string, name: string): Promise<Srv> {
   const node = await createStorageNode({ dir: `${root}/${name}`, nickname: name });
-  await setRefresh(node.dir, 1);
+  await setConfig(node.dir, "discovery", "refresh_interval", 1);
   const proc = await startStorageServer(node.dir);
   return { node, proc, url: proc.url };
-}
-
-async function clientServers(
-  dir: string,
-  refresh = true,
-): Promise<{ nickname: string; serverId: string; storageUrls: string[] }[]> {
-  return JSON.parse(
-    await shoal([
-      "client",
-      "servers",
-      "--dir",
-      dir,
-      "--json",
-      "--show-secrets",
-      ...(refresh ? ["--refresh"] : []),
-    ]),
-  );
-}
-
-async function waitFor(
-  what: string,
-  fn: () => Promise<boolean>,
-  timeoutMs = 20_000,
-): Promise<void> {
-  const end = Date.now() + timeoutMs;
-  while (Date.now() < end) {
-    if (await fn().catch(() => false)) return;
-    await new Promise((r) => setTimeout(r, 250));
-  }
-  throw new Error(`timed out waiting for: ${what}`);
 }
 
 /** Does server `url` alone hold a valid, newest copy of the mutable object `cap`? */
@@ -111,7 +68,7 @@ Deno.test("introducer-v3 lifecycle through the command line", opts, async (t) =>
     const readcaps: string[] = [];
 
     await t.step("operator creates the GSD; servers join; operator links them", async () => {
-      await shoal([
+      await shoalOk([
         "operator",
         "create",
         "--dir",
@@ -121,29 +78,29 @@ Deno.test("introducer-v3 lifecycle through the command line", opts, async (t) =>
         "--storage",
         servers[1].url,
       ]);
-      text = await shoal(["operator", "get-introduction-text", "--dir", OP]);
+      text = await shoalOk(["operator", "get-introduction-text", "--dir", OP]);
       assert(text.startsWith("shoal:DIR-R1:"), "introduction text starts with the GSD readcap");
       assertEquals(text.split(",").length, 3);
       for (const s of servers) {
-        const rc = await shoal(["storage", "join", "--dir", s.node.dir, "--introducer-v3", text]);
+        const rc = await shoalOk(["storage", "join", "--dir", s.node.dir, "--introducer-v3", text]);
         assert(
           rc.startsWith("shoal:MUT-R1:"),
           `join prints the GSA readcap, got ${rc.slice(0, 14)}`,
         );
-        assertEquals(await shoal(["storage", "announcement", "--dir", s.node.dir]), rc);
+        assertEquals(await shoalOk(["storage", "announcement", "--dir", s.node.dir]), rc);
         readcaps.push(rc);
       }
-      for (const rc of readcaps) await shoal(["operator", "add-announcement", "--dir", OP, rc]);
+      for (const rc of readcaps) await shoalOk(["operator", "add-announcement", "--dir", OP, rc]);
       const dup = await runShoal(["operator", "add-announcement", "--dir", OP, readcaps[0]]);
       assertEquals(dup.code, 1);
       assert(dup.stderr.includes("already"), dup.stderr);
-      const list = JSON.parse(await shoal(["operator", "list", "--dir", OP, "--json"]));
+      const list = JSON.parse(await shoalOk(["operator", "list", "--dir", OP, "--json"]));
       assertEquals(list.servers.map((s: { petname: string }) => s.petname).sort(), [
         "alpha",
         "beta",
         "gamma",
       ]);
-      text = await shoal(["operator", "get-introduction-text", "--dir", OP]);
+      text = await shoalOk(["operator", "get-introduction-text", "--dir", OP]);
       assertEquals(text.split(",").length, 4, "the text now lists every announced server");
     });
 
@@ -159,7 +116,7 @@ Deno.test("introducer-v3 lifecycle through the command line", opts, async (t) =>
     });
 
     await t.step("a client joins from one line and sees every server", async () => {
-      await shoal([
+      await shoalOk([
         "client",
         "create-node",
         "--dir",
@@ -182,7 +139,7 @@ Deno.test("introducer-v3 lifecycle through the command line", opts, async (t) =>
     await t.step(
       "remove-announcement: the running client drops the server without restart",
       async () => {
-        await shoal(["operator", "remove-announcement", "--dir", OP, "gamma"]);
+        await shoalOk(["operator", "remove-announcement", "--dir", OP, "gamma"]);
         await waitFor("client drops gamma", async () => {
           const l = await clientServers(C, false);
           return l.length === 2 && !l.some((s) => s.nickname === "gamma");
@@ -219,9 +176,9 @@ Deno.test("introducer-v3 lifecycle through the command line", opts, async (t) =>
       await copyDir(`${servers[0].node.dir}/storage`, backup);
       const d = await newServer(root, "delta");
       servers.push(d);
-      text = await shoal(["operator", "get-introduction-text", "--dir", OP]);
-      const rc = await shoal(["storage", "join", "--dir", d.node.dir, "--introducer-v3", text]);
-      await shoal(["operator", "add-announcement", "--dir", OP, rc, "--name", "delta"]);
+      text = await shoalOk(["operator", "get-introduction-text", "--dir", OP]);
+      const rc = await shoalOk(["storage", "join", "--dir", d.node.dir, "--introducer-v3", text]);
+      await shoalOk(["operator", "add-announcement", "--dir", OP, rc, "--name", "delta"]);
       const gsd = (await Deno.readTextFile(`${OP}/private/gsd-writecap`)).trim();
       const others = [servers[0].url, servers[1].url];
       await waitFor("delta holds the GSD", () => holds(d.url, gsd, others));
@@ -241,7 +198,7 @@ Deno.test("introducer-v3 lifecycle through the command line", opts, async (t) =>
         await servers[3].proc!.stop();
         servers[1].proc = servers[3].proc = null;
         const C2 = `${root}/client2`;
-        await shoal(["client", "create-node", "--dir", C2, "--introducer-v3", text]);
+        await shoalOk(["client", "create-node", "--dir", C2, "--introducer-v3", text]);
         const l = await clientServers(C2);
         assertEquals(l.map((s) => s.nickname).sort(), ["alpha", "beta", "delta"]);
       },
@@ -280,7 +237,7 @@ Deno.test("introducer-v3 lifecycle through the command line", opts, async (t) =>
         }
       }
       const C3 = `${root}/client3`;
-      await shoal(["client", "create-node", "--dir", C3, "--introducer-v3", text]);
+      await shoalOk(["client", "create-node", "--dir", C3, "--introducer-v3", text]);
       const r = await runShoal(["client", "servers", "--dir", C3, "--json", "--refresh"]);
       assertEquals(r.code, 0, r.stderr);
       const l = JSON.parse(r.stdout);
