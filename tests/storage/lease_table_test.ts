@@ -10,27 +10,16 @@
  */
 import assert from "node:assert/strict";
 import { base32Encode, encodeCbor } from "../../lib/codec/mod.ts";
-import {
-  API_PREFIX,
-  AUTH_SCHEME,
-  createStorageHandler,
-  HEADERS,
-  ShareStore,
-} from "../../lib/storage/mod.ts";
+import { HEADERS } from "../../lib/storage/mod.ts";
+import { SERVER_ID, storageRequest, withStoreHandler } from "../helpers/storage_handler.ts";
 import { slotProof, slotSi } from "./slot_helpers.ts";
 
-const SWISS = new Uint8Array(32).fill(7);
-const SERVER_ID = new Uint8Array(32).fill(5);
 const secret = (n: number) => new Uint8Array(32).fill(n);
 const b32 = base32Encode;
 const DAY = 86400_000;
 
 function req(method: string, path: string, headers: Record<string, string>, body?: unknown) {
-  return new Request(`https://127.0.0.1:1${API_PREFIX}/${path}`, {
-    method,
-    headers: { authorization: `${AUTH_SCHEME} ${b32(SWISS)}`, ...headers },
-    body: body === undefined ? undefined : encodeCbor(body) as Uint8Array<ArrayBuffer>,
-  });
+  return storageRequest(method, path, headers, body === undefined ? undefined : encodeCbor(body));
 }
 const lease = (renew: number) => ({
   [HEADERS.leaseRenewSecret]: b32(secret(renew)),
@@ -38,21 +27,8 @@ const lease = (renew: number) => ({
 });
 
 Deno.test("a full lease table never refuses a write and never shortens how long shares are kept", async () => {
-  const dir = await Deno.makeTempDir({ prefix: "shoal-leases-" });
-  const clock = { t: 1_700_000_000_000 };
   const MAX = 20;
-  try {
-    const store = await ShareStore.open({
-      root: `${dir}/storage`,
-      now: () => clock.t,
-      maxLeasesPerIndex: MAX,
-      leaseDuration: 31 * 86400,
-    });
-    const handle = createStorageHandler(store, {
-      swissnum: SWISS,
-      serverId: SERVER_ID,
-      log: () => {},
-    });
+  await withStoreHandler("shoal-leases-", async ({ store, handle, clock }) => {
     const call = async (r: Request) => {
       const res = await handle(r);
       await res.body?.cancel();
@@ -70,15 +46,10 @@ Deno.test("a full lease table never refuses a write and never shortens how long 
     );
     assert.equal(
       await call(
-        new Request(`https://127.0.0.1:1${API_PREFIX}/immutable/${b32(I)}/0`, {
-          method: "PATCH",
-          headers: {
-            authorization: `${AUTH_SCHEME} ${b32(SWISS)}`,
-            ...upload,
-            "content-range": "bytes 0-3/4",
-          },
-          body: new Uint8Array([1, 2, 3, 4]),
-        }),
+        storageRequest("PATCH", `immutable/${b32(I)}/0`, {
+          ...upload,
+          "content-range": "bytes 0-3/4",
+        }, new Uint8Array([1, 2, 3, 4])),
       ),
       201,
     );
@@ -133,7 +104,5 @@ Deno.test("a full lease table never refuses a write and never shortens how long 
     await store.gc();
     assert.deepEqual(await store.listImmutable(I), [0]);
     assert.deepEqual(await store.listMutable(M), [0]);
-  } finally {
-    await Deno.remove(dir, { recursive: true });
-  }
+  }, { store: { maxLeasesPerIndex: MAX, leaseDuration: 31 * 86400 } });
 });

@@ -5,15 +5,9 @@
  */
 import assert from "node:assert/strict";
 import { base32Encode, decodeCbor, encodeCbor, toHex } from "../../lib/codec/mod.ts";
-import {
-  API_PREFIX,
-  AUTH_SCHEME,
-  createStorageHandler,
-  HEADERS,
-  ShareStore,
-} from "../../lib/storage/mod.ts";
+import { HEADERS } from "../../lib/storage/mod.ts";
+import { storageRequest, withStoreHandler } from "../helpers/storage_handler.ts";
 
-const SWISS = new Uint8Array(32).fill(7);
 const secret = (n: number) => base32Encode(new Uint8Array(32).fill(n));
 
 Deno.test("version vector: canonical CBOR with 'used'", async () => {
@@ -48,29 +42,13 @@ async function shareBytes(root: string): Promise<number> {
 }
 
 Deno.test("version: 'used' is the bytes of shares stored, recounted after 30 s", async () => {
-  const dir = await Deno.makeTempDir({ prefix: "shoal-version-" });
-  const clock = { t: 1_700_000_000_000 };
-  try {
-    const root = `${dir}/storage`;
-    const store = await ShareStore.open({ root, now: () => clock.t });
-    const handle = createStorageHandler(store, {
-      swissnum: SWISS,
-      serverId: new Uint8Array(32).fill(5),
-      log: () => {},
-    });
+  await withStoreHandler("shoal-version-", async ({ root, handle, clock }) => {
     const req = (
       method: string,
       path: string,
       headers: Record<string, string> = {},
       body?: Uint8Array,
-    ) =>
-      handle(
-        new Request(`https://127.0.0.1:1${API_PREFIX}/${path}`, {
-          method,
-          headers: { authorization: `${AUTH_SCHEME} ${base32Encode(SWISS)}`, ...headers },
-          body: body as BodyInit | undefined,
-        }),
-      );
+    ) => handle(storageRequest(method, path, headers, body));
     const used = async () => {
       const r = await req("GET", "version");
       assert.equal(r.status, 200);
@@ -107,7 +85,5 @@ Deno.test("version: 'used' is the bytes of shares stored, recounted after 30 s",
       got = await used();
     }
     assert.equal(got, expected);
-  } finally {
-    await Deno.remove(dir, { recursive: true });
-  }
+  });
 });
