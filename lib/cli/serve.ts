@@ -73,9 +73,7 @@ as the last line on stdout. See docs/webdav.md and docs/restic.md.`,
           fs,
           user: FRONTEND_USER,
           password,
-          // No link journal (journal.ts) for now: a clean-clone CI run saw three acknowledged
-          // DELETEs come back after a SIGKILL and the journal's replay (tests/restic/journal_test.ts,
-          // issue #15). Without it every POST and DELETE is answered after its directory publish.
+          journalDir: `${node.dir}/private/restic-journal`,
           log: err,
         })
         : null;

@@ -159,6 +159,26 @@ export class LinkJournal {
     return [...this.#pending.values()].filter((e) => keyOf(e.path).startsWith(d));
   }
 
+  /**
+   * A listing below `dir`: what `read` finds on the grid, with the unapplied entries laid over
+   * it (an unlink hides the item, a link replaces or adds one). The entries are taken _before_
+   * the read starts: one applied and forgotten while the grid is read may be missing from what
+   * the read returns (it can see the directory as it was before the publish), so it must still
+   * count. An entry recorded during the read is concurrent with it, either answer is right.
+   */
+  async overlay<T>(
+    dir: readonly string[],
+    read: () => Promise<T[]>,
+    pathOf: (item: T) => readonly string[],
+  ): Promise<{ items: T[]; links: JournalEntry[] }> {
+    const pending = this.below(dir);
+    let items = await read();
+    if (pending.length === 0) return { items, links: [] };
+    const shadowed = new Set(pending.map((e) => keyOf(e.path)));
+    items = items.filter((x) => !shadowed.has(keyOf(pathOf(x))));
+    return { items, links: pending.filter((e) => e.op === "link") };
+  }
+
   /** Record `entry` durably (fsync) and queue it for the grid. */
   record(entry: JournalEntry): Promise<void> {
     if (this.#closed) return Promise.reject(new Error("the journal is closed"));

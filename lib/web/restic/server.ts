@@ -276,23 +276,21 @@ export class ResticServer {
   }
 
   async #list(req: Request, type: string): Promise<Response> {
-    let files: FsNode[];
-    if (type === "data") {
-      const shards = (await this.#listDir(["data"])).filter((n) => n.kind === "directory");
-      files = (await mapLimit(shards, 8, (s) => this.#listDir(["data", s.name]))).flat();
-    } else files = await this.#listDir([type]);
-    files = files.filter((n) => n.kind !== "directory" && NAME_RE.test(n.name));
+    const read = async () => {
+      let files: FsNode[];
+      if (type === "data") {
+        const shards = (await this.#listDir(["data"])).filter((n) => n.kind === "directory");
+        files = (await mapLimit(shards, 8, (s) => this.#listDir(["data", s.name]))).flat();
+      } else files = await this.#listDir([type]);
+      return files.filter((n) => n.kind !== "directory" && NAME_RE.test(n.name));
+    };
     const journal = await this.#getJournal();
+    let files: FsNode[];
     if (journal) {
-      const pending = journal.below([type]);
-      if (pending.length) {
-        const shadowed = new Set(pending.map((e) => e.path.join("/")));
-        files = files.filter((n) => !shadowed.has(this.#pathOf(type, n.name).join("/")));
-        for (const e of pending) {
-          if (e.op === "link") files.push(await nodeOf(e.path, e.cap!, { size: e.size }));
-        }
-      }
-    }
+      const o = await journal.overlay([type], read, (n) => this.#pathOf(type, n.name));
+      files = o.items;
+      for (const e of o.links) files.push(await nodeOf(e.path, e.cap!, { size: e.size }));
+    } else files = await read();
     const v2 = (req.headers.get("accept") ?? "").includes(RESTIC_V2);
     const body = v2
       ? JSON.stringify(
