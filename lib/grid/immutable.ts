@@ -118,6 +118,19 @@ const READ_AHEAD_MS_PER_SEGMENT = 25;
 const MAX_READ_AHEAD = 8;
 /** First read of a share: header, UEB and chain (and everything, for small files). */
 const HEAD_READ = 4096;
+/**
+ * A share this small (or estimated this small) is read whole by its first request: a small
+ * file's download, and an upload's read-back, then cost one request per share instead of three.
+ */
+const SMALL_SHARE = 128 * 1024;
+
+/** What a first read of a share of `info` asks for: the whole share when it is small. */
+function headLength(info: CapInfo, shareSize?: number): number {
+  // Without the UEB (its length, the segment size) the share's size is estimated: its blocks,
+  // a UEB, the chain and two trees of a few segments. Short, and the rest is read as needed.
+  const size = shareSize ?? HEADER_SIZE + Math.ceil(info.size / info.k) + 2048;
+  return size <= SMALL_SHARE ? Math.max(size, HEADER_SIZE + HEAD_READ) : HEADER_SIZE + HEAD_READ;
+}
 const CONCURRENCY = 32;
 /**
  * Share fronts (header, UEB, hash trees) built and written at once when an
@@ -370,6 +383,11 @@ class UploadSession {
   readonly #blocksPerPatch: number;
   /** Size of the pooled PATCH buffers. */
   readonly #bufSize: number;
+  /**
+   * A share that fits one PATCH (one segment): its block is held until the front is known and
+   * sent with it, so the share costs one PATCH, not two.
+   */
+  readonly #whole: boolean;
   /** PATCH buffers whose request completed, ready for reuse (fewer allocations, steadier RSS). */
   #pool: Uint8Array[] = [];
   #inflight = 0;
@@ -398,6 +416,7 @@ class UploadSession {
       Math.min(layout.numSegments, Math.floor(PATCH_CHUNK / Math.max(1, layout.blockSize))),
     );
     this.#bufSize = this.#blocksPerPatch * layout.blockSize;
+    this.#whole = layout.numSegments === 1 && layout.shareSize <= PATCH_CHUNK;
   }
 
   #target(server: GridServer): Target {
@@ -556,7 +575,7 @@ class UploadSession {
       }
       p.buf.set(data, p.length);
       p.length += data.length;
-      if (endsPatch || p.length === p.buf.length) {
+      if (!this.#whole && (endsPatch || p.length === p.buf.length)) {
         this.#pending.delete(key);
         this.#flush(t, sh, p);
       }
@@ -647,7 +666,8 @@ class UploadSession {
 
   /** Send everything queued and wait for every PATCH. */
   async drain(): Promise<void> {
-    for (const [key, p] of [...this.#pending]) {
+    // A whole share's block waits for its front (finalize).
+    for (const [key, p] of this.#whole ? [] : [...this.#pending]) {
       this.#pending.delete(key);
       const i = key.lastIndexOf(":");
       this.#flush(this.targets.get(key.slice(0, i))!, Number(key.slice(i + 1)), p);
@@ -698,7 +718,21 @@ class UploadSession {
     }
     await this.#settleEach(jobs, frontConcurrency(this.layout), "complete", async ([t, sh]) => {
       if (t.failed) return;
-      const bytes = front(sh);
+      let bytes = front(sh);
+      const key = `${t.key}:${sh}`;
+      const held = this.#pending.get(key);
+      if (held) {
+        // The front and the held block, adjacent in the share: one PATCH from offset 0.
+        this.#pending.delete(key);
+        if (held.offset !== bytes.length) {
+          this.#fail(t, `share ${sh}: its block does not follow its front (a bug)`);
+          return;
+        }
+        const whole = new Uint8Array(bytes.length + held.length);
+        whole.set(bytes);
+        whole.set(held.buf.subarray(0, held.length), bytes.length);
+        bytes = whole;
+      }
       const starts: number[] = [];
       for (let off = 0; off < bytes.length; off += PATCH_CHUNK) starts.push(off);
       try {
@@ -768,7 +802,7 @@ class UploadSession {
     }
     await this.#settleEach(jobs, CONCURRENCY, "complete", async ([t, sh]) => {
       if (t.failed) return;
-      const r = new ShareReader(t.server, sh, info, 0);
+      const r = new ShareReader(t.server, sh, info, 0, headLength(info, this.layout.shareSize));
       try {
         await r.open();
         const i = Math.floor(Math.random() * r.layout.numSegments);
@@ -1114,6 +1148,8 @@ class ShareReader {
     readonly shnum: number,
     readonly info: CapInfo,
     readonly latency: number,
+    /** Bytes the first read asks for (the header, the UEB and the upper trees; all of a small share). */
+    readonly headBytes = HEADER_SIZE + HEAD_READ,
   ) {}
 
   async #read(offset: number, length: number): Promise<Uint8Array> {
@@ -1139,7 +1175,7 @@ class ShareReader {
       info.storageIndex,
       this.shnum,
       0,
-      HEADER_SIZE + HEAD_READ,
+      this.headBytes,
     );
     let hdr;
     try {
@@ -1325,7 +1361,9 @@ class ShareSet {
       for (const sh of loc.shares) {
         if (sh >= this.info.n) continue;
         if (this.#candidates.some((c) => c.shnum === sh && c.server === loc.server)) continue;
-        this.#candidates.push(new ShareReader(loc.server, sh, this.info, loc.latency));
+        this.#candidates.push(
+          new ShareReader(loc.server, sh, this.info, loc.latency, headLength(this.info)),
+        );
       }
     }
     // Prefer data shares (no decoding arithmetic), then the fastest servers.
