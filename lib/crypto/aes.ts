@@ -26,7 +26,11 @@ function addCounter(iv: Uint8Array, blocks: number): Uint8Array<ArrayBuffer> {
 
 /**
  * AES-256-CTR en/decryption (the same operation) of `data` as the piece of a
- * stream starting at `byteOffset`. `key` is 32 bytes, `iv` 16 bytes.
+ * stream starting at `byteOffset`. `key` is 32 bytes, `iv` 16 bytes. A piece
+ * that starts inside a counter block is encrypted from that block's start:
+ * with `byteOffset % 16` bytes of its buffer before `data` (headroom, left
+ * unchanged) it is encrypted where it is, else it is first copied into an
+ * aligned frame (a fresh buffer the size of `data`).
  */
 export async function aesCtr(
   key: Uint8Array,
@@ -57,6 +61,10 @@ export async function aesCtr(
   let input: Uint8Array<ArrayBuffer>;
   if (skip === 0) {
     input = data as Uint8Array<ArrayBuffer>;
+  } else if (data.byteOffset >= skip) {
+    // The bytes before `data` in its buffer fill the first counter block (read, never
+    // changed; their output is dropped): no aligned copy of the input.
+    input = new Uint8Array(data.buffer as ArrayBuffer, data.byteOffset - skip, skip + data.length);
   } else {
     input = new Uint8Array(skip + data.length);
     input.set(data, skip);

@@ -140,6 +140,11 @@ const CONCURRENCY = 32;
 function frontConcurrency(l: Layout): number {
   return l.blocksOffset > 1024 * 1024 ? 2 : CONCURRENCY;
 }
+/**
+ * Download: where a segment's blocks start in their buffer. The room before them lets AES-CTR
+ * decrypt the data shares in place from a position inside a counter block (lib/crypto/aes.ts).
+ */
+const BLOCKS_AT = 16;
 /** Leaf windows of a share's trees kept per share reader. */
 const WINDOW_CACHE = 4;
 
@@ -147,6 +152,24 @@ export interface ImmutableSource {
   size: number;
   /** A fresh stream of exactly `size` bytes; may be called more than once. */
   open(): ReadableStream<Uint8Array>;
+  /**
+   * Optional, for a source that can fill the caller's buffers (a file): a fresh reader of the
+   * same bytes as open(). The upload then reads each segment straight into its own buffer and
+   * hashes through one reused buffer, instead of a fresh chunk per read copied again.
+   */
+  reader?(): SourceReader;
+}
+
+/** A source read into caller buffers (ImmutableSource.reader). */
+export interface SourceReader {
+  /**
+   * Fill the start of `into` with the next bytes (at least one, at most into.length): their
+   * count, or 0 at the end. It may throw where the source itself is wrong (a file that
+   * changed), as the source's stream would error.
+   */
+  read(into: Uint8Array): Promise<number>;
+  /** Done (or given up): release what the reader holds. */
+  close(): void;
 }
 
 export interface UploadOptions {
@@ -277,11 +300,15 @@ function sourceOf(source: ImmutableSource | Uint8Array): ImmutableSource {
  * segmentLength(l, i) bytes.
  */
 async function* segmentsOf(
-  stream: ReadableStream<Uint8Array>,
+  src: ImmutableSource,
   l: Layout,
   take: () => Uint8Array,
 ): AsyncGenerator<Uint8Array> {
-  const reader = stream.getReader();
+  if (src.reader) {
+    yield* segmentsRead(src.reader(), l, take);
+    return;
+  }
+  const reader = src.open().getReader();
   let left: Uint8Array = new Uint8Array(0);
   let read = 0;
   try {
@@ -320,7 +347,43 @@ async function* segmentsOf(
   }
 }
 
+/** segmentsOf for a source with a reader: each segment read straight into its buffer. */
+async function* segmentsRead(
+  reader: SourceReader,
+  l: Layout,
+  take: () => Uint8Array,
+): AsyncGenerator<Uint8Array> {
+  let read = 0;
+  try {
+    for (let i = 0; i < l.numSegments; i++) {
+      const len = segmentLength(l, i);
+      const out = take().subarray(0, len);
+      let filled = 0;
+      while (filled < len) {
+        const n = await reader.read(out.subarray(filled));
+        if (n === 0) {
+          throw new GridError(
+            `the source ended after ${read} bytes, but its size was given as ${l.size}`,
+          );
+        }
+        filled += n;
+        read += n;
+      }
+      yield out;
+    }
+    if (await reader.read(new Uint8Array(1)) !== 0) {
+      throw new GridError(`the source has more than the ${l.size} bytes its size says`);
+    }
+  } finally {
+    reader.close();
+  }
+}
+
+/** Bytes of the buffer hashSource reads a source with a reader through. */
+const HASH_READ = 1024 * 1024;
+
 async function hashSource(src: ImmutableSource, signal?: AbortSignal): Promise<Uint8Array> {
+  if (src.reader) return await hashRead(src.reader(), src.size, signal);
   const h = createHash("sha256");
   let total = 0;
   const reader = src.open().getReader();
@@ -341,6 +404,36 @@ async function hashSource(src: ImmutableSource, signal?: AbortSignal): Promise<U
       `the source gave ${
         total > src.size ? "more than " : ""
       }${total} bytes, but its size was given as ${src.size}`,
+    );
+  }
+  return new Uint8Array(h.digest());
+}
+
+/** hashSource for a source with a reader, through one reused buffer. */
+async function hashRead(
+  reader: SourceReader,
+  size: number,
+  signal?: AbortSignal,
+): Promise<Uint8Array> {
+  const h = createHash("sha256");
+  const buf = new Uint8Array(Math.max(1, Math.min(HASH_READ, size + 1)));
+  let total = 0;
+  try {
+    for (;;) {
+      checkAbort(signal);
+      const n = await reader.read(buf);
+      if (n === 0) break;
+      h.update(buf.subarray(0, n));
+      total += n;
+      if (total > size) break;
+    }
+  } finally {
+    reader.close();
+  }
+  if (total !== size) {
+    throw new GridError(
+      `the source gave ${total > size ? "more than " : ""}${total} bytes, but its size was ` +
+        `given as ${size}`,
     );
   }
   return new Uint8Array(h.digest());
@@ -1017,7 +1110,7 @@ async function uploadOnce(
       await session.room();
     };
     let i = 0;
-    for await (const plain of segmentsOf(src.open(), l, () => pipe.input())) {
+    for await (const plain of segmentsOf(src, l, () => pipe.input())) {
       checkAbort(opts.signal);
       if (session.fatal) throw session.fatal;
       rehash?.update(plain);
@@ -1152,13 +1245,15 @@ class ShareReader {
     readonly headBytes = HEADER_SIZE + HEAD_READ,
   ) {}
 
-  async #read(offset: number, length: number): Promise<Uint8Array> {
+  /** `into`: read into it when it fits (see StorageClient.readImmutable); the result may still be elsewhere. */
+  async #read(offset: number, length: number, into?: Uint8Array): Promise<Uint8Array> {
     if (offset + length <= this.#head.length) return this.#head.subarray(offset, offset + length);
     const b = await this.server.storage.readImmutable(
       this.info.storageIndex,
       this.shnum,
       offset,
       length,
+      into,
     );
     if (b.length !== length) {
       throw new CorruptShareError(
@@ -1272,12 +1367,15 @@ class ShareReader {
    * Block i of this share and its hash from the share's (verified) block
    * tree: the caller checks one against the other (a segment Worker does).
    */
-  async unverifiedBlock(i: number): Promise<{ data: Uint8Array; hash: Uint8Array }> {
+  async unverifiedBlock(
+    i: number,
+    into?: Uint8Array,
+  ): Promise<{ data: Uint8Array; hash: Uint8Array }> {
     const l = this.layout;
     const h = upperPart(l.treeDepth).level;
     const leaves = await this.#window("b", i >> h, l.blockTreeOffset, this.#blockWindows);
     const len = blockLength(l, i);
-    const data = len === 0 ? new Uint8Array(0) : await this.#read(blockOffset(l, i), len);
+    const data = len === 0 ? new Uint8Array(0) : await this.#read(blockOffset(l, i), len, into);
     return { data, hash: leaves[i - ((i >> h) << h)] };
   }
 
@@ -1447,12 +1545,21 @@ async function fetchSegment(
   for (;;) {
     const readers = [...await set.pick()].sort((a, b) => a.shnum - b.shnum);
     const l = readers[0].layout;
+    const size = blockLength(l, i);
+    const length = segmentLength(l, i);
+    // A buffer the pool reuses, and each block is read straight into its place in it (no
+    // buffer per response, no copy): a fresh buffer sent to a Worker and back costs ~1 ms of
+    // CPU per MB (measured) where a reused one costs ~0.1.
+    const blocks = pool.buffer(BLOCKS_AT + l.k * l.blockSize);
     // A block still on its way when the other k-1 have arrived (plus a grace
     // period) is given up on: its share is dropped and another one read.
     const t0 = performance.now();
-    const g = await gather(readers, (r) => r.unverifiedBlock(i), {
-      enough: (answered) => readers.length > 1 && answered.length >= readers.length - 1,
-    });
+    const g = await gather(
+      readers,
+      (r, j) =>
+        r.unverifiedBlock(i, blocks.subarray(BLOCKS_AT + j * size, BLOCKS_AT + (j + 1) * size)),
+      { enough: (answered) => readers.length > 1 && answered.length >= readers.length - 1 },
+    );
     let failed = false;
     for (const j of g.late) {
       failed = true;
@@ -1464,24 +1571,25 @@ async function fetchSegment(
         set.markBad(readers[j], a.error);
       }
     });
-    if (failed) continue;
+    // A late read may still write into `blocks`: then it is dropped, never used again.
+    if (failed) {
+      if (g.late.length === 0) pool.recycle(blocks);
+      continue;
+    }
     let leaf: Uint8Array;
     try {
       leaf = await readers[0].segmentLeaf(i);
     } catch (e) {
       set.markBad(readers[0], e);
+      pool.recycle(blocks);
       continue;
     }
-    const size = blockLength(l, i);
-    const length = segmentLength(l, i);
-    // A buffer the pool reuses: a fresh buffer sent to a Worker and back costs
-    // ~1 ms of CPU per MB (measured) where a reused one costs ~0.1; the
-    // plaintext is copied out of it (young, cheap to free).
-    const blocks = pool.buffer(l.k * l.blockSize);
     const expected = new Uint8Array(l.k * HASH_SIZE);
     g.answers.forEach((a, j) => {
       const b = (a as { value: { data: Uint8Array; hash: Uint8Array } }).value;
-      blocks.set(b.data, j * size);
+      const at = BLOCKS_AT + j * size;
+      // Read elsewhere (a small share's first read held it, or a server answered a whole share).
+      if (b.data.buffer !== blocks.buffer || b.data.byteOffset !== at) blocks.set(b.data, at);
       expected.set(b.hash, j * HASH_SIZE);
     });
     const r = await pool.decode({
@@ -1493,10 +1601,13 @@ async function fetchSegment(
       length,
       indices: readers.map((x) => x.shnum),
       blocks,
+      at: BLOCKS_AT,
       expected,
       leaf,
     });
-    const result = r.done.ok ? r.job.blocks.slice(0, length) : null;
+    const result = r.done.ok
+      ? r.done.plain ?? r.job.blocks.slice(BLOCKS_AT, BLOCKS_AT + length)
+      : null;
     pool.recycle(r.job.blocks);
     if (result) return result;
     if ("badBlocks" in r.done) {

@@ -242,6 +242,8 @@ interface CallOptions {
   timeoutMs?: number;
   deadlineMs?: number;
   signal?: AbortSignal;
+  /** A buffer the response body is read into when it fits (HttpRequest.into). */
+  into?: Uint8Array;
 }
 
 /** Shared between a call and its deadline timer. */
@@ -384,13 +386,20 @@ export class StorageClient {
     return this.#list("immutable", si);
   }
 
+  /**
+   * Bytes [offset, offset + size) of an immutable share (to its end without `size`). With
+   * `into`, a ranged answer that fits is read straight into it and the result is a view of
+   * it (fewer copies and fresh buffers per downloaded block); `into` is the caller's again
+   * once the promise has settled.
+   */
   readImmutable(
     si: Uint8Array,
     shnum: number,
     offset?: number,
     size?: number,
+    into?: Uint8Array,
   ): Promise<Uint8Array> {
-    return this.#read("immutable", si, shnum, offset, size);
+    return this.#read("immutable", si, shnum, offset, size, into);
   }
 
   listMutable(si: Uint8Array): Promise<number[]> {
@@ -620,6 +629,7 @@ export class StorageClient {
     shnum: number,
     offset = 0,
     size?: number,
+    into?: Uint8Array,
   ): Promise<Uint8Array> {
     checkShare(shnum);
     checkUint("offset", offset);
@@ -639,6 +649,7 @@ export class StorageClient {
         // A server that ignores Range sends the whole share: allow that up to the usual limit.
         maxResponseBytes: this.options.maxResponseBytes,
         expectBytes: size,
+        into,
       });
     } catch (e) {
       // Reading at or past the end of a share reads as empty (like read vectors).
@@ -766,6 +777,7 @@ export class StorageClient {
           headers,
           body,
           maxResponseBytes: o.maxResponseBytes ?? this.options.maxResponseBytes + CBOR_SLACK,
+          into: o.into,
           timeoutMs: o.timeoutMs ?? this.options.timeoutMs,
         });
       } catch (e) {

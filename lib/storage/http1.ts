@@ -137,6 +137,12 @@ export interface HttpRequest {
   body?: Uint8Array;
   /** Largest response body accepted. */
   maxResponseBytes: number;
+  /**
+   * A buffer for the response body: when the body's Content-Length fits, it is read into the
+   * start of `into` and the response's body is a view of it (no buffer of its own). The
+   * caller must not touch `into` until the request has settled.
+   */
+  into?: Uint8Array;
   /** Longest wait for response bytes (and for the request to be written). */
   timeoutMs: number;
 }
@@ -151,6 +157,8 @@ export interface HttpResponse {
 }
 
 const enc = new TextEncoder();
+/** Bytes of a request handed to the TLS socket at once (see HttpConnection.#writePieces). */
+const WRITE_PIECE = 64 * 1024;
 const CRLFCRLF = [13, 10, 13, 10];
 const TOKEN = /^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/;
 const SAFE_VALUE = /^[\t\x20-\x7e]*$/;
@@ -189,9 +197,12 @@ class ResponseParser {
   #chunkLeft = 0;
   received = 0;
 
-  constructor(maxBody: number, isHead: boolean) {
+  #into: Uint8Array | undefined;
+
+  constructor(maxBody: number, isHead: boolean, into?: Uint8Array) {
     this.#max = maxBody;
     this.#isHead = isHead;
+    this.#into = into;
   }
 
   get body(): Uint8Array {
@@ -401,7 +412,9 @@ class ResponseParser {
           "response-too-large",
         );
       }
-      this.#body = new Uint8Array(n);
+      this.#body = this.#into && n <= this.#into.length
+        ? this.#into.subarray(0, n)
+        : new Uint8Array(n);
       this.state = n === 0 ? "done" : "length";
     } else {
       this.keepAlive = false;
@@ -424,6 +437,10 @@ export class HttpConnection {
   #dead = false;
   #timer: ReturnType<typeof setTimeout> | undefined;
   #timeoutMs = 0;
+  /** When the current request last made progress (performance.now()). */
+  #progress = 0;
+  /** Part of the current request's body is not yet handed to the socket. */
+  #unsent = false;
   /** Called once when the connection becomes unusable (closed, errored, or protocol trouble). */
   onDead: (() => void) | null = null;
 
@@ -454,17 +471,30 @@ export class HttpConnection {
     cb?.();
   }
 
-  /** (Re)start the idle timer: it fires when neither side made progress for timeoutMs. */
+  /**
+   * Progress: (re)start the idle timeout, which fires when neither side made progress for
+   * timeoutMs. One timer per request, which looks at the time of the last progress when it
+   * fires (not a new timer for every chunk of a body).
+   */
   #arm(): void {
-    clearTimeout(this.#timer);
-    this.#timer = setTimeout(() => {
+    this.#progress = performance.now();
+    if (this.#timer !== undefined) return;
+    const fire = () => {
+      const idle = performance.now() - this.#progress;
+      if (idle < this.#timeoutMs) {
+        this.#timer = setTimeout(fire, this.#timeoutMs - idle);
+        return;
+      }
+      this.#timer = undefined;
       this.#finish(new HttpTimeoutError(`no response within ${this.#timeoutMs} ms`));
       this.destroy();
-    }, this.#timeoutMs);
+    };
+    this.#timer = setTimeout(fire, this.#timeoutMs);
   }
 
   #finish(e: Error | null, r?: HttpResponse): void {
     clearTimeout(this.#timer);
+    this.#timer = undefined;
     const res = this.#resolve;
     const rej = this.#reject;
     this.#resolve = this.#reject = null;
@@ -486,6 +516,9 @@ export class HttpConnection {
   }
 
   #onData(d: Uint8Array): void {
+    // Nothing is parsed after destroy(): a request given up on (its deadline) may have lent
+    // its caller's buffer (HttpRequest.into), which is the caller's again.
+    if (this.#dead) return;
     const p = this.#parser;
     if (!p) {
       // Bytes while idle: the server is not speaking HTTP/1.1 as expected.
@@ -504,7 +537,9 @@ export class HttpConnection {
     }
     if (p.state === "done") {
       this.requests++;
-      const keep = p.keepAlive && used === d.length;
+      // A response before the whole request was handed to the socket (an early error): the
+      // rest is not sent, so the server's framing of this connection is lost with it.
+      const keep = p.keepAlive && used === d.length && !this.#unsent;
       this.#finish(null, { status: p.status, headers: p.headers, body: p.body, keepAlive: keep });
       if (!keep) this.destroy();
     }
@@ -531,28 +566,47 @@ export class HttpConnection {
     }
     head += "\r\n";
     return new Promise<HttpResponse>((resolve, reject) => {
-      this.#parser = new ResponseParser(req.maxResponseBytes, req.method === "HEAD");
+      this.#parser = new ResponseParser(req.maxResponseBytes, req.method === "HEAD", req.into);
       this.#resolve = resolve;
       this.#reject = reject;
       this.#timeoutMs = req.timeoutMs;
       this.#arm();
       const p = this.#parser;
       const s = this.socket;
-      s.cork();
       const headBytes = enc.encode(head);
-      this.bytesSent += headBytes.length + (req.body?.length ?? 0);
-      if (req.body && req.body.length > 0 && req.body.length <= 16384) {
-        const all = new Uint8Array(headBytes.length + req.body.length);
-        all.set(headBytes);
-        all.set(req.body, headBytes.length);
-        s.write(all);
-      } else {
-        s.write(headBytes);
-        if (req.body && req.body.length > 0) {
-          s.write(req.body, () => this.#parser === p && this.#arm());
-        }
-      }
-      s.uncork();
+      const body = req.body ?? new Uint8Array(0);
+      this.bytesSent += headBytes.length + body.length;
+      // The head with the start of the body, then the rest WRITE_PIECE bytes at a time, each
+      // written when the one before has gone out (writePieces).
+      const first = Math.min(body.length, Math.max(0, WRITE_PIECE - headBytes.length));
+      const all = new Uint8Array(headBytes.length + first);
+      all.set(headBytes);
+      all.set(body.subarray(0, first), headBytes.length);
+      this.#writePieces(p, all, body, first);
     });
+  }
+
+  /**
+   * Write `lead`, then `body` from `from` on in pieces of WRITE_PIECE bytes, each once the one
+   * before has been written, while `p` is still this connection's response. The TLS layer
+   * (Deno's node:tls over rustls) accepts about 64 KiB of plaintext per write and keeps a
+   * fresh copy of the rest, again after every 64 KiB it sends: a 2 MiB write cost ~30 such
+   * copies (docs/performance.md §9.6); a piece at a time costs none.
+   */
+  #writePieces(p: ResponseParser, lead: Uint8Array, body: Uint8Array, from: number): void {
+    const s = this.socket;
+    let off = from;
+    this.#unsent = off < body.length;
+    const next = (err?: Error | null) => {
+      if (err || this.#parser !== p || s.destroyed) return;
+      this.#arm();
+      if (off >= body.length) return;
+      const end = Math.min(body.length, off + WRITE_PIECE);
+      const piece = body.subarray(off, end);
+      off = end;
+      if (off >= body.length) this.#unsent = false;
+      s.write(piece, next);
+    };
+    s.write(lead, next);
   }
 }

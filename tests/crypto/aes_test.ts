@@ -92,3 +92,26 @@ Deno.test("aesCtrSync gives the same bytes as aesCtr from offset 0", async () =>
     }
   }
 });
+
+Deno.test("aesCtr inside a counter block: from a view with headroom as from a copy, headroom untouched", async () => {
+  const key = new Uint8Array(32).fill(9);
+  const iv = new Uint8Array(16).fill(2);
+  const data = crypto.getRandomValues(new Uint8Array(1000));
+  for (const offset of [1, 5, 15, 17, 1048578, 3 * 1048578]) {
+    const skip = offset % 16;
+    const frame = new Uint8Array(16 + data.length).fill(0xee);
+    frame.set(data, 16);
+    const view = frame.subarray(16); // 16 bytes of headroom: encrypted where it is
+    const alone = data.slice(); // byteOffset 0: copied into an aligned frame
+    const a = await aesCtr(key, iv, view, offset);
+    const b = await aesCtr(key, iv, alone, offset);
+    assert.equal(toHex(a), toHex(b), `offset ${offset} (skip ${skip})`);
+    assert.equal(a.length, data.length);
+    assert.ok(frame.subarray(0, 16).every((x) => x === 0xee), "headroom unchanged");
+    assert.equal(toHex(frame.subarray(16)), toHex(data), "input unchanged");
+    // and it is the same keystream as one call from offset 0 over the whole stream
+    const whole = await aesCtr(key, iv, new Uint8Array(offset + data.length).fill(0));
+    const xor = a.map((x, i) => x ^ data[i]);
+    assert.equal(toHex(xor), toHex(whole.subarray(offset)));
+  }
+});

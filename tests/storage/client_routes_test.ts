@@ -83,6 +83,16 @@ Deno.test("every route against a real storage server process", async () => {
     assert.deepEqual(await c.readImmutable(si(1), 0), share);
     assert.deepEqual(await c.readImmutable(si(1), 0, 99_990), share.subarray(99_990));
     assert.deepEqual(await c.readImmutable(si(1), 0, 123, 4567), share.subarray(123, 123 + 4567));
+    // Into a caller's buffer: a view of it when the range fits, else a buffer of its own.
+    const into = new Uint8Array(5000).fill(0xee);
+    const got = await c.readImmutable(si(1), 0, 123, 4567, into.subarray(10));
+    assert.deepEqual(got, share.subarray(123, 123 + 4567));
+    assert.ok(got.buffer === into.buffer && got.byteOffset === 10, "read into the given buffer");
+    assert.ok(into.subarray(0, 10).every((x) => x === 0xee) && into[4577] === 0xee);
+    const small = new Uint8Array(100);
+    const other = await c.readImmutable(si(1), 0, 123, 4567, small);
+    assert.deepEqual(other, share.subarray(123, 123 + 4567));
+    assert.ok(other.buffer !== small.buffer && small.every((x) => x === 0));
     assert.deepEqual(await c.readImmutable(si(1), 0, 100_000, 5), new Uint8Array(0));
     await assert.rejects(c.readImmutable(si(1), 1), storageError(404, "not-found"));
     await c.reportCorruption("immutable", si(1), 0, "hash mismatch in block 3");

@@ -8,6 +8,11 @@ import type { EncodeDone, EncodeJob } from "./segment_work.ts";
 
 /** Files of fewer segments are coded on the calling thread (starting Workers costs more). */
 export const WORKER_MIN_SEGMENTS = 8;
+/**
+ * Bytes before each input segment in its buffer: AES-CTR from a position inside a counter
+ * block then encrypts the segment where it is (lib/crypto/aes.ts) instead of copying it.
+ */
+const HEADROOM = 16;
 
 /** A pool of segment Workers for one operation on a file of layout `l` (none for small files). */
 export function segmentPool(l: Layout): SegmentPool {
@@ -40,9 +45,10 @@ export class EncodePipeline {
     return new EncodePipeline(pool, l, key?.slice() ?? null, depth);
   }
 
-  /** A buffer for one segment (of segmentSize bytes, its own ArrayBuffer). */
+  /** A buffer for one segment (segmentSize bytes, after HEADROOM bytes of its own ArrayBuffer). */
   input(): Uint8Array {
-    return this.#inputs.pop() ?? new Uint8Array(this.l.segmentSize);
+    return this.#inputs.pop() ??
+      new Uint8Array(new ArrayBuffer(HEADROOM + this.l.segmentSize), HEADROOM);
   }
 
   /** Start segment i: its bytes are `segment`, a view from the start of an input() buffer. */
@@ -55,6 +61,7 @@ export class EncodePipeline {
       n: l.n,
       size: blockLength(l, i),
       input: new Uint8Array(segment.buffer),
+      start: segment.byteOffset,
       length: segment.length,
       out: this.#outs.pop() ?? new Uint8Array(l.n * l.blockSize),
     });
@@ -77,7 +84,7 @@ export class EncodePipeline {
     const { i, p } = this.#queue.shift()!;
     const { job, done } = await p;
     use(i, job.out, job.size, done);
-    this.#inputs.push(job.input);
+    this.#inputs.push(new Uint8Array(job.input.buffer, HEADROOM));
     this.#outs.push(job.out);
     return i;
   }

@@ -169,7 +169,7 @@ export class SegmentPool {
     const ws = await this.#pool();
     if (ws.length === 0) {
       if (req.op === "encode") return { ...req, done: await encodeWork(req.job) };
-      return { ...req, done: await decodeWork(req.job) };
+      return { ...req, done: await decodeWork(req.job, true) };
     }
     const w = ws[this.#next++ % ws.length];
     const reply = await w.post(req, [...new Set(transfer)]);

@@ -25,8 +25,9 @@ export interface EncodeJob {
   n: number;
   /** Block size: ceil(segment length / k). */
   size: number;
-  /** The segment (plaintext, or ciphertext when `key` is null): `length` bytes at its start. */
+  /** The segment (plaintext, or ciphertext when `key` is null): `length` bytes at `start` (default 0). */
   input: Uint8Array;
+  start?: number;
   length: number;
   /** n · size bytes: on return, block s at [s · size, (s + 1) · size). */
   out: Uint8Array;
@@ -41,11 +42,12 @@ export interface EncodeDone {
 
 export async function encodeWork(j: EncodeJob): Promise<EncodeDone> {
   const { k, n, size, length } = j;
-  if (j.out.length < n * size || length > k * size || j.input.length < length) {
+  const start = j.start ?? 0;
+  if (j.out.length < n * size || length > k * size || j.input.length < start + length) {
     throw new RangeError("encodeWork: buffers do not fit the segment");
   }
   const ct = j.out.subarray(0, length);
-  const src = j.input.subarray(0, length);
+  const src = j.input.subarray(start, start + length);
   // Web Crypto's AES-CTR: in this runtime less CPU per MB than node:crypto's
   // (measured: 4.8-5.2 against 5.8-8.0 ms/MB for a whole download segment).
   ct.set(j.key ? await aesCtr(j.key, ZERO_IV, src, j.pos) : src);
@@ -71,8 +73,13 @@ export interface DecodeJob {
   length: number;
   /** The k share numbers, distinct, ascending. */
   indices: number[];
-  /** k · size bytes: the block of share indices[j] at [j · size, (j + 1) · size). Reused for the result. */
+  /**
+   * The block of share indices[j] at [at + j · size, at + (j + 1) · size). Reused for the
+   * result. Room before the blocks (`at`, default 0; 16 is plenty) lets AES-CTR decrypt the
+   * data shares where they are (lib/crypto/aes.ts).
+   */
   blocks: Uint8Array;
+  at?: number;
   /** k expected block hashes, 32 bytes each, in the order of `indices`. */
   expected: Uint8Array;
   /** The expected ciphertext-tree leaf. */
@@ -80,8 +87,11 @@ export interface DecodeJob {
 }
 
 export type DecodeDone =
-  /** `out` holds the segment (plaintext, or ciphertext when `key` was null) at [0, length). */
-  | { ok: true }
+  /**
+   * The segment (plaintext, or ciphertext when `key` was null): `plain` when given (a buffer
+   * of its own), else `blocks` at [at, at + length).
+   */
+  | { ok: true; plain?: Uint8Array }
   /** Positions j (into `indices`) whose block does not match its hash. */
   | { ok: false; badBlocks: number[] }
   /** Every block matched, but the decoded segment does not match its leaf. */
@@ -92,12 +102,18 @@ function equal32(a: Uint8Array, b: Uint8Array, bOff: number): boolean {
   return true;
 }
 
-export async function decodeWork(j: DecodeJob): Promise<DecodeDone> {
+/**
+ * `own`: the plaintext may be returned in a buffer of its own (`plain`, Web Crypto's result)
+ * rather than copied into `blocks`: on the calling thread that saves a copy and a fresh
+ * buffer; a Worker hands `blocks` back instead (a fresh buffer sent between threads costs more).
+ */
+export async function decodeWork(j: DecodeJob, own = false): Promise<DecodeDone> {
   const { k, n, size, length, indices } = j;
-  if (indices.length !== k || j.blocks.length < k * size || length > k * size) {
+  const at = j.at ?? 0;
+  if (indices.length !== k || j.blocks.length < at + k * size || length > k * size) {
     throw new RangeError("decodeWork: buffers do not fit the segment");
   }
-  const block = (p: number) => j.blocks.subarray(p * size, (p + 1) * size);
+  const block = (p: number) => j.blocks.subarray(at + p * size, at + (p + 1) * size);
   const bad: number[] = [];
   for (let p = 0; p < k; p++) {
     if (!equal32(taggedHash(TAGS.blockHash, block(p)), j.expected, p * HASH)) bad.push(p);
@@ -105,12 +121,13 @@ export async function decodeWork(j: DecodeJob): Promise<DecodeDone> {
   if (bad.length) return { ok: false, badBlocks: bad };
   let ct: Uint8Array;
   if (indices.every((x, p) => x === p)) {
-    ct = j.blocks.subarray(0, length); // the data shares, in order: the segment itself
+    ct = j.blocks.subarray(at, at + length); // the data shares, in order: the segment itself
   } else {
     ct = decodeSegment(indices.map((index, p) => ({ index, data: block(p) })), k, n, length);
   }
   if (!equal32(taggedHash(TAGS.segmentHash, ct), j.leaf, 0)) return { ok: false, badSegment: true };
-  const out = j.blocks.subarray(0, length);
+  const out = j.blocks.subarray(at, at + length);
+  if (j.key && own) return { ok: true, plain: await aesCtr(j.key, ZERO_IV, ct, j.pos) };
   if (j.key) out.set(await aesCtr(j.key, ZERO_IV, ct, j.pos));
   else if (ct !== out) out.set(ct);
   return { ok: true };

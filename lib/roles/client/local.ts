@@ -2,7 +2,7 @@
  * The local-disk side of the client's file commands: files as upload sources, local names and
  * paths, and the totals and progress of a whole copy. Nothing here touches the grid.
  */
-import type { ImmutableSource } from "../../grid/mod.ts";
+import type { ImmutableSource, SourceReader } from "../../grid/mod.ts";
 import type { Progress } from "./progress.ts";
 
 const READ_CHUNK = 1024 * 1024;
@@ -42,10 +42,12 @@ export class ChangedError extends Error {
 
 /**
  * A local file as an ImmutableSource: each open() reads it afresh, 1 MiB at a time, and fails with
- * ChangedError if the file's length differs from `size`. */
+ * ChangedError if the file's length differs from `size`. Its reader() reads the same bytes into
+ * the caller's buffers (no fresh chunk per read), with the same check. */
 export function checkedSource(path: string, size: number): ImmutableSource {
   return {
     size,
+    reader: () => checkedReader(path, size),
     open() {
       let f: Deno.FsFile | null = null;
       let seen = 0;
@@ -74,6 +76,37 @@ export function checkedSource(path: string, size: number): ImmutableSource {
         },
       }, { highWaterMark: 0 });
     },
+  };
+}
+
+/** checkedSource's reader: ChangedError when the file ends before `size` bytes or goes past them. */
+function checkedReader(path: string, size: number): SourceReader {
+  let f: Deno.FsFile | null = null;
+  let seen = 0;
+  let ended = false;
+  const close = () => {
+    f?.close();
+    f = null;
+  };
+  return {
+    async read(into: Uint8Array): Promise<number> {
+      if (ended || into.length === 0) return 0;
+      f ??= await Deno.open(path, { read: true });
+      const n = await f.read(into);
+      if (n === null || n === 0) {
+        close();
+        if (seen !== size) throw new ChangedError();
+        ended = true;
+        return 0;
+      }
+      seen += n;
+      if (seen > size) {
+        close();
+        throw new ChangedError();
+      }
+      return n;
+    },
+    close,
   };
 }
 
