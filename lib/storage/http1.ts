@@ -572,7 +572,6 @@ export class HttpConnection {
       this.#timeoutMs = req.timeoutMs;
       this.#arm();
       const p = this.#parser;
-      const s = this.socket;
       const headBytes = enc.encode(head);
       const body = req.body ?? new Uint8Array(0);
       this.bytesSent += headBytes.length + body.length;
