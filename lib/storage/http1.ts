@@ -7,7 +7,7 @@
  * of application data is written; on mismatch the socket is destroyed.
  *
  * HttpConnection sends one request at a time (no pipelining) with a
- * Content-Length body and parses the response: status line, headers, and a
+ * Content-Length body (handed to the socket 64 KiB at a time) and parses the response: status line, headers, and a
  * body framed by Content-Length, chunked transfer coding, or connection close,
  * with limits on header and body size and an idle timeout. Every byte from the
  * network is treated as hostile.
