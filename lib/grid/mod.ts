@@ -14,6 +14,7 @@ export {
   ImmutableFormatError,
   type ImmutableShareStatus,
   type ImmutableSource,
+  type SourceReader,
   uploadImmutable,
   type UploadOptions,
   type UploadResult,
