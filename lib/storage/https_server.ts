@@ -241,13 +241,6 @@ class ConnReader {
    */
   async direct(max: number, ms: number): Promise<Uint8Array | null> {
     if (this.#pending || this.eof) return (await this.fill(ms)) ? new Uint8Array(0) : null;
-    // Bytes already received (the usual case in a bulk body): no wait, so no timer and no race.
-    const got = this.#wire.take();
-    if (got !== null) {
-      if (got.length <= max) return got;
-      this.#append(got.subarray(max));
-      return got.subarray(0, max);
-    }
     const read = this.#wire.read();
     const d = await within(read, ms);
     if (d === TIMED_OUT) {
@@ -613,8 +606,6 @@ function simpleResponse(status: number, message: string): Uint8Array {
 interface Wire {
   /** The next bytes received (the caller's to keep); null at end. */
   read(): Promise<Uint8Array | null>;
-  /** Bytes already received and not yet read (the caller's to keep), without waiting; else null. */
-  take(): Uint8Array | null;
   /**
    * Resolves once `data` is handed to the socket and it can take more. An
    * array goes out as one gathered write (no copy into one buffer).
@@ -667,19 +658,15 @@ function socketWire(socket: TLSSocket): Wire {
     failure = e;
     notify();
   });
-  const take = (): Uint8Array | null => {
-    const d = queue.shift();
-    if (!d) return null;
-    queued -= d.length;
-    if (queued <= SOCKET_HIGH_WATER && socket.isPaused()) socket.resume();
-    return d;
-  };
   return {
-    take,
     async read() {
       for (;;) {
-        const d = take();
-        if (d) return d;
+        const d = queue.shift();
+        if (d) {
+          queued -= d.length;
+          if (queued <= SOCKET_HIGH_WATER && socket.isPaused()) socket.resume();
+          return d;
+        }
         if (failure) throw failure;
         if (ended) return null;
         await new Promise<void>((res) => (wake = res));
