@@ -20,7 +20,11 @@
  * FILE` and `shoal client get CAP OUT`, each its own process, timed from
  * spawn to exit, with its CPU, the servers' CPU, the ceiling and its peak RSS
  * (VmHWM): the client's memory figure (this bench process carries the
- * harness and runs every phase). 1 MB = 10^6 bytes. Other targets (issue 6):
+ * harness and runs every phase). Fresh servers cost up to twice the CPU per
+ * MB in their first tens of MB (JIT): a 32 MiB upload before the measured
+ * phases, and a 32 MiB put before the timed put, warm them up and are printed
+ * apart. The servers' CPU is that of the 10 `shoal storage run` processes
+ * (all threads), with no proxy in the path. 1 MB = 10^6 bytes. Other targets (issue 6):
  * upload >= 60 MB/s, download >= 100 MB/s, client RSS < 200 MB.
  */
 import type { BenchSection } from "./sections.ts";
