@@ -46,20 +46,22 @@ import {
   type RespreadResult,
 } from "./mutable_respread.ts";
 import {
-  checkImmutable,
   downloadImmutable,
   type DownloadOptions,
   type ImmutableCheck,
   type ImmutableContext,
   type ImmutableSource,
-  repairImmutable,
-  type RepairImmutableOptions,
-  type RepairImmutableResult,
   uploadImmutable,
   type UploadOptions,
   type UploadResult,
-  verifyImmutable,
 } from "./immutable.ts";
+import {
+  checkImmutable,
+  repairImmutable,
+  type RepairImmutableOptions,
+  type RepairImmutableResult,
+  verifyImmutable,
+} from "./immutable_repair.ts";
 
 export interface GridOptions {
   servers: ServerList;

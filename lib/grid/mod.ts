@@ -5,7 +5,20 @@ export * from "./mutable_share.ts";
 export * from "./mutable.ts";
 export * from "./mutable_push.ts";
 export * from "./dirnode.ts";
-export * from "./immutable.ts";
+export {
+  downloadImmutable,
+  type DownloadOptions,
+  happinessOf,
+  type ImmutableCheck,
+  type ImmutableContext,
+  ImmutableFormatError,
+  type ImmutableShareStatus,
+  type ImmutableSource,
+  uploadImmutable,
+  type UploadOptions,
+  type UploadResult,
+} from "./immutable.ts";
+export * from "./immutable_repair.ts";
 export * from "./mutable_respread.ts";
 export {
   decodeUeb,
