@@ -590,7 +590,7 @@ export class HttpConnection {
    * before has been written, while `p` is still this connection's response. The TLS layer
    * (Deno's node:tls over rustls) accepts about 64 KiB of plaintext per write and keeps a
    * fresh copy of the rest, again after every 64 KiB it sends: a 2 MiB write cost ~30 such
-   * copies (docs/performance.md §9.6); a piece at a time costs none.
+   * copies (docs/performance.md §9.7); a piece at a time costs none.
    */
   #writePieces(p: ResponseParser, lead: Uint8Array, body: Uint8Array, from: number): void {
     const s = this.socket;
