@@ -293,9 +293,35 @@ function sourceOf(source: ImmutableSource | Uint8Array): ImmutableSource {
   };
 }
 
+function endedEarly(read: number, size: number): GridError {
+  return new GridError(`the source ended after ${read} bytes, but its size was given as ${size}`);
+}
+
+/** A stream as a SourceReader: its chunks copied into the caller's buffers. */
+function streamReader(stream: ReadableStream<Uint8Array>): SourceReader {
+  const reader = stream.getReader();
+  let left: Uint8Array = new Uint8Array(0);
+  return {
+    async read(into) {
+      while (left.length === 0) {
+        const { value, done } = await reader.read();
+        if (done) return 0;
+        left = value;
+      }
+      const n = Math.min(left.length, into.length);
+      into.set(left.subarray(0, n));
+      left = left.subarray(n);
+      return n;
+    },
+    close() {
+      reader.cancel().catch(() => {});
+    },
+  };
+}
+
 /**
- * Cut a stream into segments of the given lengths; errors if the stream is not
- * exactly `size` bytes. Segment i is copied into `take()` (a buffer of at
+ * Cut a source into segments of the given lengths; errors if it is not exactly
+ * `size` bytes. Segment i is copied into `take()` (a buffer of at
  * least segmentSize bytes, which the caller owns) and yielded as its first
  * segmentLength(l, i) bytes.
  */
@@ -304,55 +330,8 @@ async function* segmentsOf(
   l: Layout,
   take: () => Uint8Array,
 ): AsyncGenerator<Uint8Array> {
-  if (src.reader) {
-    yield* segmentsRead(src.reader(), l, take);
-    return;
-  }
-  const reader = src.open().getReader();
-  let left: Uint8Array = new Uint8Array(0);
-  let read = 0;
-  try {
-    for (let i = 0; i < l.numSegments; i++) {
-      const len = segmentLength(l, i);
-      const out = take().subarray(0, len);
-      let filled = 0;
-      while (filled < len) {
-        if (left.length === 0) {
-          const { value, done } = await reader.read();
-          if (done) {
-            throw new GridError(
-              `the source ended after ${read} bytes, but its size was given as ${l.size}`,
-            );
-          }
-          left = value;
-          read += value.length;
-          continue;
-        }
-        const take = Math.min(left.length, len - filled);
-        out.set(left.subarray(0, take), filled);
-        filled += take;
-        left = left.subarray(take);
-      }
-      yield out;
-    }
-    while (left.length === 0) {
-      const { value, done } = await reader.read();
-      if (done) return;
-      left = value;
-      read += value.length;
-    }
-    throw new GridError(`the source has more than the ${l.size} bytes its size says`);
-  } finally {
-    reader.cancel().catch(() => {});
-  }
-}
-
-/** segmentsOf for a source with a reader: each segment read straight into its buffer. */
-async function* segmentsRead(
-  reader: SourceReader,
-  l: Layout,
-  take: () => Uint8Array,
-): AsyncGenerator<Uint8Array> {
+  // A reader fills each segment's buffer straight from the source; a stream through a copy.
+  const reader = src.reader ? src.reader() : streamReader(src.open());
   let read = 0;
   try {
     for (let i = 0; i < l.numSegments; i++) {
@@ -361,11 +340,7 @@ async function* segmentsRead(
       let filled = 0;
       while (filled < len) {
         const n = await reader.read(out.subarray(filled));
-        if (n === 0) {
-          throw new GridError(
-            `the source ended after ${read} bytes, but its size was given as ${l.size}`,
-          );
-        }
+        if (n === 0) throw endedEarly(read, l.size);
         filled += n;
         read += n;
       }

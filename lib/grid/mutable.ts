@@ -727,14 +727,27 @@ export async function modify(
 ): Promise<PublishResult | null> {
   const attempts = opts.maxAttempts ?? 8;
   let last: unknown;
+  // What this call last read, once one of its publishes has collided with another writer's.
+  let collided: { contents: Uint8Array | null; seqnum: number } | null = null;
   for (let attempt = 0; attempt < attempts; attempt++) {
     const map = await mapUpdate(ctx, keys);
     let old: Uint8Array | null = null;
     let seqnum = 0;
     if (map.versions.length) {
-      const r = await retrieve(ctx, keys, { servermap: map, minSeqnum: opts.minSeqnum });
-      old = r.contents;
-      seqnum = r.seqnum;
+      try {
+        const r = await retrieve(ctx, keys, { servermap: map, minSeqnum: opts.minSeqnum });
+        old = r.contents;
+        seqnum = r.seqnum;
+      } catch (e) {
+        // Uncoordinated writers can leave every version short of k shares (each server
+        // holding another writer's attempt): nothing is readable, and every writer would fail
+        // from now on. One that collided here still holds what it last read: it builds on that
+        // again and publishes it above every version seen, so the object is readable again and
+        // the other writers' retries apply their changes on top of it.
+        if (!(e instanceof UnrecoverableError) || collided === null) throw e;
+        old = collided.contents;
+        seqnum = collided.seqnum;
+      }
     } else if (opts.minSeqnum !== undefined && opts.minSeqnum > 0) {
       // No version at all where one at least this new was seen: never start over from empty.
       throw new RollbackError(
@@ -749,6 +762,7 @@ export async function modify(
     } catch (e) {
       if (!(e instanceof UncoordinatedWriteError)) throw e;
       last = e;
+      collided = { contents: old, seqnum };
       const delay = Math.min(2000, 20 * 2 ** attempt) * (0.5 + Math.random());
       await new Promise((r) => setTimeout(r, delay));
     }

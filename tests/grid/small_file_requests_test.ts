@@ -5,29 +5,21 @@
  * counted by the client pool.
  */
 import { assert, assertEquals } from "../helpers/assert.ts";
-import { ClientPool } from "../../lib/discovery/mod.ts";
-import { Grid, ServerList } from "../../lib/grid/mod.ts";
 import { randomBytes } from "../../lib/crypto/mod.ts";
-import { parseStorageUrl } from "../../lib/storage/mod.ts";
-import { createStorageNode, startStorageServer } from "../helpers/storage_process.ts";
+import { TestGrid } from "../helpers/grid.ts";
 
 async function readAll(s: ReadableStream<Uint8Array>): Promise<Uint8Array> {
   return new Uint8Array(await new Response(s).arrayBuffer());
 }
 
-Deno.test("a small file: 3 requests per server to upload, 2 per share read to download", {
+Deno.test("a small file: 3 requests per server to upload, one read per share to download", {
   sanitizeResources: false,
   sanitizeOps: false,
 }, async () => {
-  const nodes = await Promise.all([0, 1, 2, 3, 4].map(() => createStorageNode()));
-  const procs = await Promise.all(nodes.map((n) => startStorageServer(n.dir)));
-  const pool = new ClientPool();
+  const tg = await TestGrid.start(5);
   try {
-    const grid = new Grid({
-      servers: new ServerList(procs.map((p) => pool.server(parseStorageUrl(p.url)))),
-      leaseSecret: randomBytes(32),
-      mutableEncoding: { k: 3, n: 5 },
-    });
+    const grid = tg.grid(undefined, { k: 3, n: 5 });
+    const pool = tg.pools[tg.pools.length - 1];
     const enc = { k: 3, n: 5, happy: 5, convergenceSecret: null };
     // Warm the connections (a first request to a server also opens its connection).
     await grid.uploadImmutable(randomBytes(10), enc);
@@ -48,8 +40,6 @@ Deno.test("a small file: 3 requests per server to upload, 2 per share read to do
       assert(down <= 5 + 3, `${size} B: download took ${down} requests (5 locates + 3 reads)`);
     }
   } finally {
-    pool.close();
-    await Promise.all(procs.map((p) => p.stop()));
-    for (const n of nodes) await Deno.remove(n.dir, { recursive: true }).catch(() => {});
+    await tg.close();
   }
 });
