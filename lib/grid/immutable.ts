@@ -43,6 +43,7 @@ import {
   segmentPool,
   WORKER_MIN_SEGMENTS,
 } from "./workers/mod.ts";
+import { giveBuffer, takeBuffer } from "./workers/recycle.ts";
 import {
   failedServers,
   GridError,
@@ -102,8 +103,6 @@ const PATCH_CHUNK = 2 * 1024 * 1024;
 const MAX_INFLIGHT_BYTES = 12 * 1024 * 1024;
 /** The least time a PATCH may go unacknowledged before its server counts as down (room()). */
 const UPLOAD_STALL_MIN_MS = 8_000;
-/** Upload: most PATCH buffers kept for reuse per upload. */
-const POOL_MAX = 16;
 /**
  * Download: segments fetched ahead of the consumer. 2 downloaded as fast as 4
  * on the bench (10 loopback servers) with ~15 MB less peak RSS.
@@ -456,8 +455,6 @@ export class UploadSession {
    * sent with it, so the share costs one PATCH, not two.
    */
   readonly #whole: boolean;
-  /** PATCH buffers whose request completed, ready for reuse (fewer allocations, steadier RSS). */
-  #pool: Uint8Array[] = [];
   #inflight = 0;
   /** When each PATCH in flight was handed to its server's client. */
   #started = new Map<Promise<void>, number>();
@@ -638,7 +635,7 @@ export class UploadSession {
           this.#flush(t, sh, { offset, buf: data.slice(), length: data.length });
           continue;
         }
-        p = { offset, buf: this.#pool.pop() ?? new Uint8Array(this.#bufSize), length: 0 };
+        p = { offset, buf: new Uint8Array(takeBuffer(this.#bufSize)), length: 0 };
         this.#pending.set(key, p);
       }
       p.buf.set(data, p.length);
@@ -663,7 +660,7 @@ export class UploadSession {
         this.#ackMs = this.#ackMs === 0 ? ms : 0.8 * this.#ackMs + 0.2 * ms;
         if (r.required.length === 0) t.done.add(sh);
         // The server answered, so it has read the whole body: the buffer is free again.
-        if (p.buf.length === this.#bufSize && this.#pool.length < POOL_MAX) this.#pool.push(p.buf);
+        if (p.buf.length === this.#bufSize) giveBuffer(p.buf.buffer);
       } catch (e) {
         this.#fail(t, `upload of share ${sh}: ${describe(e)}`);
       } finally {
@@ -1075,8 +1072,9 @@ async function uploadOnce(
   // written before this check, so no share completes.
   const rehash = plainHash ? createHash("sha256") : null;
   const pool = segmentPool(l);
+  let started: EncodePipeline | undefined;
   try {
-    const pipe = await EncodePipeline.start(pool, l, key);
+    const pipe = started = await EncodePipeline.start(pool, l, key);
     let done = 0;
     const next = async () => {
       const i = await pipe.next((i, blocks, size, d) => encoder.add(i, blocks, size, d, session));
@@ -1094,6 +1092,7 @@ async function uploadOnce(
     }
     while (!pipe.empty) await next();
   } finally {
+    started?.release();
     pool.close();
   }
   if (rehash && !bytesEqual(new Uint8Array(rehash.digest()), plainHash!)) {

@@ -5,6 +5,7 @@
 import { blockLength, type Layout } from "../immutable_format.ts";
 import { SegmentPool } from "./pool.ts";
 import type { EncodeDone, EncodeJob } from "./segment_work.ts";
+import { giveBuffer, takeBuffer } from "./recycle.ts";
 
 /** Files of fewer segments are coded on the calling thread (starting Workers costs more). */
 export const WORKER_MIN_SEGMENTS = 8;
@@ -48,7 +49,7 @@ export class EncodePipeline {
   /** A buffer for one segment (segmentSize bytes, after HEADROOM bytes of its own ArrayBuffer). */
   input(): Uint8Array {
     return this.#inputs.pop() ??
-      new Uint8Array(new ArrayBuffer(HEADROOM + this.l.segmentSize), HEADROOM);
+      new Uint8Array(takeBuffer(HEADROOM + this.l.segmentSize), HEADROOM);
   }
 
   /** Start segment i: its bytes are `segment`, a view from the start of an input() buffer. */
@@ -63,7 +64,7 @@ export class EncodePipeline {
       input: new Uint8Array(segment.buffer),
       start: segment.byteOffset,
       length: segment.length,
-      out: this.#outs.pop() ?? new Uint8Array(l.n * l.blockSize),
+      out: this.#outs.pop() ?? new Uint8Array(takeBuffer(l.n * l.blockSize)),
     });
     p.catch(() => {}); // observed when taken
     this.#queue.push({ i, p });
@@ -87,5 +88,16 @@ export class EncodePipeline {
     this.#inputs.push(new Uint8Array(job.input.buffer, HEADROOM));
     this.#outs.push(job.out);
     return i;
+  }
+
+  /**
+   * The buffers of the segments already taken go back for the next transfer (recycle.ts). Only
+   * those: a segment still in flight (an upload given up on) may still be written.
+   */
+  release(): void {
+    for (const b of this.#inputs) giveBuffer(b.buffer);
+    for (const b of this.#outs) giveBuffer(b.buffer);
+    this.#inputs = [];
+    this.#outs = [];
   }
 }
