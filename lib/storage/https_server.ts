@@ -1,5 +1,5 @@
 /**
- * A small HTTP/1.1 server over `Deno.listenTls` that answers every request with
+ * A small HTTP/1.1 server over `node:tls` (with TCP_NODELAY) that answers every request with
  * a Web `Request -> Response` handler: what the storage server runs on.
  *
  * Why not Deno.serve or node:https: Deno.serve over TLS leaves Nagle's
