@@ -1,6 +1,6 @@
 /**
  * A small file costs few requests per server: its upload's read-back check and its download
- * read each share whole with one request (lib/grid/immutable.ts, SMALL_SHARE), instead of the
+ * read each share whole with one request (lib/grid/immutable_read.ts, SMALL_SHARE), instead of the
  * header, then the block, then the ciphertext tree. Real storage server processes; requests
  * counted by the client pool.
  */

@@ -1,6 +1,6 @@
 /**
  * The upload side's use of a SegmentPool: segments in order through the pool,
- * a few in flight, their buffers reused (lib/grid/immutable.ts).
+ * a few in flight, their buffers reused (lib/grid/immutable_upload.ts).
  */
 import { blockLength, type Layout } from "../immutable_format.ts";
 import { SegmentPool } from "./pool.ts";

@@ -27,7 +27,7 @@ const PARALLEL = 32;
  * weighing (their size, between UPLOAD_MIN_WEIGHT and UPLOAD_MAX_WEIGHT) at most
  * UPLOAD_BUDGET in all. A small file's upload is bound by round trips to the servers, not by
  * bytes, so many go at once; a large one holds up to ~12 MiB in flight by itself
- * (lib/grid/immutable.ts), so only a few.
+ * (lib/grid/immutable_upload.ts), so only a few.
  */
 const UPLOADS = 32;
 const UPLOAD_BUDGET = 64 * 1024 * 1024;
