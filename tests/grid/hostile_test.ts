@@ -42,6 +42,7 @@ import {
   tcpBlackhole,
   urlAt,
 } from "../helpers/hostile.ts";
+import { readAll } from "../helpers/streams.ts";
 
 const opts = { sanitizeResources: false, sanitizeOps: false };
 
@@ -89,18 +90,6 @@ Deno.test("a trickling server: every request ends at its absolute deadline", opt
 // ---------------------------------------------------------------- helpers
 
 const SECRET = randomBytes(32);
-
-async function readAll(stream: ReadableStream<Uint8Array>): Promise<Uint8Array> {
-  const parts: Uint8Array[] = [];
-  for await (const p of stream) parts.push(p);
-  const out = new Uint8Array(parts.reduce((n, p) => n + p.length, 0));
-  let off = 0;
-  for (const p of parts) {
-    out.set(p, off);
-    off += p.length;
-  }
-  return out;
-}
 
 /** A Grid over these storage URLs, with its own client pool (closed by the returned close). */
 function gridOver(urls: string[], timeoutMs = 5000): { grid: Grid; close(): void } {

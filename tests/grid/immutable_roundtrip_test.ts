@@ -22,26 +22,11 @@ import {
 } from "../../lib/grid/mod.ts";
 import { TestGrid } from "../helpers/grid.ts";
 import { encodingParamsBytesForTest } from "./immutable_helpers.ts";
+import { readAll } from "../helpers/streams.ts";
 
 const opts = { sanitizeResources: false, sanitizeOps: false };
 const SECRET = randomBytes(32);
 const base: UploadOptions = { k: 3, n: 10, happy: 7, convergenceSecret: SECRET };
-
-async function readAll(stream: ReadableStream<Uint8Array>): Promise<Uint8Array> {
-  const parts: Uint8Array[] = [];
-  let total = 0;
-  for await (const p of stream) {
-    parts.push(p);
-    total += p.length;
-  }
-  const out = new Uint8Array(total);
-  let off = 0;
-  for (const p of parts) {
-    out.set(p, off);
-    off += p.length;
-  }
-  return out;
-}
 
 function same(a: Uint8Array, b: Uint8Array): boolean {
   if (a.length !== b.length) return false;

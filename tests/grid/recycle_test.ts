@@ -14,6 +14,7 @@ import {
   takeBuffer,
 } from "../../lib/grid/workers/recycle.ts";
 import { TestGrid } from "../helpers/grid.ts";
+import { readAll } from "../helpers/streams.ts";
 
 const opts = { sanitizeResources: false, sanitizeOps: false };
 const KiB = 1024;
@@ -58,18 +59,6 @@ Deno.test("recycle: at most 24 of one length, and the oldest go first past 64 Mi
   releaseBuffers();
   assertEquals(keptBytes(), 0);
 });
-
-async function readAll(stream: ReadableStream<Uint8Array>): Promise<Uint8Array> {
-  const parts: Uint8Array[] = [];
-  for await (const p of stream) parts.push(p);
-  const out = new Uint8Array(parts.reduce((n, p) => n + p.length, 0));
-  let off = 0;
-  for (const p of parts) {
-    out.set(p, off);
-    off += p.length;
-  }
-  return out;
-}
 
 Deno.test(
   "recycle: an upload from buffers full of junk stores what fresh buffers store",

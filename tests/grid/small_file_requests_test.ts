@@ -7,10 +7,7 @@
 import { assert, assertEquals } from "../helpers/assert.ts";
 import { randomBytes } from "../../lib/crypto/mod.ts";
 import { TestGrid } from "../helpers/grid.ts";
-
-async function readAll(s: ReadableStream<Uint8Array>): Promise<Uint8Array> {
-  return new Uint8Array(await new Response(s).arrayBuffer());
-}
+import { readAll } from "../helpers/streams.ts";
 
 Deno.test("a small file: 3 requests per server to upload, one read per share to download", {
   sanitizeResources: false,

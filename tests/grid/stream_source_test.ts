@@ -20,10 +20,14 @@ function lengths(seed: number): () => number {
   };
 }
 
-/** A byte stream answering BYOB requests with up to `next()` bytes of `data` at a time. */
-function byobStream(
+/**
+ * A byte stream of `data` in pieces of up to `next()` bytes: written into the reader's view when
+ * it makes BYOB requests and `byob` is set (counted in `stats`), else enqueued as chunks.
+ */
+function byteStream(
   data: Uint8Array,
   next: () => number,
+  byob = true,
   stats = { byob: 0 },
 ): ReadableStream<Uint8Array> {
   let off = 0;
@@ -35,7 +39,7 @@ function byobStream(
         c.byobRequest?.respond(0);
         return;
       }
-      const req = c.byobRequest;
+      const req = byob ? c.byobRequest : null;
       if (req?.view) {
         const view = new Uint8Array(req.view.buffer, req.view.byteOffset, req.view.byteLength);
         const n = Math.min(view.length, next(), data.length - off);
@@ -52,23 +56,10 @@ function byobStream(
   });
 }
 
-/** A byte stream that only enqueues (ignores BYOB requests), in chunks of `next()` bytes. */
-function enqueueingByteStream(data: Uint8Array, next: () => number): ReadableStream<Uint8Array> {
-  let off = 0;
-  return new ReadableStream({
-    type: "bytes",
-    pull(c) {
-      if (off >= data.length) {
-        c.close();
-        c.byobRequest?.respond(0);
-        return;
-      }
-      const n = Math.min(next(), data.length - off);
-      c.enqueue(data.slice(off, off + n));
-      off += n;
-    },
-  });
-}
+const byobStream = (data: Uint8Array, next: () => number, stats?: { byob: number }) =>
+  byteStream(data, next, true, stats);
+const enqueueingByteStream = (data: Uint8Array, next: () => number) =>
+  byteStream(data, next, false);
 
 /** A default (not byte) stream of chunks of `next()` bytes. */
 function defaultStream(data: Uint8Array, next: () => number): ReadableStream<Uint8Array> {
