@@ -21,6 +21,7 @@ import {
   encodeWork,
 } from "./segment_work.ts";
 import { SEGMENT_WORKER_NAME, type WorkerReply, type WorkerRequest } from "./protocol.ts";
+import { giveBuffer, takeBuffer } from "./recycle.ts";
 
 let configured: number | null = null;
 /** Job buffers a pool keeps for reuse. */
@@ -206,7 +207,7 @@ export class SegmentPool {
    */
   buffer(bytes: number): Uint8Array {
     const i = this.#spare.findIndex((b) => b.length >= bytes);
-    return i >= 0 ? this.#spare.splice(i, 1)[0] : new Uint8Array(bytes);
+    return i >= 0 ? this.#spare.splice(i, 1)[0] : new Uint8Array(takeBuffer(bytes));
   }
 
   /** Give a job's buffer back for buffer() (at most a few are kept). */
@@ -218,9 +219,14 @@ export class SegmentPool {
     }
   }
 
-  /** End the Workers (jobs still running fail). */
+  /**
+   * End the Workers (jobs still running fail). The spare buffers go on to the next operation
+   * (recycle.ts): only buffers given back with recycle() are there, which nothing still uses.
+   */
   close(): void {
     this.#closed = true;
     for (const w of this.#workers) w.close();
+    for (const b of this.#spare) giveBuffer(b.buffer);
+    this.#spare = [];
   }
 }

@@ -4,7 +4,8 @@
  * files of a few MB (restic's 16 MiB packs through `shoal client serve restic`, a backup of a
  * tree) paid the kernel to fault in and zero new pages for most bytes it sent
  * (docs/performance.md §9.9). Here a buffer a transfer is done with waits, by its exact length,
- * for the next transfer that needs one of that length.
+ * for the next transfer that needs one of that length. A download's block buffers (SegmentPool's
+ * spares) come back here when its pool closes.
  *
  * Rules for callers: give back only a buffer nothing else still reads or writes (a PATCH whose
  * server has answered, a segment whose blocks were copied out), and write every byte a transfer
