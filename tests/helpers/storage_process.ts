@@ -9,8 +9,38 @@ import { loadStorageNode, storageUrlText } from "../../lib/roles/storage/mod.ts"
 
 const MAIN = new URL("../../main.ts", import.meta.url).pathname;
 
-/** A TCP port on 127.0.0.1 that was free a moment ago. */
+const handedOut = new Set<number>();
+
+/** The kernel's ephemeral port range (outgoing connections take their local ports from it). */
+function ephemeralRange(): [number, number] {
+  try {
+    const [lo, hi] = Deno.readTextFileSync("/proc/sys/net/ipv4/ip_local_port_range").trim()
+      .split(/\s+/).map(Number);
+    if (lo > 0 && hi >= lo) return [lo, hi];
+  } catch { /* not Linux */ }
+  return [32768, 60999];
+}
+
+/**
+ * A TCP port on 127.0.0.1 that was free a moment ago, chosen below the ephemeral range when there
+ * is room: a port the kernel hands out for `port: 0` can be taken, between this check and the
+ * server's own bind, by any outgoing connection on the machine (seen once in a suite run as a
+ * storage server's "already in use"); ports below the range are taken only by listeners.
+ */
 export async function freePort(): Promise<number> {
+  const [lo] = ephemeralRange();
+  const base = 10_000;
+  for (let i = 0; lo - base > 1_000 && i < 50; i++) {
+    const port = base + Math.floor(Math.random() * (lo - base));
+    // Never the same port twice in one process (concurrent callers, each about to bind it).
+    if (handedOut.has(port)) continue;
+    handedOut.add(port);
+    try {
+      Deno.listen({ hostname: "127.0.0.1", port }).close();
+      await Promise.resolve();
+      return port;
+    } catch { /* in use: another */ }
+  }
   const l = Deno.listen({ hostname: "127.0.0.1", port: 0 });
   const port = (l.addr as Deno.NetAddr).port;
   l.close();
