@@ -224,9 +224,8 @@ export async function repairImmutable(
     const set = new ShareSet(info, located);
     const encoder = new Encoder(l);
     const pool = segmentPool(l);
-    let started: EncodePipeline | undefined;
     try {
-      const pipe = started = await EncodePipeline.start(pool, l, null);
+      const pipe = await EncodePipeline.start(pool, l, null);
       for (let i = 0; i < l.numSegments; i++) {
         checkAbort(opts.signal);
         if (session.fatal) throw session.fatal;
@@ -239,7 +238,6 @@ export async function repairImmutable(
         await session.room();
       }
     } finally {
-      started?.release();
       pool.close();
     }
     await session.drain();

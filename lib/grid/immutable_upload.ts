@@ -733,9 +733,8 @@ async function uploadOnce(
   // written before this check, so no share completes.
   const rehash = plainHash ? createHash("sha256") : null;
   const pool = segmentPool(l);
-  let started: EncodePipeline | undefined;
   try {
-    const pipe = started = await EncodePipeline.start(pool, l, key);
+    const pipe = await EncodePipeline.start(pool, l, key);
     let done = 0;
     const next = async () => {
       const i = await pipe.next((i, blocks, size, d) => encoder.add(i, blocks, size, d, session));
@@ -753,7 +752,6 @@ async function uploadOnce(
     }
     while (!pipe.empty) await next();
   } finally {
-    started?.release();
     pool.close();
   }
   if (rehash && !bytesEqual(new Uint8Array(rehash.digest()), plainHash!)) {

@@ -26,8 +26,6 @@ export function segmentPool(l: Layout): SegmentPool {
  * buffers (a segment in, n blocks out) go round and are reused.
  */
 export class EncodePipeline {
-  #inputs: Uint8Array[] = [];
-  #outs: Uint8Array[] = [];
   #queue: { i: number; p: Promise<{ job: EncodeJob; done: EncodeDone }> }[] = [];
   private constructor(
     readonly pool: SegmentPool,
@@ -48,8 +46,7 @@ export class EncodePipeline {
 
   /** A buffer for one segment (segmentSize bytes, after HEADROOM bytes of its own ArrayBuffer). */
   input(): Uint8Array {
-    return this.#inputs.pop() ??
-      new Uint8Array(takeBuffer(HEADROOM + this.l.segmentSize), HEADROOM);
+    return new Uint8Array(takeBuffer(HEADROOM + this.l.segmentSize), HEADROOM);
   }
 
   /** Start segment i: its bytes are `segment`, a view from the start of an input() buffer. */
@@ -64,7 +61,7 @@ export class EncodePipeline {
       input: new Uint8Array(segment.buffer),
       start: segment.byteOffset,
       length: segment.length,
-      out: this.#outs.pop() ?? new Uint8Array(takeBuffer(l.n * l.blockSize)),
+      out: new Uint8Array(takeBuffer(l.n * l.blockSize)),
     });
     p.catch(() => {}); // observed when taken
     this.#queue.push({ i, p });
@@ -85,19 +82,10 @@ export class EncodePipeline {
     const { i, p } = this.#queue.shift()!;
     const { job, done } = await p;
     use(i, job.out, job.size, done);
-    this.#inputs.push(new Uint8Array(job.input.buffer, HEADROOM));
-    this.#outs.push(job.out);
+    // Used: its buffers go round (recycle.ts), to this upload's next segment or the next upload.
+    // A segment still in flight (an upload given up on) keeps its buffers: it may still be written.
+    giveBuffer(job.input.buffer);
+    giveBuffer(job.out.buffer);
     return i;
-  }
-
-  /**
-   * The buffers of the segments already taken go back for the next transfer (recycle.ts). Only
-   * those: a segment still in flight (an upload given up on) may still be written.
-   */
-  release(): void {
-    for (const b of this.#inputs) giveBuffer(b.buffer);
-    for (const b of this.#outs) giveBuffer(b.buffer);
-    this.#inputs = [];
-    this.#outs = [];
   }
 }
