@@ -4,6 +4,10 @@
  * Run one section with `deno task bench <name>`.
  */
 import { sections } from "./bench/sections.ts";
+import { sharedReadsReady } from "../lib/storage/mod.ts";
+
+// The in-process clients read as a `shoal client` process does (lib/storage/tls_reads.ts).
+await sharedReadsReady();
 
 const wanted = Deno.args.filter((a) => !a.startsWith("-"));
 for (const s of sections) {

@@ -16,6 +16,7 @@ import tls from "node:tls";
 import type { TLSSocket } from "node:tls";
 import { timingSafeEqual } from "node:crypto";
 import { pinFromCertDer } from "./tls.ts";
+import { readIntoShared, sharedReadsActive } from "./tls_reads.ts";
 
 /** Largest response head (status line + headers) accepted. */
 export const MAX_RESPONSE_HEAD = 64 * 1024;
@@ -443,14 +444,33 @@ export class HttpConnection {
   #unsent = false;
   /** Called once when the connection becomes unusable (closed, errored, or protocol trouble). */
   onDead: (() => void) | null = null;
+  /** Reads arrive through the shared buffer (tls_reads.ts), not `data` events. */
+  #shared = false;
+  readonly #onEvent = (d: Uint8Array) => this.#onData(d);
 
   constructor(socket: TLSSocket) {
     this.socket = socket;
     socket.setNoDelay(true);
-    socket.on("data", (d: Uint8Array) => this.#onData(d));
+    socket.on("data", this.#onEvent);
+    this.#readShared();
     socket.on("error", (e: Error) => this.#lost(`connection error: ${e.message}`));
     socket.on("end", () => this.#lost("the server closed the connection"));
     socket.on("close", () => this.#lost("the connection closed"));
+  }
+
+  /**
+   * Between responses (nothing is read then), move the connection's reads from `data` events
+   * to the shared buffer once the process's check has passed (sharedReadsReady: client
+   * processes start it, and connections opened before it passed move at their next request).
+   */
+  #readShared(): void {
+    if (this.#shared || !sharedReadsActive() || this.socket.destroyed) return;
+    this.socket.removeListener("data", this.#onEvent);
+    this.#shared = readIntoShared(this.socket, (view) => {
+      this.#onData(view); // copies what it keeps (ResponseParser)
+      return true;
+    });
+    if (!this.#shared) this.socket.on("data", this.#onEvent);
   }
 
   /** False once the connection has closed or failed. */
@@ -565,6 +585,7 @@ export class HttpConnection {
       head += `Content-Length: ${req.body?.length ?? 0}\r\n`;
     }
     head += "\r\n";
+    this.#readShared();
     return new Promise<HttpResponse>((resolve, reject) => {
       this.#parser = new ResponseParser(req.maxResponseBytes, req.method === "HEAD", req.into);
       this.#resolve = resolve;

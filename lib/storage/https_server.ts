@@ -34,6 +34,7 @@ import tls from "node:tls";
 import type { TLSSocket } from "node:tls";
 import { isIP, isIPv6, type Socket } from "node:net";
 import { concatBytes } from "../codec/bytes.ts";
+import { readIntoShared, sharedReadsActive } from "./tls_reads.ts";
 
 export type WebHandler = (req: Request) => Promise<Response>;
 
@@ -635,19 +636,36 @@ function socketWire(socket: TLSSocket): Wire {
   let ended = false;
   let failure: Error | null = null;
   let wake: (() => void) | null = null;
+  /** Reading stopped for backpressure (resumed once the queue is drained below the mark). */
+  let stopped = false;
+  /** Lingering: bytes still arriving are counted and dropped, past `dropLimit` the socket is reset. */
   let discarding = false;
+  let dropped = 0;
+  let dropLimit = Infinity;
   const notify = () => {
     const w = wake;
     wake = null;
     w?.();
   };
-  socket.on("data", (d: Uint8Array) => {
-    if (discarding) return;
-    queue.push(d);
+  /** One read's bytes (`owned`: ours to keep; else a view valid only now). False: stop reading. */
+  const receive = (d: Uint8Array, owned: boolean): boolean => {
+    if (discarding) {
+      dropped += d.length;
+      if (dropped > dropLimit) socket.destroy();
+      return true;
+    }
+    queue.push(owned ? d : d.slice());
     queued += d.length;
-    if (queued > SOCKET_HIGH_WATER) socket.pause();
     notify();
-  });
+    if (queued <= SOCKET_HIGH_WATER) return true;
+    stopped = true;
+    return false;
+  };
+  if (!(sharedReadsActive() && readIntoShared(socket, (view) => receive(view, false)))) {
+    socket.on("data", (d: Uint8Array) => {
+      if (!receive(d, true)) socket.pause();
+    });
+  }
   const end = () => {
     ended = true;
     notify();
@@ -664,7 +682,10 @@ function socketWire(socket: TLSSocket): Wire {
         const d = queue.shift();
         if (d) {
           queued -= d.length;
-          if (queued <= SOCKET_HIGH_WATER && socket.isPaused()) socket.resume();
+          if (stopped && queued <= SOCKET_HIGH_WATER) {
+            stopped = false;
+            socket.resume();
+          }
           return d;
         }
         if (failure) throw failure;
@@ -703,18 +724,15 @@ function socketWire(socket: TLSSocket): Wire {
       return new Promise<void>((resolve) => {
         if (socket.destroyed) return resolve();
         discarding = true;
+        dropLimit = maxBytes;
         queue.length = 0;
         queued = 0;
-        let dropped = 0;
         const timer = setTimeout(() => socket.destroy(), ms);
         socket.once("close", () => {
           clearTimeout(timer);
           resolve();
         });
-        socket.on("data", (d: Uint8Array) => {
-          dropped += d.length;
-          if (dropped > maxBytes) socket.destroy();
-        });
+        stopped = false;
         socket.resume();
         socket.end();
       });

@@ -15,6 +15,7 @@ export {
   type StorageHandler,
   type StorageServer,
 } from "./server.ts";
+export { sharedReadsReady } from "./tls_reads.ts";
 export { watchDigest, WatchHub, type WatchHubOptions, watchId } from "./watch.ts";
 export {
   generateTlsIdentity,

@@ -15,6 +15,7 @@ import {
   MAX_LOCATION_HINTS,
   pinFromCertPem,
   serveStorage,
+  sharedReadsReady,
   ShareStore,
   type StorageUrl,
   SWISSNUM_BYTES,
@@ -218,6 +219,8 @@ export async function runStorageNode(node: StorageNode, opts: RunOptions): Promi
     log,
     metrics,
   });
+  // Connections are read through one shared buffer once this check has passed (tls_reads.ts).
+  await sharedReadsReady();
   if (opts.signal.aborted) return;
   let server;
   try {
