@@ -28,6 +28,10 @@
  *
  * Malformed requests get a 4xx with `Connection: close`; nothing a client
  * sends affects other connections.
+ *
+ * Reads: once the process's check has passed, a connection's bytes arrive
+ * through the shared read buffer (tls_reads.ts) and are copied into its queue;
+ * before that, through `data` events.
  */
 
 import tls from "node:tls";
