@@ -4,7 +4,7 @@
  *
  * Deno's node:tls hands every read to JavaScript as a fresh ArrayBuffer (zeroed,
  * then filled byte by byte) wrapped in a Buffer and a stream `data` event; a
- * bare receiver spends 4–7 ms of CPU per MB and ~300 new pages per MB on that
+ * bare receiver spent 6.7–9.3 ms of CPU and 363 page faults per MB on that
  * (docs/performance.md §9.10). Node's static-buffer reads (the `onread`
  * option: a buffer and a callback) avoid all of it: the TLS layer decrypts
  * straight into the buffer and calls the callback, which must use the bytes
@@ -52,9 +52,9 @@ export function sharedReadsActive(): boolean {
 
 /**
  * Resolves, once the once-per-process check is done, to whether sockets may be
- * read through the shared buffer. Sockets opened before then are read through
- * `data` events for their whole life: a storage server awaits this before it
- * listens, a client before its first connection is used.
+ * read through the shared buffer. A storage server awaits this before it
+ * listens; a client process starts it beside its command, and its connections
+ * opened before it passed move over at their next request (http1.ts).
  */
 export function sharedReadsReady(): Promise<boolean> {
   if (forced !== null) return Promise.resolve(forced);
