@@ -74,6 +74,21 @@ export function cpuSeconds(pid: number = Deno.pid): number {
   }
 }
 
+/**
+ * CPU seconds (user + system) of this process's children that have exited and
+ * been waited for (cutime + cstime, from /proc; Linux); NaN elsewhere. The
+ * difference across a child's run is that child's CPU, if no other child ended.
+ */
+export function reapedChildrenCpuSeconds(): number {
+  try {
+    const stat = Deno.readTextFileSync(`/proc/${Deno.pid}/stat`);
+    const f = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
+    return (Number(f[13]) + Number(f[14])) / 100;
+  } catch {
+    return NaN;
+  }
+}
+
 /** CPU seconds of the processes `pids` so far, all together (Linux; NaN elsewhere). */
 export function cpuSecondsOf(pids: number[]): number {
   return pids.reduce((a, p) => a + cpuSeconds(p), 0);

@@ -5,7 +5,9 @@
  * (real `shoal storage run` processes), with this process's peak RSS,
  * beside the raw single-process pipeline measured in the same run: AES-256-CTR
  * + erasure coding 3-of-10 + block and segment hashes per 1 MiB segment
- * (upload's CPU work), and verify-hash + decode + decrypt (download's).
+ * (upload's CPU work), and verify-hash + decode + decrypt (download's), through
+ * the product's segment code, and the primitives (AES, SHA-256, RS parity)
+ * alone: the compute floor per MB the client's CPU targets are set against.
  *
  * For each phase: the CPU time (user + system, every thread, from /proc on
  * Linux) the client and the 10 servers spent per MB — the client's beside
@@ -29,7 +31,9 @@
  */
 import type { BenchSection } from "./sections.ts";
 import { createHash } from "node:crypto";
-import { decodeSegment, encodeSegment } from "../../lib/codec/mod.ts";
+import tls from "node:tls";
+import { erasureParity } from "../../lib/codec/erasure.ts";
+import { decodeWork, encodeWork } from "../../lib/grid/workers/segment_work.ts";
 import { aesCtr, randomBytes, taggedHash, TAGS } from "../../lib/crypto/mod.ts";
 import { TestGrid } from "../../tests/helpers/grid.ts";
 import { generatedSource } from "../../tests/helpers/sources.ts";
@@ -46,47 +50,154 @@ function line(label: string, value: string, note = ""): void {
   console.log(`${label.padEnd(52)} ${value.padStart(12)}${note ? `  ${note}` : ""}`);
 }
 
-/** The upload's CPU work alone, one process, no I/O: MB/s of plaintext. */
-async function rawUpload(bytes: number): Promise<number> {
+/**
+ * The client's compute alone, one core, no I/O, through the product's own
+ * segment code (lib/grid/workers/segment_work.ts, buffers reused as the
+ * pipelines reuse them): per 1 MiB segment, upload = AES-256-CTR + RS 3-of-10
+ * + segment and block hashes; download = hash 3 blocks (one parity) + RS
+ * decode + segment hash + AES. The download refills its 3 blocks each time
+ * (they are decoded in place; a real download receives them). MB/s of plaintext.
+ */
+async function rawPipelines(bytes: number): Promise<{ up: Rate; down: Rate }> {
   const key = randomBytes(32);
-  const seg = new Uint8Array(Math.ceil(CHUNK / 3) * 3);
-  crypto.getRandomValues(seg.subarray(0, 65536));
-  const t0 = performance.now();
-  for (let off = 0; off < bytes; off += seg.length) {
-    const ct = await aesCtr(key, new Uint8Array(16), seg, off);
-    taggedHash(TAGS.segmentHash, ct);
-    for (const b of encodeSegment(ct, 3, 10)) taggedHash(TAGS.blockHash, b);
+  const k = 3, n = 10, length = CHUNK, size = Math.ceil(length / k);
+  const input = new Uint8Array(length);
+  crypto.getRandomValues(input.subarray(0, 65536));
+  const out = new Uint8Array(n * size);
+  const job = (pos: number) => ({ key, pos, k, n, size, input, length, out });
+  let m = meter(bytes);
+  for (let off = 0; off < bytes; off += length) await encodeWork(job(off));
+  const up = m();
+  const enc = await encodeWork(job(0));
+  const indices = [0, 1, 3], at = 16;
+  const src = new Uint8Array(at + k * size);
+  const expected = new Uint8Array(k * 32);
+  indices.forEach((sh, j) => {
+    src.set(out.subarray(sh * size, (sh + 1) * size), at + j * size);
+    expected.set(enc.hashes.subarray(sh * 32, sh * 32 + 32), j * 32);
+  });
+  const blocks = new Uint8Array(src.length);
+  m = meter(bytes);
+  for (let off = 0; off < bytes; off += length) {
+    blocks.set(src);
+    const d = await decodeWork(
+      { key, pos: 0, k, n, size, length, indices, blocks, at, expected, leaf: enc.leaf },
+      true,
+    );
+    if (!d.ok) throw new Error("raw download: the segment did not verify");
   }
-  return bytes / MB / ((performance.now() - t0) / 1000);
+  return { up, down: m() };
 }
 
-/** The download's CPU work alone: hash k blocks, decode from 3 shares (1 parity), hash, decrypt. */
-async function rawDownload(bytes: number): Promise<number> {
+/** MB/s (wall) and CPU ms per MB (this process, every thread: Web Crypto works on another). */
+interface Rate {
+  mbs: number;
+  cpu: number;
+}
+
+/** Start measuring `bytes` of work; the returned function ends it. */
+function meter(bytes: number): () => Rate {
+  const t0 = performance.now(), c0 = cpuSeconds();
+  return () => ({
+    mbs: bytes / MB / ((performance.now() - t0) / 1000),
+    cpu: (cpuSeconds() - c0) * 1000 / (bytes / MB),
+  });
+}
+
+/**
+ * The primitives those pipelines are made of, one core, 1 MiB calls: AES-256-CTR
+ * (Web Crypto, the product's aesCtr), tagged SHA-256 (node:crypto), and the
+ * Reed–Solomon 3-of-10 parity into reused blocks. MB/s of input.
+ */
+async function primitives(bytes: number): Promise<{ aes: Rate; sha: Rate; rs: Rate }> {
   const key = randomBytes(32);
-  const seg = new Uint8Array(Math.ceil(CHUNK / 3) * 3);
-  const blocks = encodeSegment(seg, 3, 10);
-  const t0 = performance.now();
-  for (let off = 0; off < bytes; off += seg.length) {
-    const chosen = [0, 1, 3].map((i) => ({ index: i, data: blocks[i] }));
-    for (const c of chosen) taggedHash(TAGS.blockHash, c.data);
-    const ct = decodeSegment(chosen, 3, 10, seg.length);
-    taggedHash(TAGS.segmentHash, ct);
-    await aesCtr(key, new Uint8Array(16), ct, off);
+  const size = Math.ceil(CHUNK / 3);
+  const seg = new Uint8Array(size * 10);
+  crypto.getRandomValues(seg.subarray(0, 65536));
+  const data = [0, 1, 2].map((s) => seg.subarray(s * size, (s + 1) * size));
+  const parity = Array.from({ length: 7 }, (_, p) => seg.subarray((3 + p) * size, (4 + p) * size));
+  const input = seg.subarray(0, 3 * size);
+  const rate = async (f: (off: number) => unknown) => {
+    const m = meter(bytes);
+    for (let off = 0; off < bytes; off += input.length) await f(off);
+    return m();
+  };
+  return {
+    aes: await rate((off) => aesCtr(key, new Uint8Array(16), input, off)),
+    sha: await rate(() => taggedHash(TAGS.blockHash, input)),
+    rs: await rate(() => erasureParity(data, 10, parity)),
+  };
+}
+
+/**
+ * node:tls alone, no HTTP and no storage: `bytes` sent over one loopback
+ * connection in 64 KiB writes (as the client hands a PATCH body to its
+ * socket) to a bare receiver in another process (scripts/bench/tls_sink.ts,
+ * the servers' read path, bytes discarded). CPU ms per MB of the sender
+ * (this process, every thread) and of the receiver.
+ */
+async function tlsAlone(bytes: number): Promise<{ send: number; receive: number }> {
+  const sink = new Deno.Command(Deno.execPath(), {
+    args: ["run", ...RUN_FLAGS, new URL("./tls_sink.ts", import.meta.url).pathname],
+    stdin: "piped",
+    stdout: "piped",
+    stderr: "inherit",
+  }).spawn();
+  const lines = sink.stdout.pipeThrough(new TextDecoderStream()).getReader();
+  let text = "";
+  const nextLine = async (): Promise<string> => {
+    while (!text.includes("\n")) {
+      const r = await lines.read();
+      if (r.done) throw new Error("tls_sink ended early");
+      text += r.value;
+    }
+    const i = text.indexOf("\n");
+    const l = text.slice(0, i);
+    text = text.slice(i + 1);
+    return l;
+  };
+  try {
+    const port = Number((await nextLine()).split(" ")[1]);
+    const socket = tls.connect({ host: "127.0.0.1", port, rejectUnauthorized: false });
+    await new Promise<void>((res, rej) => {
+      socket.once("secureConnect", () => res());
+      socket.once("error", rej);
+    });
+    socket.setNoDelay(true);
+    const piece = randomBytes(64 * 1024);
+    const c0 = cpuSeconds();
+    for (let sent = 0; sent < bytes; sent += piece.length) {
+      if (!socket.write(piece)) await new Promise((r) => socket.once("drain", r));
+    }
+    socket.end();
+    const [, got, cpu] = (await nextLine()).split(" ");
+    const send = (cpuSeconds() - c0) * 1000 / (bytes / MB);
+    socket.destroy();
+    if (Number(got) !== Math.ceil(bytes / piece.length) * piece.length) {
+      throw new Error(`tls_sink received ${got} bytes`);
+    }
+    return { send, receive: Number(cpu) * 1000 / (bytes / MB) };
+  } finally {
+    await sink.stdin.close().catch(() => {});
+    await lines.cancel().catch(() => {});
+    await sink.status;
   }
-  return bytes / MB / ((performance.now() - t0) / 1000);
 }
 
 /** Write + fsync of `bytes` in 1 MiB writes to a file in the temp dir the servers use: MB/s. */
-async function diskSync(bytes: number): Promise<number> {
+async function diskSync(bytes: number): Promise<Rate> {
   const dir = await Deno.makeTempDir({ prefix: "shoal-bench-disk-" });
   try {
-    const buf = randomBytes(CHUNK);
-    const t0 = performance.now();
+    // As a storage server writes a share: synchronous writes of what one read brought.
+    const buf = randomBytes(256 * 1024);
+    const m = meter(bytes);
     const f = await Deno.open(`${dir}/f`, { write: true, create: true });
-    for (let off = 0; off < bytes; off += CHUNK) await f.write(buf);
+    for (let off = 0; off < bytes; off += buf.length) {
+      for (let o = 0; o < buf.length;) o += f.writeSync(buf.subarray(o));
+    }
     await f.sync();
     f.close();
-    return bytes / MB / ((performance.now() - t0) / 1000);
+    return m();
   } finally {
     await Deno.remove(dir, { recursive: true });
   }
@@ -249,9 +360,10 @@ async function run(): Promise<void> {
     const single = await transfer(grid, Math.min(size, small), serverPids);
     segmentWorkers(was);
     clearInterval(timer);
-    const rawUp = await rawUpload(rawBytes);
-    const rawDown = await rawDownload(rawBytes);
+    const { up: rawUp, down: rawDown } = await rawPipelines(rawBytes);
     const disk = await diskSync(rawBytes);
+    const prim = await primitives(Math.min(rawBytes, 128 * 1024 * 1024));
+    const bareTls = await tlsAlone(rawBytes);
     line(
       "segment Workers",
       threaded ? `${workers.workers}` : "none",
@@ -259,13 +371,50 @@ async function run(): Promise<void> {
     );
     line(
       "raw upload pipeline (AES-CTR + RS 3-of-10 + hashes)",
-      `${rawUp.toFixed(0)} MB/s`,
-      "one core, no I/O",
+      `${rawUp.mbs.toFixed(0)} MB/s`,
+      "one at a time, no I/O, the product's segment code and reused buffers",
     );
     line(
       "raw download pipeline (hashes + RS decode + AES)",
-      `${rawDown.toFixed(0)} MB/s`,
-      "one core, no I/O",
+      `${rawDown.mbs.toFixed(0)} MB/s`,
+      "one at a time, no I/O, the product's segment code and reused buffers",
+    );
+    // What the client's CPU targets are measured against: the compute alone
+    // (no TLS, no protocol) costs this much CPU per MB on this machine.
+    line(
+      "primitives: AES-256-CTR / SHA-256 / RS parity MB/s",
+      `${prim.aes.mbs.toFixed(0)} / ${prim.sha.mbs.toFixed(0)} / ${prim.rs.mbs.toFixed(0)}`,
+      `(1 MiB calls; CPU ${prim.aes.cpu.toFixed(2)} / ${prim.sha.cpu.toFixed(2)} / ${
+        prim.rs.cpu.toFixed(2)
+      } ms per MB, every thread)`,
+    );
+    line(
+      "compute floor, CPU per MB: upload / download",
+      `${rawUp.cpu.toFixed(1)} / ${rawDown.cpu.toFixed(1)} ms`,
+      `(the raw pipelines, every thread, before TLS and the protocol; client targets <= 6 / <= 4: ${
+        rawUp.cpu <= 6 && rawDown.cpu <= 4 ? "above it" : "a target is BELOW it"
+      })`,
+    );
+    // An upload sends 10/3 bytes per file byte; a download receives k/k = 1.
+    const floorUp = rawUp.cpu + STORED * bareTls.send;
+    line(
+      "node:tls alone, CPU per MB: send / receive",
+      `${bareTls.send.toFixed(2)} / ${bareTls.receive.toFixed(2)} ms`,
+      "(one loopback connection, 64 KiB writes, another process receiving and discarding)",
+    );
+    line(
+      "client floor, CPU per MB: upload / download",
+      `${floorUp.toFixed(1)} / ${(rawDown.cpu + bareTls.receive).toFixed(1)} ms`,
+      `(compute + node:tls for the 10/3 MB sent / 1 MB received, no HTTP: targets <= 6 / <= 4${
+        floorUp > 6 || rawDown.cpu + bareTls.receive > 4 ? ": a target is BELOW the floor" : ""
+      })`,
+    );
+    line(
+      "server floor, CPU per stored MB",
+      `${(bareTls.receive + disk.cpu).toFixed(1)} ms`,
+      `(node:tls receive ${bareTls.receive.toFixed(2)} + write and fsync ${
+        disk.cpu.toFixed(2)
+      }, alone, no HTTP: target <= 3)`,
     );
     line("upload to 10 servers", `${main.up.mbs.toFixed(0)} MB/s`, "(target >= 60 MB/s)");
     line("download from the fastest 3", `${main.down.mbs.toFixed(0)} MB/s`, "(target >= 100 MB/s)");
@@ -297,8 +446,8 @@ async function run(): Promise<void> {
     );
     line(
       "disk write + fsync (servers' temp dir)",
-      `${disk.toFixed(0)} MB/s`,
-      `(upload ceiling ~${(disk / STORED).toFixed(0)} MB/s: servers store 10/3 bytes per byte)`,
+      `${disk.mbs.toFixed(0)} MB/s`,
+      `(upload ceiling ~${(disk.mbs / STORED).toFixed(0)} MB/s: servers store 10/3 bytes per byte)`,
     );
     line("CPU cores", `${navigator.hardwareConcurrency}`, "servers share them");
   } finally {
