@@ -59,7 +59,7 @@ function encodeNow(j: EncodeJob): EncodeDone {
   const src = j.input.subarray(start, start + length);
   // Encrypted straight into the block buffer (node:crypto, 64 KiB pieces): a
   // Web Crypto call would copy the segment in and hand back a fresh one to copy
-  // out, which cost the upload ~12 % more client CPU (docs/performance.md §9.12).
+  // out: ~10 % more CPU for this function (docs/performance.md §9.12).
   if (j.key) aesCtrInto(j.key, ZERO_IV, src, j.pos, ct);
   else ct.set(src);
   j.out.fill(0, length, k * size); // the last segment's padding
