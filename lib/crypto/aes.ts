@@ -24,6 +24,26 @@ function addCounter(iv: Uint8Array, blocks: number): Uint8Array<ArrayBuffer> {
   return out;
 }
 
+/** Refuse a wrong key or IV length, or a piece that does not sit in the stream. */
+function checkPiece(
+  fn: string,
+  key: Uint8Array,
+  iv: Uint8Array,
+  byteOffset: number,
+  length: number,
+): void {
+  if (key.length !== 32) throw new RangeError(`${fn}: key must be 32 bytes, got ${key.length}`);
+  if (iv.length !== 16) throw new RangeError(`${fn}: iv must be 16 bytes, got ${iv.length}`);
+  if (!Number.isSafeInteger(byteOffset) || byteOffset < 0) {
+    throw new RangeError(
+      `${fn}: byteOffset must be a non-negative safe integer, got ${byteOffset}`,
+    );
+  }
+  if (!Number.isSafeInteger(byteOffset + length)) {
+    throw new RangeError(`${fn}: stream position exceeds 2^53-1`);
+  }
+}
+
 /**
  * AES-256-CTR en/decryption (the same operation) of `data` as the piece of a
  * stream starting at `byteOffset`. `key` is 32 bytes, `iv` 16 bytes. A piece
@@ -38,16 +58,7 @@ export async function aesCtr(
   data: Uint8Array,
   byteOffset = 0,
 ): Promise<Uint8Array> {
-  if (key.length !== 32) throw new RangeError(`aesCtr: key must be 32 bytes, got ${key.length}`);
-  if (iv.length !== 16) throw new RangeError(`aesCtr: iv must be 16 bytes, got ${iv.length}`);
-  if (!Number.isSafeInteger(byteOffset) || byteOffset < 0) {
-    throw new RangeError(
-      `aesCtr: byteOffset must be a non-negative safe integer, got ${byteOffset}`,
-    );
-  }
-  if (!Number.isSafeInteger(byteOffset + data.length)) {
-    throw new RangeError("aesCtr: stream position exceeds 2^53-1");
-  }
+  checkPiece("aesCtr", key, iv, byteOffset, data.length);
   if (data.length === 0) return new Uint8Array(0);
   const cryptoKey = await crypto.subtle.importKey(
     "raw",
@@ -112,18 +123,7 @@ export function aesCtrInto(
   byteOffset: number,
   out: Uint8Array,
 ): void {
-  if (key.length !== 32) {
-    throw new RangeError(`aesCtrInto: key must be 32 bytes, got ${key.length}`);
-  }
-  if (iv.length !== 16) throw new RangeError(`aesCtrInto: iv must be 16 bytes, got ${iv.length}`);
-  if (!Number.isSafeInteger(byteOffset) || byteOffset < 0) {
-    throw new RangeError(
-      `aesCtrInto: byteOffset must be a non-negative safe integer, got ${byteOffset}`,
-    );
-  }
-  if (!Number.isSafeInteger(byteOffset + data.length)) {
-    throw new RangeError("aesCtrInto: stream position exceeds 2^53-1");
-  }
+  checkPiece("aesCtrInto", key, iv, byteOffset, data.length);
   if (out.length < data.length) throw new RangeError("aesCtrInto: out is shorter than data");
   if (data.length === 0) return;
   const c = createCipheriv("aes-256-ctr", key, addCounter(iv, Math.floor(byteOffset / 16)));
