@@ -65,10 +65,15 @@ export async function timed(n: number, fn: (i: number) => Promise<unknown>): Pro
 
 /** CPU seconds (user + system) of process `pid` so far, from /proc (Linux); NaN elsewhere. */
 export function cpuSeconds(pid: number = Deno.pid): number {
+  return statTicks(pid, 11, 12); // utime, stime
+}
+
+/** Fields `a` + `b` of /proc/PID/stat (counted from the state field), clock ticks as seconds. */
+function statTicks(pid: number, a: number, b: number): number {
   try {
     const stat = Deno.readTextFileSync(`/proc/${pid}/stat`);
     const f = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
-    return (Number(f[11]) + Number(f[12])) / 100; // utime, stime in clock ticks (USER_HZ = 100)
+    return (Number(f[a]) + Number(f[b])) / 100; // clock ticks (USER_HZ = 100)
   } catch {
     return NaN;
   }
@@ -80,13 +85,7 @@ export function cpuSeconds(pid: number = Deno.pid): number {
  * difference across a child's run is that child's CPU, if no other child ended.
  */
 export function reapedChildrenCpuSeconds(): number {
-  try {
-    const stat = Deno.readTextFileSync(`/proc/${Deno.pid}/stat`);
-    const f = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
-    return (Number(f[13]) + Number(f[14])) / 100;
-  } catch {
-    return NaN;
-  }
+  return statTicks(Deno.pid, 13, 14); // cutime, cstime
 }
 
 /** CPU seconds of the processes `pids` so far, all together (Linux; NaN elsewhere). */
@@ -95,6 +94,75 @@ export function cpuSecondsOf(pids: number[]): number {
 }
 
 // ---- child processes -----------------------------------------------------------
+
+/**
+ * Spawn `deno ARGS` and wait for a stdout line matching `ready`. `next(re)`
+ * waits for a later match in what follows; `stop()` sends SIGTERM and waits.
+ */
+export async function spawnUntil(
+  args: string[],
+  ready: RegExp,
+): Promise<{
+  child: Deno.ChildProcess;
+  match: RegExpExecArray;
+  next(re: RegExp): Promise<RegExpExecArray>;
+  stop(): Promise<void>;
+}> {
+  const child = new Deno.Command(Deno.execPath(), {
+    args,
+    stdin: "null",
+    stdout: "piped",
+    stderr: "inherit",
+  }).spawn();
+  // stdout is read all the time (a child never blocks on a full pipe); the
+  // last 64 KiB of it are kept for next().
+  const reader = child.stdout.pipeThrough(new TextDecoderStream()).getReader();
+  let buf = "";
+  let ended = false;
+  let wake = null as (() => void) | null;
+  const pump = (async () => {
+    for (;;) {
+      const { value, done } = await reader.read();
+      if (done) break;
+      buf = (buf + value).slice(-65536);
+      wake?.();
+    }
+  })().catch(() => {}).finally(() => {
+    ended = true;
+    wake?.();
+  });
+  const next = async (re: RegExp): Promise<RegExpExecArray> => {
+    for (;;) {
+      const m = re.exec(buf);
+      if (m) {
+        buf = buf.slice(m.index + m[0].length);
+        return m;
+      }
+      if (ended) throw new Error(`child process ended before printing ${re}: ${args.join(" ")}`);
+      await new Promise<void>((r) => (wake = r));
+      wake = null;
+    }
+  };
+  const timer = setTimeout(() => Deno.kill(child.pid, "SIGKILL"), 30_000);
+  let match: RegExpExecArray;
+  try {
+    match = await next(ready);
+  } finally {
+    clearTimeout(timer);
+  }
+  return {
+    child,
+    match,
+    next,
+    async stop() {
+      try {
+        Deno.kill(child.pid, "SIGTERM");
+      } catch { /* gone */ }
+      await child.status;
+      await pump;
+    },
+  };
+}
 
 const stderrSeen = new Set<string>();
 

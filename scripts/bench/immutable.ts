@@ -40,7 +40,7 @@ import { generatedSource } from "../../tests/helpers/sources.ts";
 import { startJoinedGrid } from "../../tests/helpers/joined_grid.ts";
 import { RUN_FLAGS } from "../../lib/version.ts";
 import { SegmentPool, segmentWorkerCount, segmentWorkers } from "../../lib/grid/workers/mod.ts";
-import { cpuSeconds, cpuSecondsOf, machineLine } from "./harness.ts";
+import { cpuSeconds, cpuSecondsOf, machineLine, spawnUntil } from "./harness.ts";
 
 const MB = 1e6;
 const MAIN = new URL("../../main.ts", import.meta.url).pathname;
@@ -51,7 +51,7 @@ function line(label: string, value: string, note = ""): void {
 }
 
 /**
- * The client's compute alone, one core, no I/O, through the product's own
+ * The client's compute alone, one segment at a time, no I/O, through the product's own
  * segment code (lib/grid/workers/segment_work.ts, buffers reused as the
  * pipelines reuse them): per 1 MiB segment, upload = AES-256-CTR + RS 3-of-10
  * + segment and block hashes; download = hash 3 blocks (one parity) + RS
@@ -105,8 +105,8 @@ function meter(bytes: number): () => Rate {
 }
 
 /**
- * The primitives those pipelines are made of, one core, 1 MiB calls: AES-256-CTR
- * (Web Crypto, the product's aesCtr), tagged SHA-256 (node:crypto), and the
+ * The primitives those pipelines are made of, 1 MiB calls: AES-256-CTR (Web
+ * Crypto's aesCtr, as downloads call it; uploads use aesCtrInto), tagged SHA-256 (node:crypto), and the
  * Reed–Solomon 3-of-10 parity into reused blocks. MB/s of input.
  */
 async function primitives(bytes: number): Promise<{ aes: Rate; sha: Rate; rs: Rate }> {
@@ -137,28 +137,16 @@ async function primitives(bytes: number): Promise<{ aes: Rate; sha: Rate; rs: Ra
  * (this process, every thread) and of the receiver.
  */
 async function tlsAlone(bytes: number): Promise<{ send: number; receive: number }> {
-  const sink = new Deno.Command(Deno.execPath(), {
-    args: ["run", ...RUN_FLAGS, new URL("./tls_sink.ts", import.meta.url).pathname],
-    stdin: "piped",
-    stdout: "piped",
-    stderr: "inherit",
-  }).spawn();
-  const lines = sink.stdout.pipeThrough(new TextDecoderStream()).getReader();
-  let text = "";
-  const nextLine = async (): Promise<string> => {
-    while (!text.includes("\n")) {
-      const r = await lines.read();
-      if (r.done) throw new Error("tls_sink ended early");
-      text += r.value;
-    }
-    const i = text.indexOf("\n");
-    const l = text.slice(0, i);
-    text = text.slice(i + 1);
-    return l;
-  };
+  const sink = await spawnUntil(
+    ["run", ...RUN_FLAGS, new URL("./tls_sink.ts", import.meta.url).pathname],
+    /listening (\d+)\n/,
+  );
   try {
-    const port = Number((await nextLine()).split(" ")[1]);
-    const socket = tls.connect({ host: "127.0.0.1", port, rejectUnauthorized: false });
+    const socket = tls.connect({
+      host: "127.0.0.1",
+      port: Number(sink.match[1]),
+      rejectUnauthorized: false,
+    });
     await new Promise<void>((res, rej) => {
       socket.once("secureConnect", () => res());
       socket.once("error", rej);
@@ -170,7 +158,7 @@ async function tlsAlone(bytes: number): Promise<{ send: number; receive: number 
       if (!socket.write(piece)) await new Promise((r) => socket.once("drain", r));
     }
     socket.end();
-    const [, got, cpu] = (await nextLine()).split(" ");
+    const [, got, cpu] = await sink.next(/received (\d+) (\S+)\n/);
     const send = (cpuSeconds() - c0) * 1000 / (bytes / MB);
     socket.destroy();
     if (Number(got) !== Math.ceil(bytes / piece.length) * piece.length) {
@@ -178,9 +166,7 @@ async function tlsAlone(bytes: number): Promise<{ send: number; receive: number 
     }
     return { send, receive: Number(cpu) * 1000 / (bytes / MB) };
   } finally {
-    await sink.stdin.close().catch(() => {});
-    await lines.cancel().catch(() => {});
-    await sink.status;
+    await sink.stop();
   }
 }
 

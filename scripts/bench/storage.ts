@@ -19,6 +19,7 @@
  */
 import type { BenchSection } from "./sections.ts";
 import { freshSlot } from "./slots.ts";
+import { spawnUntil } from "./harness.ts";
 import { RUN_FLAGS } from "../../lib/version.ts";
 import net from "node:net";
 import tls from "node:tls";
@@ -59,44 +60,6 @@ function freePort(): number {
   const port = (l.addr as Deno.NetAddr).port;
   l.close();
   return port;
-}
-
-/** Spawn a child process and wait for a stdout line matching `ready`. */
-async function spawnUntil(
-  args: string[],
-  ready: RegExp,
-): Promise<{ child: Deno.ChildProcess; match: RegExpExecArray; stop(): Promise<void> }> {
-  const child = new Deno.Command(Deno.execPath(), {
-    args,
-    stdin: "null",
-    stdout: "piped",
-    stderr: "inherit",
-  }).spawn();
-  const reader = child.stdout.pipeThrough(new TextDecoderStream()).getReader();
-  let buf = "";
-  let match: RegExpExecArray | null = null;
-  const timer = setTimeout(() => Deno.kill(child.pid, "SIGKILL"), 30_000);
-  while (!match) {
-    const { value, done } = await reader.read();
-    if (done) throw new Error(`child process exited before it was ready: ${args.join(" ")}`);
-    buf += value;
-    match = ready.exec(buf);
-  }
-  clearTimeout(timer);
-  const drain = (async () => {
-    while (!(await reader.read()).done) { /* discard */ }
-  })();
-  return {
-    child,
-    match,
-    async stop() {
-      try {
-        Deno.kill(child.pid, "SIGTERM");
-      } catch { /* gone */ }
-      await child.status;
-      await drain.catch(() => {});
-    },
-  };
 }
 
 /**

@@ -4,7 +4,7 @@
  * storage server's read path (the shared read buffer once its check has passed, tls_reads.ts) and
  * discards the bytes. Prints `listening PORT` first, then, for each connection that ends,
  * `received BYTES CPU_SECONDS` (this process's CPU, every thread, since that connection began).
- * Runs until stdin closes.
+ * Runs until it is signalled (the bench's spawnUntil stop()).
  */
 import tls from "node:tls";
 import { generateTlsIdentity } from "../../lib/storage/tls.ts";
@@ -30,7 +30,3 @@ server.listen(0, "127.0.0.1", () => {
   const a = server.address();
   console.log(`listening ${typeof a === "object" && a ? a.port : 0}`);
 });
-// Ends when the bench closes our stdin.
-for await (const _ of Deno.stdin.readable) { /* nothing is sent */ }
-server.close();
-Deno.exit(0);
