@@ -24,26 +24,6 @@ function addCounter(iv: Uint8Array, blocks: number): Uint8Array<ArrayBuffer> {
   return out;
 }
 
-/** Refuse a wrong key or IV length, or a piece that does not sit in the stream. */
-function checkPiece(
-  fn: string,
-  key: Uint8Array,
-  iv: Uint8Array,
-  byteOffset: number,
-  length: number,
-): void {
-  if (key.length !== 32) throw new RangeError(`${fn}: key must be 32 bytes, got ${key.length}`);
-  if (iv.length !== 16) throw new RangeError(`${fn}: iv must be 16 bytes, got ${iv.length}`);
-  if (!Number.isSafeInteger(byteOffset) || byteOffset < 0) {
-    throw new RangeError(
-      `${fn}: byteOffset must be a non-negative safe integer, got ${byteOffset}`,
-    );
-  }
-  if (!Number.isSafeInteger(byteOffset + length)) {
-    throw new RangeError(`${fn}: stream position exceeds 2^53-1`);
-  }
-}
-
 /**
  * AES-256-CTR en/decryption (the same operation) of `data` as the piece of a
  * stream starting at `byteOffset`. `key` is 32 bytes, `iv` 16 bytes. A piece
@@ -58,7 +38,16 @@ export async function aesCtr(
   data: Uint8Array,
   byteOffset = 0,
 ): Promise<Uint8Array> {
-  checkPiece("aesCtr", key, iv, byteOffset, data.length);
+  if (key.length !== 32) throw new RangeError(`aesCtr: key must be 32 bytes, got ${key.length}`);
+  if (iv.length !== 16) throw new RangeError(`aesCtr: iv must be 16 bytes, got ${iv.length}`);
+  if (!Number.isSafeInteger(byteOffset) || byteOffset < 0) {
+    throw new RangeError(
+      `aesCtr: byteOffset must be a non-negative safe integer, got ${byteOffset}`,
+    );
+  }
+  if (!Number.isSafeInteger(byteOffset + data.length)) {
+    throw new RangeError("aesCtr: stream position exceeds 2^53-1");
+  }
   if (data.length === 0) return new Uint8Array(0);
   const cryptoKey = await crypto.subtle.importKey(
     "raw",
@@ -103,33 +92,4 @@ export function aesCtrSync(key: Uint8Array, iv: Uint8Array, data: Uint8Array): U
   out.set(c.update(data), 0);
   c.final();
   return out;
-}
-
-/** Pieces aesCtrInto hands the cipher: small enough for the allocator to reuse their output. */
-const INTO_PIECE = 64 * 1024;
-
-/**
- * Synchronous AES-256-CTR of `data` as the piece of a stream starting at
- * `byteOffset`, written to `out` (at least `data.length` bytes; may be `data`
- * itself: en/decryption in place). node:crypto in 64 KiB pieces: no copy of
- * the input, no thread hop and no fresh buffer the size of `data`; for a 1 MiB
- * upload segment ~10 % less CPU than aesCtr and a copy (docs/performance.md
- * §9.12). Same keystream as aesCtr.
- */
-export function aesCtrInto(
-  key: Uint8Array,
-  iv: Uint8Array,
-  data: Uint8Array,
-  byteOffset: number,
-  out: Uint8Array,
-): void {
-  checkPiece("aesCtrInto", key, iv, byteOffset, data.length);
-  if (out.length < data.length) throw new RangeError("aesCtrInto: out is shorter than data");
-  if (data.length === 0) return;
-  const c = createCipheriv("aes-256-ctr", key, addCounter(iv, Math.floor(byteOffset / 16)));
-  const skip = byteOffset % 16;
-  if (skip > 0) c.update(new Uint8Array(skip)); // the first counter block's bytes before `data`
-  for (let o = 0; o < data.length; o += INTO_PIECE) {
-    out.set(c.update(data.subarray(o, Math.min(data.length, o + INTO_PIECE))), o);
-  }
 }

@@ -4,7 +4,7 @@
  */
 export { sha256, taggedHash, TaggedHasher, type TagName, TAGS } from "./hash.ts";
 export { randomBytes } from "./random.ts";
-export { aesCtr, aesCtrInto, aesCtrSync } from "./aes.ts";
+export { aesCtr, aesCtrSync } from "./aes.ts";
 export { isAcceptablePublicKey, publicKeyFromSeed, sign, verify } from "./ed25519.ts";
 export { publicKeyFromSeedSync } from "./ed25519_sync.ts";
 export { HashTree, hashTreeFiller, hashTreeNode, MAX_LEAVES, verifyLeaf } from "./hashtree.ts";

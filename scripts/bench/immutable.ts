@@ -106,7 +106,7 @@ function meter(bytes: number): () => Rate {
 
 /**
  * The primitives those pipelines are made of, 1 MiB calls: AES-256-CTR (Web
- * Crypto's aesCtr, as downloads call it; uploads use aesCtrInto), tagged SHA-256 (node:crypto), and the
+ * Crypto, the product's aesCtr), tagged SHA-256 (node:crypto), and the
  * Reed–Solomon 3-of-10 parity into reused blocks. MB/s of input.
  */
 async function primitives(bytes: number): Promise<{ aes: Rate; sha: Rate; rs: Rate }> {
